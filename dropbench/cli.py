@@ -1,0 +1,163 @@
+"""`dropbench train | list | data | --version`.
+
+`train` hands its arguments to a Hydra app (multirun, --cfg, --help and overrides all work as in
+any Hydra app); the other commands are plain argparse. User errors from either end as one line
+on stderr with a non-zero exit, never a traceback.
+"""
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from dropbench import DropbenchError, __version__
+
+GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "experiment"]
+
+
+def die(message: str, code: int = 2):
+    print(f"dropbench: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+# --- train -------------------------------------------------------------------------------
+def _train_task(cfg):
+    from hydra.core.hydra_config import HydraConfig
+
+    from dropbench.engine import train
+
+    hc = HydraConfig.get()
+    summary = train(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task))
+    return summary.get("best_val_loss")  # what a Hydra sweeper minimises
+
+
+def train_command(args: list[str]) -> None:
+    import hydra
+
+    from dropbench.config import config_dir, register_schemas
+
+    register_schemas()
+    # Hydra would print its own multi-line report; let errors reach us and say them in one line.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    sys.argv = ["dropbench train", *args]
+    app = hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
+    try:
+        app(_train_task)()
+    except KeyboardInterrupt:
+        die("interrupted; the last checkpoint is kept, continue with trainer.resume=true", 130)
+    except Exception as e:
+        message = user_error(e)
+        if message is None:
+            raise  # a bug, not bad input: keep the traceback
+        die(message)
+
+
+def user_error(e: Exception) -> str | None:
+    """One line for an error the user can fix, or None for anything else."""
+    from hydra.errors import HydraException, MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(e, DropbenchError):
+        return str(e)
+    if isinstance(e, MissingConfigException) and e.options is not None and e.missing_cfg_file:
+        group, _, name = e.missing_cfg_file.rpartition("/")
+        choices = ", ".join(o for o in e.options if not o.startswith("base_"))
+        return f"no {group} named {name!r}; choose one of: {choices} (see `dropbench list`)"
+    if not isinstance(e, (HydraException, OmegaConfBaseException)):
+        return None
+    text = str(e)
+    if isinstance(e.__cause__, OmegaConfBaseException):
+        text += "\n" + str(e.__cause__)
+    full_key = re.search(r"full_key: (\S+)", text)
+    skip = ("full_key:", "object_type=", "reference_type=", "Config search path", "Set the env")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(skip)]
+    message = "; ".join(dict.fromkeys(lines))  # drop repeats, keep order
+    if full_key and full_key.group(1) not in message:
+        message = f"{full_key.group(1)}: {message}"
+    return message + " (check the override against `dropbench train --cfg job`)"
+
+
+# --- list --------------------------------------------------------------------------------
+def describe(path: Path) -> str:
+    """A config file's one-line description: its first comment line."""
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("#") and not line.startswith("# @package"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def list_command(_args) -> None:
+    from dropbench.config import config_dir
+    from dropbench.dropout import SCHEMES
+
+    root = config_dir()
+    for group in GROUPS:
+        files = sorted((root / group).glob("*.yaml"))
+        if not files:
+            continue
+        print(f"{group}:")
+        for f in files:
+            where = ""
+            if group == "dropout" and f.stem in SCHEMES:
+                where = f" [{', '.join(SCHEMES[f.stem].places)}]"
+            print(f"  {f.stem:<28} {describe(f)}{where}")
+        print()
+
+
+# --- data --------------------------------------------------------------------------------
+def data_command(args) -> None:
+    from dropbench.data import manage
+
+    root = Path(args.data_dir).expanduser() if args.data_dir else manage.default_data_dir()
+    if args.action == "download":
+        for name in args.names:
+            print(f"{name}: {manage.download(name, root)}")
+        return
+    results = manage.verify(args.names, root)
+    for name, ok, detail in results:
+        print(f"{name:<10} {'ok' if ok else 'MISSING':<8} {detail}")
+    if not all(ok for _, ok, _ in results):
+        sys.exit(1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dropbench",
+        description="Dropout experiments: train runs and sweeps, fetch data, list configs.",
+        epilog="Train: `dropbench train [hydra overrides]`, e.g. `dropbench train -m "
+        "dropout.p=0,0.5 seed=0,1`; `dropbench train --help` shows Hydra's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"dropbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,list,data}")
+    sub.add_parser("train", help="train a run or a sweep (Hydra overrides follow)")
+    sub.add_parser("list", help="list every config group and its options").set_defaults(
+        func=list_command)
+    data = sub.add_parser("data", help="download or verify datasets in the data directory")
+    data.add_argument("action", choices=["download", "verify"])
+    data.add_argument("names", nargs="*", help="datasets (verify: default all)")
+    data.add_argument("--data-dir", help="default: $DROPBENCH_DATA or ~/.cache/dropbench")
+    data.set_defaults(func=data_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:
+        return train_command(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        sys.exit(2)
+    if args.command == "data" and args.action == "download" and not args.names:
+        parser.error("data download needs a dataset name, e.g. `dropbench data download mnist`")
+    try:
+        args.func(args)
+    except DropbenchError as e:
+        die(str(e))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Structured config schemas: Hydra checks every yaml file and override against them at
+composition time, so a typo or a wrong type fails before any data is loaded.
+
+Each group's yaml files start with `defaults: [base_<group>]`; fields that a group's schema
+declares get their default here, so a yaml file only states what differs.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, ListConfig
+
+from dropbench import DropbenchError
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    val_size: int = 5000  # examples carved from the official train split, fixed seed
+    train_subset: Optional[int] = None  # keep only N training examples
+    download: bool = True  # fetch into data_dir when missing (needs the network)
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    hidden: list[int] = field(default_factory=lambda: [512, 512])
+    activation: str = "relu"
+
+
+@dataclass
+class DropoutConfig:
+    name: str = MISSING
+    p: Any = 0.5  # a number, or a list with one rate per layer
+    p_input: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    name: str = MISSING
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    max_norm: Optional[float] = None
+    schedule: str = "none"
+    step_size: int = 30
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    patience: Optional[int] = None
+    train_eval_size: int = 2000
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+    deterministic: bool = False
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig = MISSING
+    model: ModelConfig = MISSING
+    dropout: DropoutConfig = MISSING
+    optim: OptimConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    seed: int = 0
+    device: str = "auto"
+    data_dir: str = "~/.cache/dropbench"
+
+
+def register_schemas() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for group, node in [
+        ("dataset", DatasetConfig),
+        ("model", ModelConfig),
+        ("dropout", DropoutConfig),
+        ("optim", OptimConfig),
+        ("trainer", TrainerConfig),
+    ]:
+        cs.store(group=group, name=f"base_{group}", node=node)
+
+
+def config_dir() -> Path:
+    """The config tree: inside the installed package (wheel), else the repo's top-level conf/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise DropbenchError(f"config tree not found next to {here}; reinstall dropbench")
+
+
+def layer_rates(p: Any, n_layers: int, what: str = "dropout.p") -> list[float]:
+    """Expand a single rate or a per-layer list into one rate per layer."""
+    rates = list(p) if _is_list(p) else [p] * n_layers
+    if len(rates) != n_layers:
+        raise DropbenchError(
+            f"{what} has {len(rates)} rates but the model has {n_layers} places for dropout; "
+            f"give one number or a list of {n_layers}"
+        )
+    return [check_rate(r, what) for r in rates]
+
+
+def _is_list(x: Any) -> bool:
+    return isinstance(x, (list, tuple, ListConfig))
+
+
+def check_rate(p: Any, what: str) -> float:
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise DropbenchError(f"{what}={p!r} is not a number; use a drop probability in [0, 1)")
+    if not 0.0 <= p < 1.0:
+        raise DropbenchError(f"{what}={p} is out of range; use a drop probability in [0, 1)")
+    return p
+
+
+def validate(cfg) -> None:
+    """Range checks that types alone cannot express. Raises DropbenchError."""
+    if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
+        raise DropbenchError(f"device={cfg.device!r} is unknown; use auto, cpu or cuda")
+    t = cfg.trainer
+    for key in ("epochs", "batch_size", "train_eval_size"):
+        minimum = 0 if key == "epochs" else 1
+        if t[key] < minimum:
+            raise DropbenchError(f"trainer.{key}={t[key]} must be >= {minimum}")
+    if t.patience is not None and t.patience < 1:
+        raise DropbenchError(f"trainer.patience={t.patience} must be >= 1 (or null to disable)")
+    if cfg.optim.lr <= 0:
+        raise DropbenchError(f"optim.lr={cfg.optim.lr} must be > 0")
+    if cfg.optim.max_norm is not None and cfg.optim.max_norm <= 0:
+        raise DropbenchError(f"optim.max_norm={cfg.optim.max_norm} must be > 0 (or null)")
+    if cfg.dataset.val_size < 1:
+        raise DropbenchError(f"dataset.val_size={cfg.dataset.val_size} must be >= 1")
+    if cfg.dataset.train_subset is not None and cfg.dataset.train_subset < 1:
+        raise DropbenchError(f"dataset.train_subset={cfg.dataset.train_subset} must be >= 1")
+    p = cfg.dropout.p
+    for r in p if _is_list(p) else [p]:
+        check_rate(r, "dropout.p")
+    check_rate(cfg.dropout.p_input, "dropout.p_input")

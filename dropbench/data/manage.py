@@ -1,0 +1,48 @@
+"""`dropbench data download|verify`: fetch datasets ahead of time (e.g. on a cluster's login
+node) and check what a data directory holds."""
+
+import os
+from pathlib import Path
+
+from dropbench import DropbenchError
+from dropbench.data.vision import mnist_splits
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("DROPBENCH_DATA", "~/.cache/dropbench")).expanduser()
+
+
+def _digits(root: Path, download: bool) -> str:
+    from sklearn.datasets import load_digits
+
+    return f"{len(load_digits().target)} images, bundled with scikit-learn"
+
+
+def _mnist(root: Path, download: bool) -> str:
+    (x_train, _), (x_test, _) = mnist_splits(root, download)
+    return f"{len(x_train)} train + {len(x_test)} test images in {root / 'MNIST'}"
+
+
+# name -> fn(root, download) that loads the dataset (fetching it if allowed) and describes it
+CHECKS = {"digits": _digits, "mnist": _mnist}
+
+
+def _check(name: str):
+    if name not in CHECKS:
+        raise DropbenchError(f"unknown dataset {name!r}; choose one of {', '.join(CHECKS)}")
+    return CHECKS[name]
+
+
+def download(name: str, root: Path) -> str:
+    return _check(name)(root, True)
+
+
+def verify(names: list[str], root: Path) -> list[tuple[str, bool, str]]:
+    """(name, ok, detail) for each dataset; never downloads."""
+    results = []
+    for name in names or list(CHECKS):
+        try:
+            results.append((name, True, _check(name)(root, False)))
+        except DropbenchError as e:
+            results.append((name, False, str(e)))
+    return results

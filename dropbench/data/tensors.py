@@ -1,0 +1,55 @@
+"""Splits held as tensors on the training device, and the index batches that slice them."""
+
+from dataclasses import dataclass
+
+import torch
+
+from dropbench import DropbenchError
+
+# The validation split and train subset do not depend on the run's seed, so every job of a
+# sweep is scored on the same examples.
+SPLIT_SEED = 20140101
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, ...) float, normalised
+    y: torch.Tensor  # (N,) int64 class labels
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def head(self, n: int) -> "Split":
+        return Split(self.x[:n], self.y[:n])
+
+
+@dataclass
+class ClassificationData:
+    train: Split
+    val: Split
+    test: Split
+    input_shape: tuple  # (C, H, W) of one example
+    num_classes: int
+    task: str = "classify"
+
+
+def carve_validation(x, y, val_size: int, train_subset: int | None, name: str):
+    """Shuffle the official train split with a fixed seed, cut the validation set off its
+    front, and optionally keep only `train_subset` of the rest."""
+    if val_size >= len(y):
+        raise DropbenchError(
+            f"dataset.val_size={val_size} leaves no training data: {name} has {len(y)} "
+            f"training examples; use a smaller dataset.val_size"
+        )
+    g = torch.Generator().manual_seed(SPLIT_SEED)
+    order = torch.randperm(len(y), generator=g)
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    if train_subset is not None:
+        train_idx = train_idx[:train_subset]
+    return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator | None = None):
+    """Yield index tensors covering range(n): shuffled with `generator`, in order without."""
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    yield from order.split(batch_size)

@@ -1,0 +1,37 @@
+"""Standard (inverted) Bernoulli dropout, Srivastava et al. 2014 as implemented in practice:
+units are zeroed with probability p during training and the survivors scaled by 1/(1-p), so
+evaluation needs no rescaling and is the identity."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dropbench.dropout.registry import register
+
+
+def bernoulli_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    # F.dropout draws the mask and scales in one fused kernel.
+    return F.dropout(x, p, training)
+
+
+class BernoulliDropout(nn.Module):
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return bernoulli_dropout(x, self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+register(
+    "standard",
+    "inverted Bernoulli dropout: drop units with probability p, scale survivors by 1/(1-p)",
+    places=("dense", "conv", "recurrent"),
+    activation=lambda p, cfg: BernoulliDropout(p),
+)
+register("none", "no dropout anywhere (the baseline)", places=("dense", "conv", "recurrent"))

@@ -1,0 +1,68 @@
+"""Set up a run from a composed config and train it. Entry point: `train(cfg, run_dir)`."""
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from dropbench import DropbenchError
+from dropbench.config import validate
+from dropbench.data import load_data
+from dropbench.engine.io import load_checkpoint
+from dropbench.engine.seeding import seed_everything
+from dropbench.engine.tasks import ClassificationTask
+from dropbench.engine.trainer import Run, run_with_interrupts
+from dropbench.models import build_model
+
+log = logging.getLogger("dropbench")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DropbenchError(f"device={name} but PyTorch sees no CUDA GPU; use device=cpu "
+                             f"or device=auto")
+    return torch.device(name)
+
+
+def previous_status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def train(cfg, run_dir, overrides=()) -> dict:
+    """Train one run in `run_dir` and return its summary (also written to summary.json)."""
+    run_dir = Path(run_dir)
+    status = previous_status(run_dir)
+    if status == "completed" and cfg.trainer.resume:
+        log.info("%s already holds a completed run; nothing to do", run_dir)
+        return json.loads((run_dir / "summary.json").read_text())
+    if status is not None and not (cfg.trainer.resume or cfg.trainer.overwrite):
+        raise DropbenchError(f"{run_dir} already holds a run ({status}); resume it with "
+                             f"trainer.resume=true, replace it with trainer.overwrite=true, "
+                             f"or pick another hydra.run.dir")
+    validate(cfg)
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    data = load_data(cfg.dataset, cfg.data_dir, device)
+    task = ClassificationTask(data, cfg.trainer.batch_size, cfg.trainer.train_eval_size)
+    model = build_model(cfg.model, cfg.dropout, data).to(device)
+    run = Run(cfg, run_dir, task, model, device, overrides)
+    last = run_dir / "checkpoints" / "last.pt"
+    if cfg.trainer.resume and last.exists():
+        run.restore(load_checkpoint(last))
+    elif status is not None:
+        log.info("overwriting the %s run in %s", status, run_dir)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    log.info("model: %s (%d parameters) on %s", cfg.model.name, run.summary["n_params"], device)
+    try:
+        return run_with_interrupts(run)
+    except DropbenchError as e:
+        if run.summary["status"] == "running":
+            run.write_summary(status="failed", error=str(e))
+        raise

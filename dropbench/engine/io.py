@@ -1,0 +1,69 @@
+"""Atomic file writes: a killed run never leaves a half-written file behind.
+
+Everything is written to a temp file in the same directory, flushed to disk, then renamed over
+the target (rename is atomic on POSIX within one filesystem).
+"""
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from dropbench import DropbenchError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # mkstemp makes 0600 files; give them the usual permissions instead
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise DropbenchError(f"cannot write {path} ({e.strerror}); pick a writable output "
+                             f"directory with hydra.run.dir=...") from e
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise DropbenchError(f"cannot write {path} ({e.strerror}); free disk space or pick "
+                             f"another output directory with hydra.run.dir=...") from e
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:  # union of keys, in first-seen order
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated or foreign file: say which, and what to do
+        raise DropbenchError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it "
+                             f"to start the run over, or point hydra.run.dir elsewhere") from e

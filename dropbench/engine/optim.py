@@ -1,0 +1,53 @@
+"""Optimisers, LR schedules and the explicit regularisers compared against dropout:
+L2 (weight decay), L1 and the max-norm constraint of Srivastava et al. 2014."""
+
+import torch
+from torch import nn
+
+from dropbench import DropbenchError
+
+
+def weight_matrices(model: nn.Module):
+    """Weights of the linear and conv layers (not biases, not norm layers)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+            yield m.weight
+
+
+def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise DropbenchError(f"optim.name={cfg.name!r} is unknown; choose sgd, adam or adamw")
+
+
+def build_scheduler(cfg, optimizer, epochs: int):
+    if cfg.schedule == "none":
+        return None
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size,
+                                               gamma=cfg.gamma)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    raise DropbenchError(f"optim.schedule={cfg.schedule!r} is unknown; choose none, step "
+                         f"or cosine")
+
+
+def l1_penalty(model: nn.Module, strength: float) -> torch.Tensor | float:
+    if strength == 0:
+        return 0.0
+    return strength * sum(w.abs().sum() for w in weight_matrices(model))
+
+
+@torch.no_grad()
+def apply_max_norm(model: nn.Module, c: float | None) -> None:
+    """Project each unit's incoming weight vector back onto the ball of radius c."""
+    if c is None:
+        return
+    for w in weight_matrices(model):
+        torch.renorm(w, p=2, dim=0, maxnorm=c, out=w)

@@ -1,0 +1,54 @@
+"""What a training task supplies to the loop: batches, a loss, and evaluation on a split.
+
+A task keeps its data on the device. `step` returns the mean loss to back-propagate plus
+on-device sums (loss_sum, metric_sum, count) that the loop adds up without syncing per step.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from dropbench.data import batch_indices
+
+
+class ClassificationTask:
+    metric = "acc"
+    higher_is_better = True
+
+    def __init__(self, data, batch_size: int, train_eval_size: int):
+        self.data = data
+        self.batch_size = batch_size
+        # A fixed training subset scored in eval mode: the honest "train" side of the gap.
+        self.train_eval = data.train.head(train_eval_size)
+
+    def num_train_batches(self) -> int:
+        return -(-len(self.data.train) // self.batch_size)
+
+    def train_batches(self, generator: torch.Generator):
+        train = self.data.train
+        for idx in batch_indices(len(train), self.batch_size, generator):
+            idx = idx.to(train.x.device)
+            yield train.x[idx], train.y[idx]
+
+    def step(self, model, batch):
+        x, y = batch
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        n = y.new_tensor(len(y), dtype=torch.float32)
+        correct = (logits.argmax(1) == y).sum().float()
+        return loss, torch.stack([loss.detach() * n, correct, n])
+
+    def finish(self, sums: torch.Tensor) -> dict:
+        loss_sum, correct, n = sums.tolist()
+        return {"loss": loss_sum / n, self.metric: correct / n}
+
+    @torch.no_grad()
+    def evaluate(self, model, split: str) -> dict:
+        """Loss and accuracy on 'train_eval', 'val' or 'test', model in eval mode."""
+        data = self.train_eval if split == "train_eval" else getattr(self.data, split)
+        was_training = model.training
+        model.eval()
+        sums = torch.zeros(3, device=data.x.device)
+        for i in range(0, len(data), 1024):
+            sums += self.step(model, (data.x[i : i + 1024], data.y[i : i + 1024]))[1]
+        model.train(was_training)
+        return self.finish(sums)

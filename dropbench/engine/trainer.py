@@ -1,0 +1,185 @@
+"""The epoch loop: train, score train-eval/val, checkpoint, stop early, test at the best epoch.
+
+Run-dir contract (see DESIGN.md): metrics.csv (one row per epoch), summary.json, train.log,
+checkpoints/last.pt (everything needed to resume bit-for-bit on CPU) and checkpoints/best.pt.
+"""
+
+import logging
+import math
+import platform
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import dropbench
+from dropbench import DropbenchError
+from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
+from dropbench.engine.optim import apply_max_norm, build_optimizer, build_scheduler, l1_penalty
+from dropbench.engine.seeding import get_rng_state, set_rng_state
+
+log = logging.getLogger("dropbench")
+
+
+class Run:
+    """One training run in one run directory."""
+
+    def __init__(self, cfg, run_dir: Path, task, model, device, overrides=()):
+        self.cfg, self.task, self.model, self.device = cfg, task, model, device
+        self.dir = Path(run_dir)
+        self.optimizer = build_optimizer(cfg.optim, model)
+        self.scheduler = build_scheduler(cfg.optim, self.optimizer, cfg.trainer.epochs)
+        self.shuffle = torch.Generator().manual_seed(cfg.seed)  # batch order, apart from dropout
+        self.epoch = 0
+        self.rows: list[dict] = []
+        self.best = {"epoch": None, "val_loss": math.inf}
+        self.wall_s = 0.0
+        self.summary = {
+            "status": "running",
+            "metric": task.metric,
+            "n_params": sum(p.numel() for p in model.parameters()),
+            "device": str(device),
+            "seed": cfg.seed,
+            "versions": {"dropbench": dropbench.__version__, "torch": torch.__version__,
+                         "python": platform.python_version()},
+            "overrides": list(overrides),
+        }
+
+    # --- checkpoints -------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "rng": get_rng_state(),
+            "shuffle": self.shuffle.get_state(),
+            "rows": self.rows,
+            "best": self.best,
+            "wall_s": self.wall_s,
+        }
+
+    def restore(self, state: dict) -> None:
+        self.epoch = state["epoch"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler and state["scheduler"]:
+            self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.shuffle.set_state(state["shuffle"])
+        self.rows, self.best, self.wall_s = state["rows"], state["best"], state["wall_s"]
+        log.info("resumed from %s at epoch %d", self.dir / "checkpoints/last.pt", self.epoch)
+
+    def write_summary(self, **fields) -> None:
+        self.summary.update(fields, epochs_run=self.epoch, wall_s=round(self.wall_s, 3),
+                            best_epoch=self.best["epoch"])
+        write_json(self.dir / "summary.json", self.summary)
+
+    # --- training ----------------------------------------------------------------------
+    def train_epoch(self) -> dict:
+        self.model.train()
+        sums = torch.zeros(3, device=self.device)
+        show = self.cfg.trainer.progress and sys.stderr.isatty()
+        bar = tqdm(total=self.task.num_train_batches(), desc=f"epoch {self.epoch + 1}",
+                   leave=False, disable=not show, dynamic_ncols=True)
+        l1, max_norm = self.cfg.optim.l1, self.cfg.optim.max_norm
+        for i, batch in enumerate(self.task.train_batches(self.shuffle)):
+            loss, batch_sums = self.task.step(self.model, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss + l1_penalty(self.model, l1)).backward()
+            self.optimizer.step()
+            apply_max_norm(self.model, max_norm)
+            sums += batch_sums
+            bar.update()
+            if show and i % 20 == 0:  # a device sync: only when someone is watching
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.close()
+        return self.task.finish(sums)
+
+    def epoch_row(self, train: dict, seconds: float) -> dict:
+        m = self.task.metric
+        row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+               "seconds": round(seconds, 4), "train_loss": train["loss"], f"train_{m}": train[m]}
+        for split in ("train_eval", "val"):
+            scores = self.task.evaluate(self.model, split)
+            row[f"{split}_loss"], row[f"{split}_{m}"] = scores["loss"], scores[m]
+        return row
+
+    def fit(self) -> dict:
+        t = self.cfg.trainer
+        ckpt = self.dir / "checkpoints"
+        if self.epoch == 0 and not self.rows:
+            save_checkpoint(ckpt / "last.pt", self.state())  # always something to resume from
+        self.write_summary(status="running")
+        bad_epochs = self.epoch - (self.best["epoch"] or 0)
+        while self.epoch < t.epochs and (t.patience is None or bad_epochs < t.patience):
+            start = time.perf_counter()
+            train = self.train_epoch()
+            if not math.isfinite(train["loss"]):
+                self.write_summary(status="diverged")
+                raise DropbenchError(
+                    f"training diverged in epoch {self.epoch + 1} (train loss {train['loss']}); "
+                    f"lower optim.lr. The last good checkpoint is kept in {ckpt}"
+                )
+            self.epoch += 1
+            row = self.epoch_row(train, time.perf_counter() - start)
+            if self.scheduler:
+                self.scheduler.step()
+            self.wall_s += time.perf_counter() - start
+            self.rows.append(row)
+            bad_epochs += 1
+            if row["val_loss"] < self.best["val_loss"]:
+                self.best = {"epoch": self.epoch, "val_loss": row["val_loss"]}
+                bad_epochs = 0
+                save_checkpoint(ckpt / "best.pt", {"epoch": self.epoch,
+                                                   "model": self.model.state_dict()})
+            write_csv(self.dir / "metrics.csv", self.rows)
+            save_checkpoint(ckpt / "last.pt", self.state())
+            self.write_summary(status="running")
+            log_epoch(row, t.epochs, self.task.metric)
+        return self.finish()
+
+    def finish(self) -> dict:
+        m = self.task.metric
+        best_path = self.dir / "checkpoints" / "best.pt"
+        if best_path.exists():
+            self.model.load_state_dict(load_checkpoint(best_path)["model"])
+            best_row = self.rows[self.best["epoch"] - 1]
+            self.summary.update(best_val_loss=best_row["val_loss"], **{f"best_val_{m}": best_row[f"val_{m}"]})
+        test = self.task.evaluate(self.model, "test")
+        self.write_summary(status="completed", test_loss=test["loss"], **{f"test_{m}": test[m]})
+        log.info("completed: best epoch %s, test loss %.4f, test %s %.4f",
+                 self.best["epoch"], test["loss"], m, test[m])
+        return self.summary
+
+
+def log_epoch(row: dict, epochs: int, m: str) -> None:
+    log.info(
+        "epoch %d/%d  train %.4f/%.4f  train_eval %.4f/%.4f  val %.4f/%.4f  (loss/%s, %.1fs)",
+        row["epoch"], epochs, row["train_loss"], row[f"train_{m}"], row["train_eval_loss"],
+        row[f"train_eval_{m}"], row["val_loss"], row[f"val_{m}"], m, row["seconds"],
+    )
+
+
+def sigterm_as_interrupt():
+    """SLURM and friends send SIGTERM before killing a job: treat it like Ctrl-C."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def run_with_interrupts(run: Run) -> dict:
+    previous = sigterm_as_interrupt()
+    try:
+        return run.fit()
+    except KeyboardInterrupt:
+        run.write_summary(status="interrupted")
+        log.warning("interrupted: resume with trainer.resume=true hydra.run.dir=%s", run.dir)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)

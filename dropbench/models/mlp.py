@@ -1,0 +1,47 @@
+"""Fully connected classifier with dropout on the input and after every hidden layer."""
+
+import math
+
+from torch import nn
+
+from dropbench import DropbenchError
+from dropbench.config import check_rate, layer_rates
+from dropbench.dropout import make_dropout, make_linear
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def activation_module(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise DropbenchError(
+            f"model.activation={name!r} is unknown; choose one of {', '.join(ACTIVATIONS)}"
+        )
+    return ACTIVATIONS[name]()
+
+
+class MLP(nn.Module):
+    def __init__(self, in_features: int, num_classes: int, hidden, activation: str, dropout_cfg):
+        super().__init__()
+        rates = layer_rates(dropout_cfg.p, len(hidden))
+        layers = [nn.Flatten(), make_dropout(dropout_cfg, check_rate(dropout_cfg.p_input,
+                                                                      "dropout.p_input"))]
+        width = in_features
+        for out, p in zip(hidden, rates):
+            layers += [
+                make_linear(dropout_cfg, width, out, p),
+                activation_module(activation),
+                make_dropout(dropout_cfg, p),
+            ]
+            width = out
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):  # (B, C, H, W) or (B, D) -> (B, num_classes)
+        return self.net(x)
+
+
+def build_mlp(model_cfg, dropout_cfg, data) -> MLP:
+    if any(h < 1 for h in model_cfg.hidden):
+        raise DropbenchError(f"model.hidden={list(model_cfg.hidden)} needs widths >= 1")
+    in_features = math.prod(data.input_shape)
+    return MLP(in_features, data.num_classes, model_cfg.hidden, model_cfg.activation, dropout_cfg)
