@@ -46,6 +46,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     l1: float = 0.0
     max_norm: Optional[float] = None
+    clip: Optional[float] = None  # clip the global gradient norm to this value
     schedule: str = "none"
     step_size: int = 30
     gamma: float = 0.1

@@ -12,7 +12,7 @@ from dropbench.config import validate
 from dropbench.data import load_data
 from dropbench.engine.io import load_checkpoint
 from dropbench.engine.seeding import seed_everything
-from dropbench.engine.tasks import ClassificationTask
+from dropbench.engine.tasks import TASKS
 from dropbench.engine.trainer import Run, run_with_interrupts
 from dropbench.models import build_model
 
@@ -50,7 +50,7 @@ def train(cfg, run_dir, overrides=()) -> dict:
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     data = load_data(cfg.dataset, cfg.data_dir, device)
-    task = ClassificationTask(data, cfg.trainer.batch_size, cfg.trainer.train_eval_size)
+    task = TASKS[data.task](cfg, data)
     model = build_model(cfg.model, cfg.dropout, data).to(device)
     run = Run(cfg, run_dir, task, model, device, overrides)
     last = run_dir / "checkpoints" / "last.pt"

@@ -52,3 +52,11 @@ class ClassificationTask:
             sums += self.step(model, (data.x[i : i + 1024], data.y[i : i + 1024]))[1]
         model.train(was_training)
         return self.finish(sums)
+
+
+# data.task -> factory(cfg, data) for the task that trains on it
+TASKS = {
+    "classify": lambda cfg, data: ClassificationTask(
+        data, cfg.trainer.batch_size, cfg.trainer.train_eval_size
+    ),
+}

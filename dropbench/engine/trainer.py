@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 import dropbench
 from dropbench import DropbenchError
+from dropbench.dropout import hooks
 from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
 from dropbench.engine.optim import apply_max_norm, build_optimizer, build_scheduler, l1_penalty
 from dropbench.engine.seeding import get_rng_state, set_rng_state
@@ -85,13 +86,17 @@ class Run:
         show = self.cfg.trainer.progress and sys.stderr.isatty()
         bar = tqdm(total=self.task.num_train_batches(), desc=f"epoch {self.epoch + 1}",
                    leave=False, disable=not show, dynamic_ncols=True)
-        l1, max_norm = self.cfg.optim.l1, self.cfg.optim.max_norm
+        opt = self.cfg.optim
+        hooks.set_epoch(self.model, self.epoch, self.cfg.trainer.epochs)
         for i, batch in enumerate(self.task.train_batches(self.shuffle)):
             loss, batch_sums = self.task.step(self.model, batch)
             self.optimizer.zero_grad(set_to_none=True)
-            (loss + l1_penalty(self.model, l1)).backward()
+            penalty = l1_penalty(self.model, opt.l1) + hooks.regularization(self.model)
+            (loss + penalty).backward()
+            if opt.clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt.clip)
             self.optimizer.step()
-            apply_max_norm(self.model, max_norm)
+            apply_max_norm(self.model, opt.max_norm)
             sums += batch_sums
             bar.update()
             if show and i % 20 == 0:  # a device sync: only when someone is watching
@@ -106,6 +111,7 @@ class Run:
         for split in ("train_eval", "val"):
             scores = self.task.evaluate(self.model, split)
             row[f"{split}_loss"], row[f"{split}_{m}"] = scores["loss"], scores[m]
+        row.update(hooks.logged_values(self.model))
         return row
 
     def fit(self) -> dict:
