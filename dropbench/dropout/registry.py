@@ -1,7 +1,8 @@
 """The scheme registry. Models ask it for modules and never name a scheme themselves.
 
 A scheme registers an `activation` factory (a module applied to a layer's output) and, if it
-acts on weights instead (DropConnect, weight-drop), a `linear` factory that replaces nn.Linear.
+acts on weights instead (DropConnect, weight-drop), `linear` / `conv` factories that replace
+nn.Linear / nn.Conv2d.
 Adding a scheme = one module file that calls `register` + one `conf/dropout/<name>.yaml`.
 """
 
@@ -20,13 +21,15 @@ class Scheme:
     places: tuple[str, ...]  # where it applies: "dense", "conv", "recurrent"
     activation: Optional[Callable[[float, object], nn.Module]] = None  # (p, cfg) -> module
     linear: Optional[Callable[[int, int, float, object], nn.Module]] = None
+    conv: Optional[Callable[..., nn.Module]] = None  # (in_ch, out_ch, kernel, p, cfg, **kw)
 
 
 SCHEMES: dict[str, Scheme] = {}
 
 
-def register(name: str, description: str, places=("dense",), activation=None, linear=None):
-    SCHEMES[name] = Scheme(name, description, tuple(places), activation, linear)
+def register(name: str, description: str, places=("dense",), activation=None, linear=None,
+             conv=None):
+    SCHEMES[name] = Scheme(name, description, tuple(places), activation, linear, conv)
 
 
 def get_scheme(name: str) -> Scheme:
@@ -56,3 +59,11 @@ def make_linear(cfg, in_features: int, out_features: int, p: float) -> nn.Module
     if p == 0 or scheme.linear is None:
         return nn.Linear(in_features, out_features)
     return scheme.linear(in_features, out_features, p, cfg)
+
+
+def make_conv(cfg, in_channels: int, out_channels: int, kernel_size: int, p: float, **kw):
+    """A 2-d convolution (kw as for nn.Conv2d); schemes that drop weights supply their own."""
+    scheme = get_scheme(cfg.name)
+    if p == 0 or scheme.conv is None:
+        return nn.Conv2d(in_channels, out_channels, kernel_size, **kw)
+    return scheme.conv(in_channels, out_channels, kernel_size, p, cfg, **kw)
