@@ -24,11 +24,17 @@ def die(message: str, code: int = 2):
 # --- train -------------------------------------------------------------------------------
 def _train_task(cfg):
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from dropbench.engine import train
 
     hc = HydraConfig.get()
-    summary = train(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task))
+    try:
+        summary = train(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task))
+    except DropbenchError as e:
+        if hc.mode == RunMode.RUN:
+            die(str(e))  # SystemExit passes through Hydra without its extra report lines
+        raise  # in a sweep, Hydra records the failure and the other jobs go on
     return summary.get("best_val_loss")  # what a Hydra sweeper minimises
 
 
@@ -67,6 +73,10 @@ def user_error(e: Exception) -> str | None:
     if not isinstance(e, (HydraException, OmegaConfBaseException)):
         return None
     text = str(e)
+    unknown = re.match(r"Could not override '([^']+)'", text)
+    if unknown and "not in" in str(e.__cause__ or text):
+        return (f"unknown config key '{unknown.group(1)}'; `dropbench train --cfg job` shows "
+                f"every key (prefix a new key with + to add it)")
     if isinstance(e.__cause__, OmegaConfBaseException):
         text += "\n" + str(e.__cause__)
     full_key = re.search(r"full_key: (\S+)", text)

@@ -72,8 +72,8 @@ def mnist_splits(root: Path, download: bool):
         try:
             ds = MNIST(str(root), train=train, download=download)
         except RuntimeError as e:  # torchvision: "Dataset not found" or a failed download
-            hint = "" if download else " (dataset.download=false)"
-            raise DropbenchError(mnist_missing_message(root) + hint) from e
+            prefix = "could not download MNIST (offline?); " if download else ""
+            raise DropbenchError(prefix + mnist_missing_message(root)) from e
         except OSError as e:  # no network: URLError and friends
             raise DropbenchError(f"could not download MNIST ({e}); " + mnist_missing_message(root)) from e
         except (ValueError, EOFError) as e:  # truncated or altered files

@@ -10,7 +10,7 @@ import torch
 from dropbench import DropbenchError
 from dropbench.config import validate
 from dropbench.data import load_data
-from dropbench.engine.io import load_checkpoint
+from dropbench.engine.io import load_checkpoint, write_json
 from dropbench.engine.seeding import seed_everything
 from dropbench.engine.tasks import TASKS
 from dropbench.engine.trainer import Run, run_with_interrupts
@@ -40,12 +40,25 @@ def train(cfg, run_dir, overrides=()) -> dict:
     run_dir = Path(run_dir)
     status = previous_status(run_dir)
     if status == "completed" and cfg.trainer.resume:
-        log.info("%s already holds a completed run; nothing to do", run_dir)
-        return json.loads((run_dir / "summary.json").read_text())
+        done = json.loads((run_dir / "summary.json").read_text())
+        if done.get("stopped_early") or done.get("epochs_run", 0) >= cfg.trainer.epochs:
+            log.info("%s already holds a completed run; nothing to do", run_dir)
+            return done
+        # otherwise a larger trainer.epochs extends the finished run from its last checkpoint
     if status is not None and not (cfg.trainer.resume or cfg.trainer.overwrite):
         raise DropbenchError(f"{run_dir} already holds a run ({status}); resume it with "
                              f"trainer.resume=true, replace it with trainer.overwrite=true, "
                              f"or pick another hydra.run.dir")
+    try:
+        return _train(cfg, run_dir, overrides, status)
+    except DropbenchError as e:
+        if previous_status(run_dir) in (None, "running"):  # keep diverged/interrupted as they are
+            write_json(run_dir / "summary.json", {"status": "failed", "error": str(e),
+                                                  "seed": cfg.seed, "overrides": list(overrides)})
+        raise
+
+
+def _train(cfg, run_dir: Path, overrides, status) -> dict:
     validate(cfg)
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
@@ -60,9 +73,4 @@ def train(cfg, run_dir, overrides=()) -> dict:
         log.info("overwriting the %s run in %s", status, run_dir)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     log.info("model: %s (%d parameters) on %s", cfg.model.name, run.summary["n_params"], device)
-    try:
-        return run_with_interrupts(run)
-    except DropbenchError as e:
-        if run.summary["status"] == "running":
-            run.write_summary(status="failed", error=str(e))
-        raise
+    return run_with_interrupts(run)

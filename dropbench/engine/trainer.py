@@ -146,9 +146,9 @@ class Run:
             save_checkpoint(ckpt / "last.pt", self.state())
             self.write_summary(status="running")
             log_epoch(row, t.epochs, self.task.metric)
-        return self.finish()
+        return self.finish(stopped_early=self.epoch < t.epochs)
 
-    def finish(self) -> dict:
+    def finish(self, stopped_early: bool) -> dict:
         m = self.task.metric
         best_path = self.dir / "checkpoints" / "best.pt"
         if best_path.exists():
@@ -156,7 +156,8 @@ class Run:
             best_row = self.rows[self.best["epoch"] - 1]
             self.summary.update(best_val_loss=best_row["val_loss"], **{f"best_val_{m}": best_row[f"val_{m}"]})
         test = self.task.evaluate(self.model, "test")
-        self.write_summary(status="completed", test_loss=test["loss"], **{f"test_{m}": test[m]})
+        self.write_summary(status="completed", stopped_early=stopped_early, test_loss=test["loss"],
+                           **{f"test_{m}": test[m]})
         log.info("completed: best epoch %s, test loss %.4f, test %s %.4f",
                  self.best["epoch"], test["loss"], m, test[m])
         return self.summary
