@@ -81,7 +81,8 @@ def user_error(e: Exception) -> str | None:
         text += "\n" + str(e.__cause__)
     full_key = re.search(r"full_key: (\S+)", text)
     skip = ("full_key:", "object_type=", "reference_type=", "Config search path", "Set the env")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(skip)]
+    lines = [ln.strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(skip)]
     message = "; ".join(dict.fromkeys(lines))  # drop repeats, keep order
     if full_key and full_key.group(1) not in message:
         message = f"{full_key.group(1)}: {message}"

@@ -7,7 +7,7 @@ declares get their default here, so a yaml file only states what differs.
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, ListConfig
@@ -19,7 +19,7 @@ from dropbench import DropbenchError
 class DatasetConfig:
     name: str = MISSING
     val_size: int = 5000  # examples carved from the official train split, fixed seed
-    train_subset: Optional[int] = None  # keep only N training examples
+    train_subset: int | None = None  # keep only N training examples
     download: bool = True  # fetch into data_dir when missing (needs the network)
 
 
@@ -45,8 +45,8 @@ class OptimConfig:
     nesterov: bool = False
     weight_decay: float = 0.0
     l1: float = 0.0
-    max_norm: Optional[float] = None
-    clip: Optional[float] = None  # clip the global gradient norm to this value
+    max_norm: float | None = None
+    clip: float | None = None  # clip the global gradient norm to this value
     schedule: str = "none"
     step_size: int = 30
     gamma: float = 0.1
@@ -56,7 +56,7 @@ class OptimConfig:
 class TrainerConfig:
     epochs: int = 20
     batch_size: int = 64
-    patience: Optional[int] = None
+    patience: int | None = None
     train_eval_size: int = 2000
     resume: bool = False
     overwrite: bool = False
@@ -117,7 +117,9 @@ def check_rate(p: Any, what: str) -> float:
     try:
         p = float(p)
     except (TypeError, ValueError):
-        raise DropbenchError(f"{what}={p!r} is not a number; use a drop probability in [0, 1)")
+        raise DropbenchError(
+            f"{what}={p!r} is not a number; use a drop probability in [0, 1)"
+        ) from None
     if not 0.0 <= p < 1.0:
         raise DropbenchError(f"{what}={p} is out of range; use a drop probability in [0, 1)")
     return p

@@ -35,7 +35,7 @@ def test_train_writes_the_run_dir_contract(cli, tmp_path):
     best = min(rows, key=lambda r: float(r["val_loss"]))
     assert s["best_epoch"] == int(best["epoch"])
     assert s["best_val_loss"] == pytest.approx(float(best["val_loss"]))
-    assert s["overrides"] == [*FAST, "hydra.run.dir=run"][:-1] or "trainer.epochs=2" in s["overrides"]
+    assert s["overrides"] == FAST  # hydra.* overrides are not part of the task
     assert s["n_params"] == 64 * 32 + 32 + 32 * 10 + 10
     assert {"dropbench", "torch"} <= set(s["versions"]) and s["device"] == "cpu"
     assert "epoch 2/2" in (run / "train.log").read_text()

@@ -75,7 +75,8 @@ def mnist_splits(root: Path, download: bool):
             prefix = "could not download MNIST (offline?); " if download else ""
             raise DropbenchError(prefix + mnist_missing_message(root)) from e
         except OSError as e:  # no network: URLError and friends
-            raise DropbenchError(f"could not download MNIST ({e}); " + mnist_missing_message(root)) from e
+            message = f"could not download MNIST ({e}); " + mnist_missing_message(root)
+            raise DropbenchError(message) from e
         except (ValueError, EOFError) as e:  # truncated or altered files
             raise DropbenchError(
                 f"MNIST files in {root / 'MNIST' / 'raw'} are damaged ({e}); delete them "

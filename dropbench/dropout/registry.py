@@ -6,8 +6,8 @@ nn.Linear / nn.Conv2d.
 Adding a scheme = one module file that calls `register` + one `conf/dropout/<name>.yaml`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from torch import nn
 
@@ -19,9 +19,9 @@ class Scheme:
     name: str
     description: str
     places: tuple[str, ...]  # where it applies: "dense", "conv", "recurrent"
-    activation: Optional[Callable[[float, object], nn.Module]] = None  # (p, cfg) -> module
-    linear: Optional[Callable[[int, int, float, object], nn.Module]] = None
-    conv: Optional[Callable[..., nn.Module]] = None  # (in_ch, out_ch, kernel, p, cfg, **kw)
+    activation: Callable[[float, object], nn.Module] | None = None  # (p, cfg) -> module
+    linear: Callable[[int, int, float, object], nn.Module] | None = None
+    conv: Callable[..., nn.Module] | None = None  # (in_ch, out_ch, kernel, p, cfg, **kw)
 
 
 SCHEMES: dict[str, Scheme] = {}

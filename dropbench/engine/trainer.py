@@ -154,7 +154,8 @@ class Run:
         if best_path.exists():
             self.model.load_state_dict(load_checkpoint(best_path)["model"])
             best_row = self.rows[self.best["epoch"] - 1]
-            self.summary.update(best_val_loss=best_row["val_loss"], **{f"best_val_{m}": best_row[f"val_{m}"]})
+            self.summary.update(best_val_loss=best_row["val_loss"],
+                                **{f"best_val_{m}": best_row[f"val_{m}"]})
         test = self.task.evaluate(self.model, "test")
         self.write_summary(status="completed", stopped_early=stopped_early, test_loss=test["loss"],
                            **{f"test_{m}": test[m]})

@@ -26,7 +26,7 @@ class MLP(nn.Module):
         layers = [nn.Flatten(), make_dropout(dropout_cfg, check_rate(dropout_cfg.p_input,
                                                                       "dropout.p_input"))]
         width = in_features
-        for out, p in zip(hidden, rates):
+        for out, p in zip(hidden, rates, strict=True):
             layers += [
                 make_linear(dropout_cfg, width, out, p),
                 activation_module(activation),

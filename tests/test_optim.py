@@ -1,0 +1,72 @@
+"""Optimisers, schedules and the explicit regularisers compared against dropout."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from dropbench import DropbenchError
+from dropbench.engine.optim import apply_max_norm, build_optimizer, build_scheduler, l1_penalty
+
+
+def optim_cfg(**kw):
+    base = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
+            "schedule": "none", "step_size": 2, "gamma": 0.5}
+    return OmegaConf.create({**base, **kw})
+
+
+def test_max_norm_caps_each_units_incoming_weights():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5))
+    with torch.no_grad():
+        net[0].weight.mul_(10)  # norms far above the cap
+    small_before = net[2].weight.norm(dim=1).clone()
+    apply_max_norm(net, 2.0)
+    norms = net[0].weight.norm(dim=1)  # one norm per hidden unit (row of the weight matrix)
+    assert torch.all(norms <= 2.0 + 1e-5) and torch.allclose(norms, torch.full_like(norms, 2.0))
+    # rows already inside the ball are untouched
+    inside = small_before <= 2.0
+    assert torch.allclose(net[2].weight.norm(dim=1)[inside], small_before[inside])
+
+
+def test_l1_penalty_sums_weights_not_biases():
+    net = nn.Linear(3, 2)
+    with torch.no_grad():
+        net.weight.fill_(-0.5)
+        net.bias.fill_(100.0)
+    assert l1_penalty(net, 0.1).item() == pytest.approx(0.1 * 6 * 0.5)
+    assert l1_penalty(net, 0.0) == 0.0
+
+
+@pytest.mark.parametrize("name, cls", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam),
+                                       ("adamw", torch.optim.AdamW)])
+def test_optimizers_and_weight_decay(name, cls):
+    opt = build_optimizer(optim_cfg(name=name, weight_decay=0.01), nn.Linear(2, 2))
+    assert isinstance(opt, cls) and opt.param_groups[0]["weight_decay"] == 0.01
+
+
+def test_nesterov_and_unknown_optimizer():
+    opt = build_optimizer(optim_cfg(nesterov=True), nn.Linear(2, 2))
+    assert opt.param_groups[0]["nesterov"] is True
+    with pytest.raises(DropbenchError, match="optim.name"):
+        build_optimizer(optim_cfg(name="rmsprop"), nn.Linear(2, 2))
+
+
+def test_schedules_change_the_learning_rate():
+    def lrs(schedule, epochs=4):
+        opt = build_optimizer(optim_cfg(), nn.Linear(2, 2))
+        sched = build_scheduler(optim_cfg(schedule=schedule), opt, epochs)
+        seen = []
+        for _ in range(epochs):
+            seen.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if sched:
+                sched.step()
+        return seen
+
+    assert lrs("none") == [0.1] * 4
+    assert lrs("step") == pytest.approx([0.1, 0.1, 0.05, 0.05])
+    cosine = lrs("cosine")
+    assert cosine[0] == pytest.approx(0.1) and cosine == sorted(cosine, reverse=True)
+    with pytest.raises(DropbenchError, match="optim.schedule"):
+        lrs("linear")
