@@ -11,6 +11,8 @@ import re
 import sys
 from pathlib import Path
 
+from hydra.types import RunMode
+
 from dropbench import DropbenchError, __version__
 
 GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "experiment"]
@@ -24,18 +26,37 @@ def die(message: str, code: int = 2):
 # --- train -------------------------------------------------------------------------------
 def _train_task(cfg):
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+    from omegaconf import open_dict
 
     from dropbench.engine import train
 
     hc = HydraConfig.get()
+    if cfg.trainer.threads is None:
+        with open_dict(cfg):
+            cfg.trainer.threads = threads_per_job(hc)
     try:
         summary = train(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task))
     except DropbenchError as e:
         if hc.mode == RunMode.RUN:
             die(str(e))  # SystemExit passes through Hydra without its extra report lines
         raise  # in a sweep, Hydra records the failure and the other jobs go on
-    return summary.get("best_val_loss")  # what a Hydra sweeper minimises
+    return summary.get(f"best_val_{summary.get('metric')}")  # what a Hydra sweeper optimises
+
+
+def threads_per_job(hc) -> int:
+    """Split the cores among the jobs a parallel launcher runs at once, so N jobs do not
+    oversubscribe the CPU (each torch thread pool spins on its cores, and N pools on the same
+    cores slow every job down many times over)."""
+    cores = os.cpu_count() or 1
+    if hc.mode != RunMode.MULTIRUN:
+        return cores
+    if hc.launcher.get("cpus_per_task"):  # submitit: what SLURM gave the task
+        return hc.launcher.cpus_per_task
+    n_jobs = hc.launcher.get("n_jobs")  # joblib
+    if not n_jobs:
+        return cores
+    parallel = cores if n_jobs < 0 else n_jobs  # joblib: -1 = one job per core
+    return max(1, cores // parallel)
 
 
 def train_command(args: list[str]) -> None:

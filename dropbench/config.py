@@ -62,6 +62,7 @@ class TrainerConfig:
     overwrite: bool = False
     progress: bool = True
     deterministic: bool = False
+    threads: int | None = None  # torch CPU threads; null = cores / parallel jobs
 
 
 @dataclass

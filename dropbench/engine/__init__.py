@@ -60,6 +60,8 @@ def train(cfg, run_dir, overrides=()) -> dict:
 
 def _train(cfg, run_dir: Path, overrides, status) -> dict:
     validate(cfg)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     data = load_data(cfg.dataset, cfg.data_dir, device)

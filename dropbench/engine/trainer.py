@@ -43,6 +43,7 @@ class Run:
             "metric": task.metric,
             "n_params": sum(p.numel() for p in model.parameters()),
             "device": str(device),
+            "threads": torch.get_num_threads(),
             "seed": cfg.seed,
             "versions": {"dropbench": dropbench.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
