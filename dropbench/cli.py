@@ -71,8 +71,9 @@ def train_command(args: list[str]) -> None:
     app = hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
     try:
         app(_train_task)()
-    except KeyboardInterrupt:
-        die("interrupted; the last checkpoint is kept, continue with trainer.resume=true", 130)
+    except KeyboardInterrupt as e:
+        code = 143 if "SIGTERM" in str(e) else 130  # the shell's 128 + signal number
+        die("interrupted; the last checkpoint is kept, continue with trainer.resume=true", code)
     except Exception as e:
         message = user_error(e)
         if message is None:
@@ -87,6 +88,9 @@ def user_error(e: Exception) -> str | None:
 
     if isinstance(e, DropbenchError):
         return str(e)
+    if isinstance(e, OSError) and e.filename:  # e.g. Hydra creating an unwritable run dir
+        return (f"cannot write {e.filename} ({e.strerror}); pick a writable output directory "
+                f"with hydra.run.dir=... (or hydra.sweep.dir=... for -m)")
     if isinstance(e, MissingConfigException) and e.options is not None and e.missing_cfg_file:
         group, _, name = e.missing_cfg_file.rpartition("/")
         choices = ", ".join(o for o in e.options if not o.startswith("base_"))

@@ -1,14 +1,13 @@
 """Image classification data: scikit-learn's digits (offline) and MNIST through torchvision."""
 
-import logging
+import math
+import struct
 from pathlib import Path
 
 import torch
 
 from dropbench import DropbenchError
 from dropbench.data.tensors import SPLIT_SEED, ClassificationData, Split, carve_validation
-
-log = logging.getLogger(__name__)
 
 MNIST_FILES = [
     "train-images-idx3-ubyte",
@@ -63,25 +62,42 @@ def mnist_missing_message(root: Path) -> str:
     )
 
 
+def check_idx_file(path: Path) -> None:
+    """Header and length of an IDX file (MNIST's format), so a truncated or altered file is
+    named instead of failing deep inside a loader."""
+    data = path.read_bytes()
+    problem = None
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08 or not 1 <= data[3] <= 3:
+        problem = "not an IDX file of unsigned bytes"
+    else:
+        ndim = data[3]
+        dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim].ljust(4 * ndim, b"\0"))
+        expected = 4 + 4 * ndim + math.prod(dims)
+        if len(data) != expected:
+            problem = f"{len(data)} bytes where its header promises {expected}"
+    if problem:
+        raise DropbenchError(f"{path} is damaged ({problem}); delete it and run "
+                             f"`dropbench data download mnist` (or copy it again)")
+
+
 def mnist_splits(root: Path, download: bool):
     """The official (train, test) MNIST splits as uint8 tensors, through torchvision."""
     from torchvision.datasets import MNIST
 
+    raw = root / "MNIST" / "raw"
+    if download and not all((raw / f).is_file() for f in MNIST_FILES):
+        try:  # torchvision fetches and checks the archives (md5), then unpacks them
+            MNIST(str(root), train=True, download=True)
+        except (RuntimeError, OSError) as e:
+            raise DropbenchError(f"could not download MNIST ({type(e).__name__}: offline?); "
+                                 + mnist_missing_message(root)) from e
+    if not all((raw / f).is_file() for f in MNIST_FILES):
+        raise DropbenchError(mnist_missing_message(root))
+    for name in MNIST_FILES:
+        check_idx_file(raw / name)
     splits = []
     for train in (True, False):
-        try:
-            ds = MNIST(str(root), train=train, download=download)
-        except RuntimeError as e:  # torchvision: "Dataset not found" or a failed download
-            prefix = "could not download MNIST (offline?); " if download else ""
-            raise DropbenchError(prefix + mnist_missing_message(root)) from e
-        except OSError as e:  # no network: URLError and friends
-            message = f"could not download MNIST ({e}); " + mnist_missing_message(root)
-            raise DropbenchError(message) from e
-        except (ValueError, EOFError) as e:  # truncated or altered files
-            raise DropbenchError(
-                f"MNIST files in {root / 'MNIST' / 'raw'} are damaged ({e}); delete them "
-                f"and run `dropbench data download mnist`"
-            ) from e
+        ds = MNIST(str(root), train=train, download=False)
         splits.append((ds.data, ds.targets))
     return splits
 

@@ -68,6 +68,8 @@ def _train(cfg, run_dir: Path, overrides, status) -> dict:
     task = TASKS[data.task](cfg, data)
     model = build_model(cfg.model, cfg.dropout, data).to(device)
     run = Run(cfg, run_dir, task, model, device, overrides)
+    for stale in run_dir.rglob(".*.tmp"):  # left by a write that a SIGKILL cut short
+        stale.unlink()
     last = run_dir / "checkpoints" / "last.pt"
     if cfg.trainer.resume and last.exists():
         run.restore(load_checkpoint(last))
