@@ -4,11 +4,10 @@ augmentation + DropBlock resume bit-for-bit; amp/compile are logged no-ops on CP
 
 import csv
 import json
-import struct
 
-import numpy as np
 import pytest
 import torch
+from data_files import write_mnist
 from test_cifar10 import write_cifar10
 
 from dropbench.engine import train
@@ -18,19 +17,6 @@ from dropbench.engine.trainer import Run
 TINY_CNN = ["model.channels=[4,8,8]", "model.hidden=[16,16]"]  # alexnet code, fewer filters
 TINY_CIFAR = ["dataset=cifar10", "dataset.download=false", "dataset.checksums=false",
               "dataset.val_size=20", "trainer.batch_size=32", "trainer.train_eval_size=20"]
-
-
-def write_mnist(raw_dir, n_train=120, n_test=40, seed=0):
-    """The four idx files, as torchvision leaves them after extracting MNIST's archives."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, n, dtype=np.uint8)
-        header = struct.pack(">IIII", 2051, n, 28, 28)
-        (raw_dir / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
-        (raw_dir / f"{prefix}-labels-idx1-ubyte").write_bytes(
-            struct.pack(">II", 2049, n) + labels.tobytes())
 
 
 def read_rows(run_dir):
@@ -78,7 +64,7 @@ def test_augmented_dropblock_run_resumes_bit_for_bit(compose, tmp_path, monkeypa
 
 
 def test_lenet_trains_on_mnist(compose, tmp_path):
-    write_mnist(tmp_path / "data" / "MNIST" / "raw")
+    write_mnist(tmp_path / "data")
     cfg = compose(["+experiment=lenet_mnist", "dataset.download=false", "dataset.val_size=20",
                    "trainer.epochs=2", "trainer.batch_size=25", "trainer.train_eval_size=20",
                    f"data_dir={tmp_path / 'data'}", "trainer.progress=false"])
