@@ -29,10 +29,10 @@ from dropbench.models import build_model
 
 def synthetic_cifar10(n: int, device: torch.device, augment: bool) -> ClassificationData:
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 3, 32, 32, generator=g)  # already "normalised"
-    if device.type == "cuda":
-        x = x.to(device).contiguous(memory_format=torch.channels_last)
-    split = Split(x.to(device), torch.randint(0, 10, (n,), generator=g).to(device))
+    x = torch.randn(n, 3, 32, 32, generator=g).to(device)  # already "normalised"
+    if device.type == "cuda":  # as load_cifar10 lays it out
+        x = x.contiguous(memory_format=torch.channels_last)
+    split = Split(x, torch.randint(0, 10, (n,), generator=g).to(device))
     return ClassificationData(split, split.head(256), split.head(256), (3, 32, 32), 10,
                               augment=random_crop_flip if augment else None)
 
@@ -73,7 +73,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-    load = "load avg %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    load = f"load avg {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     print(f"alexnet train epoch: {args.n} images, batch {args.batch_size}, device {device} "
           f"({name or platform.machine()}, {torch.get_num_threads()} threads, {load}), "
           f"amp={args.amp} compile={args.compile} augment={args.augment}, torch "
