@@ -59,8 +59,7 @@ def cifar10_splits(root: Path, download: bool, checksums: bool = True):
             ds = _torchvision_cifar10(root, train, download, checksums)
         except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
             if any(not (folder / name).is_file() for name in CIFAR10_FILES):
-                hint = "" if download else " (dataset.download=false)"
-                raise DropbenchError(cifar10_missing_message(root) + hint) from e
+                raise DropbenchError(cifar10_missing_message(root)) from e
             raise DropbenchError(cifar10_damaged_message(root, "md5 mismatch")) from e
         except OSError as e:  # no network (URLError and friends), or unreadable files
             what = "could not download CIFAR-10" if download else f"cannot read {folder}"
