@@ -21,6 +21,8 @@ class DatasetConfig:
     val_size: int = 5000  # examples carved from the official train split, fixed seed
     train_subset: int | None = None  # keep only N training examples
     download: bool = True  # fetch into data_dir when missing (needs the network)
+    augment: bool = False  # cifar10: random crop (4-px padding) + flip per training batch
+    checksums: bool = True  # cifar10: check each file's md5 against torchvision's list
 
 
 @dataclass
@@ -28,6 +30,13 @@ class ModelConfig:
     name: str = MISSING
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     activation: str = "relu"
+    # convolutional nets (lenet, alexnet, resnet)
+    channels: list[int] = field(default_factory=list)  # filters per conv layer / resnet stage
+    kernel_size: int = 5
+    pool_size: int = 2  # max-pool window after each conv layer
+    pool_stride: int = 2
+    batchnorm: bool = False  # BatchNorm after each conv/FC layer (resnet: always)
+    blocks: list[int] = field(default_factory=list)  # resnet: residual blocks per stage
 
 
 @dataclass
@@ -35,6 +44,9 @@ class DropoutConfig:
     name: str = MISSING
     p: Any = 0.5  # a number, or a list with one rate per layer
     p_input: float = 0.0
+    where: str = "all"  # CNNs: fc = fully connected layers only, all = input, conv and fc
+    block_size: int = 7  # dropblock: side of the dropped squares
+    ramp_epochs: int = 0  # dropblock: raise p linearly from 0 over this many epochs; 0 = off
 
 
 @dataclass
@@ -63,6 +75,8 @@ class TrainerConfig:
     progress: bool = True
     deterministic: bool = False
     threads: int | None = None  # torch CPU threads; null = cores / parallel jobs
+    amp: str = "off"  # CUDA mixed precision: off | bf16 | fp16 (no-op on CPU)
+    compile: bool = False  # torch.compile the model (CUDA only; no-op on CPU)
 
 
 @dataclass
@@ -75,6 +89,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     data_dir: str = "~/.cache/dropbench"
+    paper: dict | None = None  # experiment presets: the published result they target
 
 
 def register_schemas() -> None:
@@ -149,3 +164,10 @@ def validate(cfg) -> None:
     for r in p if _is_list(p) else [p]:
         check_rate(r, "dropout.p")
     check_rate(cfg.dropout.p_input, "dropout.p_input")
+    if cfg.dropout.where not in ("fc", "all"):
+        raise DropbenchError(f"dropout.where={cfg.dropout.where!r} is unknown; use fc (fully "
+                             f"connected layers only) or all (input, conv and fc layers)")
+    if cfg.dropout.block_size < 1 or cfg.dropout.ramp_epochs < 0:
+        raise DropbenchError("dropout.block_size must be >= 1 and dropout.ramp_epochs >= 0")
+    if t.amp not in ("off", "bf16", "fp16"):
+        raise DropbenchError(f"trainer.amp={t.amp!r} is unknown; use off, bf16 or fp16")

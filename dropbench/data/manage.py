@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 from dropbench import DropbenchError
+from dropbench.data.cifar import CIFAR10_FOLDER, cifar10_splits
 from dropbench.data.vision import mnist_splits
 
 
@@ -23,8 +24,13 @@ def _mnist(root: Path, download: bool) -> str:
     return f"{len(x_train)} train + {len(x_test)} test images in {root / 'MNIST'}"
 
 
+def _cifar10(root: Path, download: bool) -> str:
+    (x_train, _), (x_test, _) = cifar10_splits(root, download, checksums=True)
+    return f"{len(x_train)} train + {len(x_test)} test images in {root / CIFAR10_FOLDER}"
+
+
 # name -> fn(root, download) that loads the dataset (fetching it if allowed) and describes it
-CHECKS = {"digits": _digits, "mnist": _mnist}
+CHECKS = {"digits": _digits, "mnist": _mnist, "cifar10": _cifar10}
 
 
 def _check(name: str):

@@ -1,5 +1,6 @@
 """Splits held as tensors on the training device, and the index batches that slice them."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,7 @@ class ClassificationData:
     input_shape: tuple  # (C, H, W) of one example
     num_classes: int
     task: str = "classify"
+    augment: Callable | None = None  # (B, C, H, W) -> same: applied to each training batch
 
 
 def carve_validation(x, y, val_size: int, train_subset: int | None, name: str):

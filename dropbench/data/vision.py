@@ -20,6 +20,9 @@ DIGITS_TEST_SIZE = 297  # digits has no official test split: a fixed 297 of its 
 
 def _to_bundle(train, test, cfg, name: str, num_classes: int, device) -> ClassificationData:
     """uint8/float images (N, H, W) or (N, C, H, W) -> normalised float tensors on device."""
+    if cfg.get("augment"):
+        raise DropbenchError(f"dataset.augment=true is implemented for cifar10 only (crops "
+                             f"and flips of natural images), not {name}; drop the override")
     (x_tr, y_tr), (x_val, y_val) = carve_validation(*train, cfg.val_size, cfg.train_subset, name)
     x_te, y_te = test
     # One mean/std from the training images, applied once to every split.

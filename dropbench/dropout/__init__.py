@@ -1,6 +1,10 @@
 """Dropout schemes. Importing this package registers every scheme module below."""
 
-from dropbench.dropout import standard  # noqa: F401  (registers standard and none)
+from dropbench.dropout import (
+    dropblock,  # noqa: F401  (registers dropblock)
+    spatial,  # noqa: F401  (registers spatial)
+    standard,  # noqa: F401  (registers standard and none)
+)
 from dropbench.dropout.registry import (
     SCHEMES,
     get_scheme,

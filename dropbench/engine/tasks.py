@@ -27,7 +27,10 @@ class ClassificationTask:
         train = self.data.train
         for idx in batch_indices(len(train), self.batch_size, generator):
             idx = idx.to(train.x.device)
-            yield train.x[idx], train.y[idx]
+            x = train.x[idx]
+            if self.data.augment is not None:  # e.g. random crops and flips (data/augment.py)
+                x = self.data.augment(x)
+            yield x, train.y[idx]
 
     def step(self, model, batch):
         x, y = batch

@@ -18,6 +18,7 @@ from tqdm import tqdm
 import dropbench
 from dropbench import DropbenchError
 from dropbench.dropout import hooks
+from dropbench.engine.accel import maybe_compile, mixed_precision
 from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
 from dropbench.engine.optim import apply_max_norm, build_optimizer, build_scheduler, l1_penalty
 from dropbench.engine.seeding import get_rng_state, set_rng_state
@@ -34,6 +35,8 @@ class Run:
         self.optimizer = build_optimizer(cfg.optim, model)
         self.scheduler = build_scheduler(cfg.optim, self.optimizer, cfg.trainer.epochs)
         self.shuffle = torch.Generator().manual_seed(cfg.seed)  # batch order, apart from dropout
+        self.autocast, self.scaler = mixed_precision(cfg.trainer.amp, device)
+        self.forward = maybe_compile(model, cfg.trainer.compile, device)  # what batches go through
         self.epoch = 0
         self.rows: list[dict] = []
         self.best = {"epoch": None, "val_loss": math.inf}
@@ -59,6 +62,7 @@ class Run:
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "rng": get_rng_state(),
             "shuffle": self.shuffle.get_state(),
+            "scaler": self.scaler.state_dict(),
             "rows": self.rows,
             "best": self.best,
             "wall_s": self.wall_s,
@@ -72,6 +76,8 @@ class Run:
             self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         self.shuffle.set_state(state["shuffle"])
+        if state.get("scaler"):  # empty when fp16 loss scaling is off
+            self.scaler.load_state_dict(state["scaler"])
         self.rows, self.best, self.wall_s = state["rows"], state["best"], state["wall_s"]
         log.info("resumed from %s at epoch %d", self.dir / "checkpoints/last.pt", self.epoch)
 
@@ -90,13 +96,16 @@ class Run:
         opt = self.cfg.optim
         hooks.set_epoch(self.model, self.epoch, self.cfg.trainer.epochs)
         for i, batch in enumerate(self.task.train_batches(self.shuffle)):
-            loss, batch_sums = self.task.step(self.model, batch)
+            with self.autocast():
+                loss, batch_sums = self.task.step(self.forward, batch)
             self.optimizer.zero_grad(set_to_none=True)
             penalty = l1_penalty(self.model, opt.l1) + hooks.regularization(self.model)
-            (loss + penalty).backward()
+            self.scaler.scale(loss + penalty).backward()
             if opt.clip is not None:
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt.clip)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
+            self.scaler.update()
             apply_max_norm(self.model, opt.max_norm)
             sums += batch_sums
             bar.update()
@@ -110,7 +119,8 @@ class Run:
         row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
                "seconds": round(seconds, 4), "train_loss": train["loss"], f"train_{m}": train[m]}
         for split in ("train_eval", "val"):
-            scores = self.task.evaluate(self.model, split)
+            with self.autocast():
+                scores = self.task.evaluate(self.forward, split)
             row[f"{split}_loss"], row[f"{split}_{m}"] = scores["loss"], scores[m]
         row.update(hooks.logged_values(self.model))
         return row
@@ -157,7 +167,8 @@ class Run:
             best_row = self.rows[self.best["epoch"] - 1]
             self.summary.update(best_val_loss=best_row["val_loss"],
                                 **{f"best_val_{m}": best_row[f"val_{m}"]})
-        test = self.task.evaluate(self.model, "test")
+        with self.autocast():
+            test = self.task.evaluate(self.forward, "test")
         self.write_summary(status="completed", stopped_early=stopped_early, test_loss=test["loss"],
                            **{f"test_{m}": test[m]})
         log.info("completed: best epoch %s, test loss %.4f, test %s %.4f",

@@ -1,10 +1,15 @@
 """Model families, each registered under the name used by `conf/model/<name>.yaml`."""
 
 from dropbench import DropbenchError
+from dropbench.models.cnn import build_convnet
 from dropbench.models.mlp import build_mlp
+from dropbench.models.resnet import build_resnet
 
 MODELS = {
     "mlp": build_mlp,
+    "lenet": build_convnet,
+    "alexnet": build_convnet,
+    "resnet": build_resnet,
 }
 
 

@@ -1,0 +1,45 @@
+"""Spatial dropout (Tompson et al. 2015, "Efficient object localization using convolutional
+networks"): drop whole feature maps instead of single activations.
+
+Neighbouring pixels of a feature map are strongly correlated, so zeroing single activations
+barely removes information; zeroing a whole channel does. On a (B, D) input from a fully
+connected layer each unit is its own channel, so this is standard dropout there.
+"""
+
+import torch
+from torch import nn
+
+from dropbench.dropout.registry import register
+
+
+def spatial_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Zero each (example, channel) slice of x (B, C, ...) with probability p, scale the
+    rest by 1/(1-p)."""
+    if not training or p == 0:
+        return x
+    mask_shape = x.shape[:2] + (1,) * (x.dim() - 2)  # (B, C, 1, 1): one draw per channel
+    keep = x.new_empty(mask_shape).bernoulli_(1 - p)
+    return x * keep.div_(1 - p)
+
+
+class SpatialDropout(nn.Module):
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return spatial_dropout(x, self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+register(
+    "spatial",
+    "spatial dropout: drop whole feature maps (channels) with probability p (Tompson et al. "
+    "2015); on fully connected layers a channel is one unit",
+    places=("conv", "dense"),
+    activation=lambda p, cfg: SpatialDropout(p),
+)

@@ -1,0 +1,52 @@
+"""The CUDA fast path: mixed precision (`trainer.amp`) and torch.compile (`trainer.compile`).
+
+Both only pay off on a GPU. On CPU they are no-ops with a warning in train.log: bf16 autocast
+on a CPU is mostly slower than float32, and compiling needs a C++ toolchain and minutes of
+warm-up for runs that are short anyway. The run then trains exactly as with amp=off,
+compile=false.
+"""
+
+import contextlib
+import logging
+
+import torch
+
+from dropbench import DropbenchError
+
+log = logging.getLogger("dropbench")
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def mixed_precision(amp: str, device: torch.device):
+    """(autocast context factory, GradScaler) for trainer.amp = off | bf16 | fp16.
+
+    fp16 needs loss scaling so small gradients do not flush to zero; bf16 has float32's
+    exponent range and does not. A disabled GradScaler passes everything through unchanged,
+    so the training step can call it unconditionally.
+    """
+    enabled = amp != "off" and device.type == "cuda"
+    if amp != "off" and not enabled:
+        log.warning("trainer.amp=%s has no effect on %s; training in float32", amp, device)
+    if enabled and amp == "bf16" and not torch.cuda.is_bf16_supported():
+        raise DropbenchError("trainer.amp=bf16 needs a GPU with bfloat16 support (Ampere or "
+                             "newer); use trainer.amp=fp16 or trainer.amp=off")
+    scaler = torch.amp.GradScaler("cuda", enabled=enabled and amp == "fp16")
+    if not enabled:
+        return contextlib.nullcontext, scaler
+    return (lambda: torch.autocast("cuda", dtype=AMP_DTYPES[amp])), scaler
+
+
+def maybe_compile(model: torch.nn.Module, compile: bool, device: torch.device):
+    """The callable the loop runs the model through: torch.compile(model) on CUDA when asked.
+
+    The compiled wrapper shares its parameters with `model`, so checkpoints, max-norm and the
+    dropout hooks keep using the plain module (its state_dict keys stay unprefixed).
+    """
+    if not compile:
+        return model
+    if device.type != "cuda":
+        log.warning("trainer.compile=true has no effect on %s; running eagerly", device)
+        return model
+    log.info("compiling the model with torch.compile (the first batches are slow)")
+    return torch.compile(model)
