@@ -1,7 +1,6 @@
 """`write_report(paths)`: run dirs -> runs.csv, figures, summary tables and report.html."""
 
 import io
-import logging
 import os
 from pathlib import Path
 
@@ -16,8 +15,6 @@ from dropbench.report.collect import (
     format_value,
     varying_settings,
 )
-
-log = logging.getLogger("dropbench")
 
 FORMATS = ("png", "svg", "pdf")
 CAPTIONS = {
@@ -108,8 +105,9 @@ def problems(col: Collection, job_errors: dict[str, str]) -> pd.DataFrame:
     for _, r in unfinished.iterrows():
         detail = r.get("error") if isinstance(r.get("error"), str) else ""
         rows.append({"run": r["run"], "status": r["status"], "detail": detail})
-    for row in rows:
-        row["detail"] = job_errors.get(row["run"], row["detail"])
+    for row in rows:  # a job Hydra saw fail: its error says more than "no summary.json"
+        if row["run"] in job_errors:
+            row.update(status="failed", detail=job_errors[row["run"]])
     listed = {row["run"] for row in rows}
     rows += [{"run": run, "status": "failed", "detail": err}
              for run, err in job_errors.items() if run not in listed]
@@ -171,8 +169,6 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None) ->
         sections.append(("Runs not completed or not included", [html.table(trouble)]))
     title = f"dropbench report: {', '.join(map(str, paths))}"
     (out / "report.html").write_text(html.page(title, sections), encoding="utf-8")
-    log.info("report: %d runs, %d configurations, %d not completed or skipped -> %s",
-             len(col.runs), len(groups), len(trouble), out / "report.html")
     return out
 
 

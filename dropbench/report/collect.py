@@ -257,8 +257,7 @@ def collect(paths) -> Collection:
             continue
         config_columns.update(dict.fromkeys(config))
         runs.append({"run": name, **config, **fields})
-        repeated = {k: [v] * len(metrics) for k, v in config.items()}  # lists stay strings
-        epochs.append(metrics.assign(run=name, **repeated))
+        epochs.append(metrics.assign(run=name, **config))
         mc += [{"run": name, **p} for p in points]
     if not runs:
         where = ", ".join(map(str, paths))

@@ -61,7 +61,7 @@ def mean_curves(epochs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Mean and std over seeds per (group, epoch): columns <c> and <c>_std."""
     columns = [c for c in columns if c in epochs]
     grouped = epochs.groupby(["group", "epoch"])[columns]
-    return grouped.mean().join(grouped.std(), rsuffix="_std").reset_index()
+    return grouped.mean().join(grouped.std().add_suffix("_std")).reset_index()
 
 
 # --- 1. overfitting curves ------------------------------------------------------------------
