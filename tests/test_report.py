@@ -224,6 +224,9 @@ def test_rate_sweep_draws_one_line_per_other_setting(tmp_path):
     grid = figures["curves_grid"]
     panels = [a for a in grid.axes if a.get_visible()]
     assert len(panels) == 4 and all(len(a.lines) == 3 for a in panels)
+    assert [t.get_text() for t in grid.legends[0].get_texts()] == [
+        "train (dropout active)", "train-eval", "validation"]
+    assert panels[0].get_yscale() == "log" and "nats" in panels[0].get_ylabel()
 
 
 def test_no_rate_axis_when_the_rate_does_not_vary(tmp_path):
@@ -295,6 +298,34 @@ def test_callback_never_fails_the_sweep(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="dropbench"):
         callback.write()
     assert "no sweep report" in caplog.text and "no runs found" in caplog.text
+
+
+def test_callback_skips_the_report_of_an_interrupted_sweep(sweep, caplog):
+    callback = SweepReport(formats=["png"])
+    callback.sweep_dir = sweep
+    callback.running_job = str(sweep / "3")  # on_job_start without on_job_end: Ctrl-C
+    with caplog.at_level(logging.WARNING, logger="dropbench"):
+        callback.write()
+    assert "sweep interrupted" in caplog.text and f"dropbench report {sweep}" in caplog.text
+    assert not (sweep / "report").exists()
+
+
+def test_language_model_runs_get_their_own_perplexity_tables(tmp_path, sweep):
+    lm = make_run(tmp_path / "lm", p=0.5)
+    renamed = {f"{split}_acc": f"{split}_ppl" for split in ("train", "train_eval", "val")}
+    metrics = pd.read_csv(lm / "metrics.csv").rename(columns=renamed)
+    metrics.to_csv(lm / "metrics.csv", index=False)
+    summary = json.loads((lm / "summary.json").read_text())
+    summary.update(metric="ppl", best_val_ppl=90.0, test_ppl=85.0)
+    (lm / "summary.json").write_text(json.dumps(summary))
+    out = write_report([tmp_path])
+    ppl = pd.read_csv(out / "summary_ppl.csv")
+    assert ppl["test_ppl_mean"].tolist() == [85.0]
+    # lower is better for perplexity: gap = val - train-eval = (0.8 + 0.03) - (0.9 + 0.03)
+    assert ppl["final_gap_ppl_mean"].tolist() == pytest.approx([-0.1])
+    assert len(pd.read_csv(out / "summary_acc.csv")) == 2
+    assert (out / "overfitting_curves_ppl.png").is_file()
+    assert (out / "overfitting_curves_acc.png").is_file()
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ CAPTIONS = {
     "gap_vs_rate": "Generalisation gap at the last epoch against the dropout rate: how much worse "
     "validation is than train-eval (positive = overfitting).",
     "curves_grid": "Loss per epoch for every configuration: train with dropout active "
-    "(dotted), train-eval (dashed) and validation (solid), ±1 std over seeds shaded.",
+    "(dotted), train-eval (dashed) and validation (solid), mean over seeds, their range shaded.",
     "mc_samples": "Test error against the number of Monte-Carlo samples T (solid) and the "
     "weight-scaling value of the same configuration (dotted).",
 }

@@ -57,9 +57,10 @@ class SweepReport(Callback):
                         "`dropbench report %s`", self.sweep_dir)
             return
         try:
-            from dropbench.report.build import write_report
+            from dropbench.report.build import parse_formats, write_report
 
-            out = write_report([self.sweep_dir], formats=self.formats, job_errors=self.job_errors)
+            formats = parse_formats(",".join(map(str, self.formats)))
+            out = write_report([self.sweep_dir], formats=formats, job_errors=self.job_errors)
             log.info("sweep report: %s", out / "report.html")
         except (Exception, KeyboardInterrupt) as e:  # the report must never fail the sweep
             log.warning("no sweep report (%s: %s); try `dropbench report %s`",

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from dropbench.report.collect import format_value
+from dropbench.report.collect import format_value, sort_key
 
 STYLE = {
     "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -29,6 +29,7 @@ SPLITS = {
     "val": dict(label="validation", color="#c0392b", linestyle="-", marker="o"),
 }
 LOSS_LABEL = "loss (cross-entropy, nats)"
+ONE_LINE = "all runs"  # the rate sweep's line when no setting but the rate varies
 
 
 def metric_label(m: str, what: str = "") -> str:
@@ -53,15 +54,23 @@ def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3
     return fig, axes
 
 
+def log_loss_axis(ax, values: pd.DataFrame) -> None:
+    """Loss on a log axis: the first epochs' large loss would squash the gap that matters."""
+    if (values.dropna() > 0).all().all():
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{LOSS_LABEL}, log scale")
+
+
 def every(n_points: int) -> int:
     return max(1, n_points // 10)  # about ten markers per line, however long the run
 
 
 def mean_curves(epochs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Mean and std over seeds per (group, epoch): columns <c> and <c>_std."""
+    """Mean, min and max over seeds per (group, epoch): columns <c>, <c>_min, <c>_max."""
     columns = [c for c in columns if c in epochs]
     grouped = epochs.groupby(["group", "epoch"])[columns]
-    return grouped.mean().join(grouped.std().add_suffix("_std")).reset_index()
+    spread = grouped.min().add_suffix("_min").join(grouped.max().add_suffix("_max"))
+    return grouped.mean().join(spread).reset_index()
 
 
 # --- 1. overfitting curves ------------------------------------------------------------------
@@ -95,6 +104,7 @@ def overfitting_curves(epochs: pd.DataFrame, groups: list[str], m: str) -> Figur
                         linestyle=SPLITS[split]["linestyle"])
         ax.set(xlabel="epoch", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    log_loss_axis(axes[0, 0], curves[["train_eval_loss", "val_loss"]])
     handles = [Line2D([], [], color=s["color"], marker=s["marker"], linestyle="-", label=g)
                for g, s in styles.items()]
     handles += [Line2D([], [], color="0.3", linestyle=SPLITS[k]["linestyle"],
@@ -119,7 +129,7 @@ def rate_lines(runs: pd.DataFrame, rate_col: str, by: list[str]) -> pd.Series:
     """The label of the line each run belongs to: its `by` values other than the rate."""
     others = [c for c in by if c != rate_col]
     if not others:
-        return pd.Series("mean ± std over seeds", index=runs.index)
+        return pd.Series(ONE_LINE, index=runs.index)
     return runs.apply(lambda r: ", ".join(f"{c}={format_value(r[c])}" for c in others), axis=1)
 
 
@@ -128,7 +138,8 @@ def sweep_figure(runs, rate_col, by, panels, title) -> Figure:
     fig, axes = new_figure(len(panels))
     x, tick_labels = rate_positions(runs[rate_col])
     data = runs.assign(_x=x, _line=rate_lines(runs, rate_col, by))
-    lines = list(dict.fromkeys(data.sort_values(by=by)["_line"]))
+    order = sorted(data.index, key=lambda i: tuple(sort_key(data.at[i, c]) for c in by))
+    lines = list(dict.fromkeys(data.loc[order, "_line"]))
     styles = group_styles(lines)
     for ax, (column, ylabel, scale) in zip(axes[0], panels, strict=True):
         if column not in data or data[column].isna().all():
@@ -140,7 +151,8 @@ def sweep_figure(runs, rate_col, by, panels, title) -> Figure:
                     sub["_x"]).agg(["mean", "std"]).sort_index()
                 ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0.0),
                             capsize=3, label=line, **styles[line])
-            ax.legend(loc="best")
+            if len(lines) > 1 or lines[0] != ONE_LINE:
+                ax.legend(loc="best")
         ax.set(xlabel=f"dropout rate {rate_col} (drop probability)", ylabel=ylabel)
         if tick_labels is not None:
             ax.set_xticks(range(len(tick_labels)), tick_labels)
@@ -156,10 +168,10 @@ def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figu
 
 
 def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
-    unit = "pp" if m == "acc" else m
-    panels = [("final_gap_loss", "final gap: val − train-eval loss (nats)", 1.0),
-              (f"final_gap_{m}", f"final gap in {m} ({unit}), positive = overfitting",
-               metric_scale(m))]
+    metric_gap = ("train-eval − val accuracy (pp)" if m == "acc"
+                  else f"val − train-eval {metric_label(m)}")
+    panels = [("final_gap_loss", "gap: val − train-eval loss (nats)", 1.0),
+              (f"final_gap_{m}", f"gap: {metric_gap}", metric_scale(m))]
     fig = sweep_figure(runs, rate_col, by, panels,
                        "Generalisation gap at the last epoch, mean ± std over seeds")
     for ax in fig.axes:
@@ -170,7 +182,8 @@ def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Fig
 # --- 4. curves grid ---------------------------------------------------------------------------
 def curves_grid(epochs: pd.DataFrame, groups: list[str]) -> Figure:
     """One panel per group: train (dropout on), train-eval and validation loss, mean over
-    seeds with a ±1 std band, shared axes so the panels compare at a glance."""
+    seeds with the seeds' range shaded (a range stays positive on the log axis, unlike
+    mean - std), shared axes so the panels compare at a glance."""
     ncols = min(4, len(groups))
     nrows = -(-len(groups) // ncols)
     fig, axes = new_figure(ncols, nrows, width=3.3, height=2.7, sharex=True, sharey=True)
@@ -182,9 +195,8 @@ def curves_grid(epochs: pd.DataFrame, groups: list[str]) -> Figure:
             if column not in c:
                 continue
             ax.plot(c["epoch"], c[column], markevery=every(len(c)), **style)
-            ax.fill_between(c["epoch"], c[column] - c[f"{column}_std"].fillna(0),
-                            c[column] + c[f"{column}_std"].fillna(0), color=style["color"],
-                            alpha=0.15, linewidth=0)
+            ax.fill_between(c["epoch"], c[f"{column}_min"], c[f"{column}_max"],
+                            color=style["color"], alpha=0.15, linewidth=0)
         ax.set_title(g, fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes.flat[len(groups):]:
@@ -193,8 +205,9 @@ def curves_grid(epochs: pd.DataFrame, groups: list[str]) -> Figure:
         ax.set_xlabel("epoch")
     for ax in axes[:, 0]:
         ax.set_ylabel(LOSS_LABEL)
-    axes.flat[0].legend(loc="best")
-    fig.suptitle("Loss curves per configuration (mean ± std over seeds)")
+        log_loss_axis(ax, curves[[c for c in curves if c.endswith("_loss")]])
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
+    fig.suptitle("Loss curves per configuration (mean over seeds, range shaded)")
     return fig
 
 
