@@ -87,14 +87,14 @@ def save_figures(figures: dict, out: Path, formats: list[str], suffix: str) -> d
     pngs = {}
     for name, fig in figures.items():
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")
+        fig.savefig(buf, format="png", dpi=150)
         pngs[name] = buf.getvalue()
         for fmt in formats:
             path = out / f"{name}{suffix}.{fmt}"
             if fmt == "png":
                 path.write_bytes(pngs[name])
             else:
-                fig.savefig(path, format=fmt, bbox_inches="tight")
+                fig.savefig(path, format=fmt)
     return pngs
 
 
@@ -145,18 +145,18 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None) ->
         tables.summary_csv_frame(summary).to_csv(out / f"summary{suffix}.csv", index=False)
         shown = tables.summary_markdown_frame(summary, by, m)
         md += [f"## Summary ({m})\n", tables.markdown(shown)]
-        table_parts += [html.paragraph(f"Summary ({m})"), html.table(shown)]
+        table_parts += [html.subheading(f"Summary ({m})"), html.table(shown)]
         figures, fig_notes = build_figures(col, groups, by, m)
         for name, png in save_figures(figures, out, formats, suffix).items():
             figure_parts.append(html.figure(name + suffix, png, CAPTIONS[name]))
         notes += fig_notes
 
-    paper = tables.paper_table(col.runs)
+    paper = tables.paper_table(col.runs, groups)
     if not paper.empty:
         paper.to_csv(out / "paper_vs_ours.csv", index=False)
         shown = tables.paper_markdown_frame(paper)
         md += ["## Paper vs. ours\n", tables.markdown(shown)]
-        table_parts += [html.paragraph("Paper vs. ours"), html.table(shown)]
+        table_parts += [html.subheading("Paper vs. ours"), html.table(shown)]
     trouble = problems(col, job_errors or {})
     if not trouble.empty:
         md += ["## Runs not completed or not included\n", tables.markdown(trouble)]

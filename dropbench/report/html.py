@@ -29,6 +29,10 @@ def table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, na_rep="–", escape=True)
 
 
+def subheading(text: str) -> str:
+    return f"<h3>{html.escape(text)}</h3>"
+
+
 def paragraph(text: str, cls: str = "") -> str:
     attr = f' class="{cls}"' if cls else ""
     return f"<p{attr}>{html.escape(text)}</p>"

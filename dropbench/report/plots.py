@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from dropbench.report.collect import format_value, sort_key
 
@@ -230,6 +230,7 @@ def mc_samples(mc: pd.DataFrame, groups: list[str], m: str) -> Figure:
         if len(scale):
             ax.axhline(to_error(scale.mean()), color=styles[g]["color"], linestyle=":")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # 1, 10, 100 rather than 10^0, 10^1, 10^2
     ax.set(xlabel="number of MC samples T (log scale)",
            ylabel="test error (%)" if m == "acc" else metric_label(m, "test"))
     handles = [Line2D([], [], color=s["color"], marker=s["marker"], label=g)

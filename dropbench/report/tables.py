@@ -92,8 +92,9 @@ def paper_metric(runs: pd.DataFrame, name: str) -> pd.Series | None:
     return 100.0 * values if name.endswith("_acc") else values
 
 
-def paper_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (paper number, configuration) for runs whose config has `paper.value`."""
+def paper_table(runs: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """One row per (paper number, configuration) for runs whose config has `paper.value`,
+    configurations in display order."""
     keys = ["paper.ref", "paper.table", "paper.metric", "paper.value"]
     if "paper.value" not in runs:
         return pd.DataFrame()
@@ -112,6 +113,7 @@ def paper_table(runs: pd.DataFrame) -> pd.DataFrame:
             "paper": float(value), "ours_mean": ours.mean(), "ours_std": ours.std(),
             "n": int(ours.count()), "difference": ours.mean() - float(value),
         })
+    rows.sort(key=lambda r: groups.index(r["configuration"]))  # stable: paper order kept
     return pd.DataFrame(rows)
 
 
