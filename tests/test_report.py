@@ -355,7 +355,9 @@ def test_report_command_on_a_real_sweep(digits_sweep, tmp_path):
     result = run_cli("report", sweep, "--out", tmp_path / "r", "--format", "png,svg", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "r" / "report.html")
-    assert "skipped run 2: no summary.json" in result.stderr  # the failed job, named
+    # the failed job, named, with its error (from summary.json)
+    assert "skipped run 2: no metrics.csv: no epoch finished (status failed: dropout.p=1.5" \
+        in result.stderr
     runs = pd.read_csv(tmp_path / "r" / "runs.csv")
     assert len(runs) == 2 * 2 and set(runs["status"]) == {"completed"}
     assert (tmp_path / "r" / "rate_sweep.svg").is_file()

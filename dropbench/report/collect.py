@@ -122,7 +122,8 @@ def read_metrics(run_dir: Path, summary: dict) -> pd.DataFrame:
     path = run_dir / "metrics.csv"
     if not path.is_file():
         status = summary.get("status", "unknown")
-        raise BrokenRun(f"no metrics.csv: no epoch finished (status {status})")
+        error = f": {summary['error']}" if summary.get("error") else ""
+        raise BrokenRun(f"no metrics.csv: no epoch finished (status {status}{error})")
     try:
         metrics = pd.read_csv(path)
     except (OSError, ValueError) as e:  # pandas' parser errors are ValueErrors
