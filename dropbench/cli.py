@@ -158,6 +158,18 @@ def data_command(args) -> None:
         sys.exit(1)
 
 
+# --- report ------------------------------------------------------------------------------
+def report_command(args) -> None:
+    import logging
+
+    from dropbench.report.build import parse_formats, write_report
+
+    logging.basicConfig(level=logging.WARNING, format="dropbench: warning: %(message)s")
+    by = [c.strip() for c in args.by.split(",") if c.strip()] if args.by else None
+    out = write_report(args.paths, args.out, parse_formats(args.format), by)
+    print(out / "report.html")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dropbench",
@@ -166,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dropout.p=0,0.5 seed=0,1`; `dropbench train --help` shows Hydra's options.",
     )
     parser.add_argument("--version", action="version", version=f"dropbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,list,data}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,list,data,report}")
     sub.add_parser("train", help="train a run or a sweep (Hydra overrides follow)")
     sub.add_parser("list", help="list every config group and its options").set_defaults(
         func=list_command)
@@ -175,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("names", nargs="*", help="datasets (verify: default all)")
     data.add_argument("--data-dir", help="default: $DROPBENCH_DATA or ~/.cache/dropbench")
     data.set_defaults(func=data_command)
+    report = sub.add_parser("report", help="figures and tables from run dirs and sweep dirs")
+    report.add_argument("paths", nargs="+", help="run dirs or sweep dirs (searched recursively)")
+    report.add_argument("--out", help="output dir (default: PATH/report)")
+    report.add_argument("--format", default="png", help="figure formats: png,svg,pdf")
+    report.add_argument("--by", help="config keys that define a configuration, e.g. "
+                        "dropout.name,dropout.p (default: the keys that vary, seed excluded)")
+    report.set_defaults(func=report_command)
     return parser
 
 

@@ -1,0 +1,177 @@
+"""`write_report(paths)`: run dirs -> runs.csv, figures, summary tables and report.html."""
+
+import io
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from dropbench import DropbenchError
+from dropbench.report import html, plots, tables
+from dropbench.report.collect import (
+    Collection,
+    assign_groups,
+    collect,
+    format_value,
+    varying_settings,
+)
+
+FORMATS = ("png", "svg", "pdf")
+CAPTIONS = {
+    "overfitting_curves": "Train-eval (dashed) and validation (solid) loss and metric per epoch, "
+    "mean over seeds. Where the two lines part, the model overfits.",
+    "rate_sweep": "Best validation and test metric against the dropout rate, mean ± sample std "
+    "over seeds (error bars).",
+    "gap_vs_rate": "Generalisation gap at the last epoch against the dropout rate: how much worse "
+    "validation is than train-eval (positive = overfitting).",
+    "curves_grid": "Loss per epoch for every configuration: train with dropout active "
+    "(dotted), train-eval (dashed) and validation (solid), mean over seeds, their range shaded.",
+    "mc_samples": "Test error against the number of Monte-Carlo samples T (solid) and the "
+    "weight-scaling value of the same configuration (dotted).",
+}
+
+
+def parse_formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise DropbenchError(f"--format {text!r}: use a comma-separated list of "
+                             f"{', '.join(FORMATS)}")
+    return formats
+
+
+def rate_column(by: list[str]) -> str | None:
+    """The grouping key plotted on the rate axis: dropout.p, else another dropout.p* key."""
+    rates = [c for c in by if c.startswith("dropout.") and c.rsplit(".", 1)[1].startswith("p")]
+    return "dropout.p" if "dropout.p" in rates else (rates[0] if rates else None)
+
+
+def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
+    """{name: Figure} for the runs scored with metric m, and notes on figures left out."""
+    runs = col.runs[col.runs["metric"] == m]
+    epochs = col.epochs[col.epochs["run"].isin(runs["run"])]
+    groups = [g for g in groups if g in set(runs["group"])]
+    figures, notes = {}, []
+    shown = plots.overfitting_groups(runs, groups)
+    figures["overfitting_curves"] = plots.overfitting_curves(epochs, shown, m)
+    if len(shown) < len(groups):
+        notes.append(f"Overfitting curves show {len(shown)} of {len(groups)} configurations "
+                     f"(no-dropout ones and the lowest validation loss); the grid shows all.")
+    rate = rate_column(by)
+    if rate and runs[rate].map(format_value).nunique() > 1:
+        figures["rate_sweep"] = plots.rate_sweep(runs, rate, by, m)
+        figures["gap_vs_rate"] = plots.gap_vs_rate(runs, rate, by, m)
+    else:
+        notes.append("Rate sweep and gap vs. rate left out: no dropout rate (dropout.p*) varies "
+                     "between the configurations compared (choose them with --by).")
+    figures["curves_grid"] = plots.curves_grid(epochs, groups)
+    mc = col.mc[col.mc["run"].isin(runs["run"])]
+    if mc["T"].notna().any():
+        figures["mc_samples"] = plots.mc_samples(mc, groups, m)
+    else:
+        notes.append("MC samples vs. weight scaling left out: no run has Monte-Carlo results "
+                     "(an `eval` block in summary.json).")
+    return figures, notes
+
+
+def clear_old_figures(out: Path) -> None:
+    """A figure a previous report made but this one does not (no MC data now) must not linger."""
+    for name in CAPTIONS:
+        for path in out.glob(f"{name}*"):
+            if path.suffix.lstrip(".") in FORMATS:
+                path.unlink()
+
+
+def save_figures(figures: dict, out: Path, formats: list[str], suffix: str) -> dict[str, bytes]:
+    """Write every figure in every format; return the PNG bytes for the HTML page."""
+    pngs = {}
+    for name, fig in figures.items():
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=150)
+        pngs[name] = buf.getvalue()
+        for fmt in formats:
+            path = out / f"{name}{suffix}.{fmt}"
+            if fmt == "png":
+                path.write_bytes(pngs[name])
+            else:
+                fig.savefig(path, format=fmt)
+    return pngs
+
+
+def problems(col: Collection, job_errors: dict[str, str]) -> pd.DataFrame:
+    """Runs left out (unreadable) or not completed, so failures are listed, never hidden."""
+    rows = [{"run": run, "status": "skipped", "detail": why} for run, why in col.skipped]
+    unfinished = col.runs[col.runs["status"] != "completed"]
+    for _, r in unfinished.iterrows():
+        detail = r.get("error") if isinstance(r.get("error"), str) else ""
+        rows.append({"run": r["run"], "status": r["status"], "detail": detail})
+    for row in rows:  # a job Hydra saw fail: its error says more than "no summary.json"
+        if row["run"] in job_errors:
+            row.update(status="failed", detail=job_errors[row["run"]])
+    listed = {row["run"] for row in rows}
+    rows += [{"run": run, "status": "failed", "detail": err}
+             for run, err in job_errors.items() if run not in listed]
+    return pd.DataFrame(rows, columns=["run", "status", "detail"])
+
+
+def tidy_runs(col: Collection) -> pd.DataFrame:
+    """runs.csv: one row per (run, epoch) with the run's config and summary fields."""
+    run_fields = [c for c in col.runs.columns if c not in col.epochs.columns or c == "run"]
+    table = col.epochs.merge(col.runs[run_fields], on="run", how="left")
+    first = ["run", "group", "status", *col.config_columns]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def write_report(paths, out=None, formats=("png",), by=None, job_errors=None) -> Path:
+    """Collect the runs under `paths` and write the report into `out` (default PATH/report)."""
+    paths = [Path(p) for p in paths]
+    col = collect(paths)
+    out = Path(out) if out else common_dir(paths) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    by = list(by) if by else varying_settings(col.runs, col.config_columns)
+    groups = assign_groups(col, by)
+    tidy_runs(col).to_csv(out / "runs.csv", index=False)
+    clear_old_figures(out)
+
+    metrics = list(dict.fromkeys(col.runs["metric"]))
+    md = ["# dropbench report\n", f"{len(col.runs)} runs in {len(groups)} configurations "
+          f"(grouped by {', '.join(by) or 'nothing: one configuration'}); mean ± sample std "
+          "over seeds, n = runs.\n"]
+    figure_parts, table_parts, notes = [], [], []
+    for m in metrics:
+        suffix = f"_{m}" if len(metrics) > 1 else ""
+        runs = col.runs[col.runs["metric"] == m]
+        summary = tables.summary_table(runs, [g for g in groups if g in set(runs["group"])], by, m)
+        tables.summary_csv_frame(summary).to_csv(out / f"summary{suffix}.csv", index=False)
+        shown = tables.summary_markdown_frame(summary, by, m)
+        md += [f"## Summary ({m})\n", tables.markdown(shown)]
+        table_parts += [html.subheading(f"Summary ({m})"), html.table(shown)]
+        figures, fig_notes = build_figures(col, groups, by, m)
+        for name, png in save_figures(figures, out, formats, suffix).items():
+            figure_parts.append(html.figure(name + suffix, png, CAPTIONS[name]))
+        notes += fig_notes
+
+    paper = tables.paper_table(col.runs, groups)
+    if not paper.empty:
+        paper.to_csv(out / "paper_vs_ours.csv", index=False)
+        shown = tables.paper_markdown_frame(paper)
+        md += ["## Paper vs. ours\n", tables.markdown(shown)]
+        table_parts += [html.subheading("Paper vs. ours"), html.table(shown)]
+    trouble = problems(col, job_errors or {})
+    if not trouble.empty:
+        md += ["## Runs not completed or not included\n", tables.markdown(trouble)]
+    (out / "summary.md").write_text("\n".join(md))
+
+    sections = [("Tables", table_parts), ("Figures", figure_parts)]
+    if notes:
+        sections.append(("Notes", [html.paragraph(n, "note") for n in notes]))
+    if not trouble.empty:
+        sections.append(("Runs not completed or not included", [html.table(trouble)]))
+    title = f"dropbench report: {', '.join(map(str, paths))}"
+    (out / "report.html").write_text(html.page(title, sections), encoding="utf-8")
+    return out
+
+
+def common_dir(paths: list[Path]) -> Path:
+    """Where the report goes by default: the paths' common directory (a run dir itself too)."""
+    return Path(os.path.commonpath([str(p.resolve()) for p in paths]))

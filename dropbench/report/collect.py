@@ -1,0 +1,313 @@
+"""Find run directories under some paths and read them into pandas tables.
+
+A run dir (see DESIGN.md) holds `.hydra/config.yaml`, `metrics.csv` (one row per epoch) and
+`summary.json`. This module reads files only: it never imports the engine, so it also works on
+runs copied from another machine, on sweeps that are still running and on killed ones.
+"""
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from dropbench import DropbenchError
+
+log = logging.getLogger("dropbench")
+
+RUN_FILES = ("summary.json", "metrics.csv")
+# Config keys that never define a configuration: bookkeeping, or the seed we aggregate over.
+NOT_A_SETTING = {"seed", "data_dir", "device", "trainer.resume", "trainer.overwrite",
+                 "trainer.progress"}
+NOT_A_SETTING_PREFIXES = ("hydra.", "paper.")
+HIGHER_IS_BETTER = {"acc"}  # every other metric (loss, ppl) is better when lower
+MC_SAMPLE_KEYS = ("T", "samples", "mc_samples", "n_samples")
+
+
+@dataclass
+class Collection:
+    """Everything the report needs, as tables."""
+
+    runs: pd.DataFrame  # one row per run: run, config columns, summary fields, derived fields
+    epochs: pd.DataFrame  # one row per (run, epoch): run, config columns, metrics.csv columns
+    mc: pd.DataFrame  # one row per (run, T): run, T, test value; plus "scale" rows (T = NaN)
+    config_columns: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (run, why)
+
+
+class BrokenRun(Exception):
+    """A run dir whose files cannot be used; the message says which file and why."""
+
+
+# --- finding runs --------------------------------------------------------------------------
+def find_run_dirs(paths) -> list[Path]:
+    """Every dir under `paths` that looks like a run (has a run file or a Hydra config)."""
+    found = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise DropbenchError(f"{path} does not exist; give a run dir or a sweep dir")
+        for root, dirs, files in os.walk(path):
+            # Hidden dirs (.hydra) and checkpoints never hold runs: don't descend.
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "checkpoints")
+            root = Path(root)
+            if any(f in files for f in RUN_FILES) or (root / ".hydra" / "config.yaml").is_file():
+                found.append(root)
+    return sorted(set(found))
+
+
+def run_name(run_dir: Path, base: Path) -> str:
+    """A short unique name: the path relative to the common base of all paths."""
+    rel = os.path.relpath(run_dir, base)
+    return run_dir.name if rel == "." else rel
+
+
+# --- reading one run ----------------------------------------------------------------------
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    """{"dropout": {"p": 0.5}} -> {"dropout.p": 0.5}; lists become strings (hashable)."""
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = "[" + ", ".join(format_value(v) for v in value) + "]"
+        else:
+            flat[name] = value
+    return flat
+
+
+def format_value(value) -> str:
+    """One spelling per value: 0, 0.0 and 0.00 all read "0"; used for labels and grouping."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower() if value is not None else "null"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and math.isnan(value):
+            return "n/a"
+        return format(value, "g")
+    return str(value)
+
+
+def read_config(run_dir: Path) -> dict:
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise BrokenRun("no .hydra/config.yaml (not a dropbench run dir?)")
+    try:
+        # safe_load keeps interpolations such as ${oc.env:...} as plain strings: nothing resolves.
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise BrokenRun(f".hydra/config.yaml is unreadable ({type(e).__name__})") from e
+    if not isinstance(config, dict):
+        raise BrokenRun(".hydra/config.yaml is not a mapping")
+    return config
+
+
+def read_summary(run_dir: Path) -> dict:
+    path = run_dir / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BrokenRun("no summary.json") from None
+    except (OSError, ValueError) as e:
+        raise BrokenRun(f"summary.json is unreadable ({type(e).__name__})") from e
+    if not isinstance(summary, dict):
+        raise BrokenRun("summary.json is not a JSON object")
+    return summary
+
+
+def read_metrics(run_dir: Path, summary: dict) -> pd.DataFrame:
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        status = summary.get("status", "unknown")
+        error = f": {summary['error']}" if summary.get("error") else ""
+        raise BrokenRun(f"no metrics.csv: no epoch finished (status {status}{error})")
+    try:
+        metrics = pd.read_csv(path)
+    except (OSError, ValueError) as e:  # pandas' parser errors are ValueErrors
+        raise BrokenRun(f"metrics.csv is unreadable ({type(e).__name__})") from e
+    needed = {"epoch", "train_eval_loss", "val_loss"}
+    if metrics.empty or not needed <= set(metrics.columns):
+        raise BrokenRun(f"metrics.csv lacks rows or the columns {sorted(needed)}")
+    return metrics
+
+
+def metric_of(summary: dict, metrics: pd.DataFrame) -> str:
+    """`acc` or `ppl`: from the summary, else from the val_<m> column metrics.csv has."""
+    if summary.get("metric"):
+        return summary["metric"]
+    names = [c[4:] for c in metrics.columns if c.startswith("val_") and c != "val_loss"]
+    if not names:
+        raise BrokenRun("metrics.csv has no val_<metric> column")
+    return names[0]
+
+
+def gap(worse_side: float, better_side: float, metric: str) -> float:
+    """How much worse validation is than train-eval: positive means overfitting."""
+    if metric in HIGHER_IS_BETTER:
+        return better_side - worse_side
+    return worse_side - better_side
+
+
+def dropout_is_off(config: dict) -> bool:
+    """Scheme `none`, or every dropout rate (dropout.p*, numbers or per-layer lists) is 0."""
+    dropout = config.get("dropout") or {}
+    if dropout.get("name") == "none":
+        return True
+    rates = []
+    for key, value in dropout.items():
+        if not key.startswith("p"):
+            continue
+        values = value if isinstance(value, list) else [value]
+        rates += [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return bool(rates) and all(r == 0 for r in rates)
+
+
+def derived_fields(summary: dict, metrics: pd.DataFrame, m: str) -> dict:
+    """Best epoch and final gap, also for a run still running (no best_* in its summary yet)."""
+    best_row = metrics.loc[metrics["val_loss"].idxmin()]  # the trainer's rule: lowest val loss
+    last = metrics.iloc[-1]
+    fields = {
+        "metric": m,
+        "best_epoch": summary.get("best_epoch") or int(best_row["epoch"]),
+        "best_val_loss": summary.get("best_val_loss", best_row["val_loss"]),
+        "epochs_run": summary.get("epochs_run", len(metrics)),
+        "wall_s": summary.get("wall_s", metrics["seconds"].sum() if "seconds" in metrics else None),
+        "final_gap_loss": gap(last["val_loss"], last["train_eval_loss"], "loss"),
+    }
+    if f"val_{m}" in metrics:
+        fields[f"best_val_{m}"] = summary.get(f"best_val_{m}", best_row[f"val_{m}"])
+    if f"val_{m}" in metrics and f"train_eval_{m}" in metrics:
+        fields[f"final_gap_{m}"] = gap(last[f"val_{m}"], last[f"train_eval_{m}"], m)
+    return fields
+
+
+def summary_fields(summary: dict) -> dict:
+    """summary.json as flat columns; the `eval` block is read separately (mc_points)."""
+    plain = {k: v for k, v in summary.items() if k != "eval"}
+    if isinstance(plain.get("overrides"), list):
+        plain["overrides"] = " ".join(map(str, plain["overrides"]))
+    return flatten(plain)
+
+
+# --- Monte-Carlo evaluation results (optional `eval` block in summary.json) -----------------
+def mc_points(summary: dict, config: dict, m: str) -> list[dict]:
+    """[{"T": 1, "value": ...}, ..., {"T": None, "value": weight-scaling value}] or [].
+
+    Accepted shape (docs/report.md): summary["eval"] holds a list of records with a sample count
+    (one of MC_SAMPLE_KEYS) and `test_<m>` (or `<m>`), e.g. under "mc_curve"; the weight-scaling
+    reference is eval["scale"]["test_<m>"], else the run's own test_<m> when it was evaluated
+    by weight scaling (the default).
+    """
+    block = summary.get("eval")
+    if not isinstance(block, dict):
+        return []
+    points = []
+    for value in block.values():
+        if not isinstance(value, list):
+            continue
+        for rec in value:
+            if not isinstance(rec, dict):
+                continue
+            t = next((rec[k] for k in MC_SAMPLE_KEYS if k in rec), None)
+            v = rec.get(f"test_{m}", rec.get(m))
+            if isinstance(t, (int, float)) and isinstance(v, (int, float)):
+                points.append({"T": t, "value": v})
+    if not points:
+        return []
+    scale = block.get("scale")
+    ref = scale.get(f"test_{m}", scale.get(m)) if isinstance(scale, dict) else None
+    eval_mode = (config.get("eval") or {}).get("mode", "scale")
+    if ref is None and eval_mode == "scale":
+        ref = summary.get(f"test_{m}")
+    if isinstance(ref, (int, float)):
+        points.append({"T": None, "value": ref})
+    return points
+
+
+# --- everything -----------------------------------------------------------------------------
+def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame, list[dict]]:
+    """(flat config, run fields, metrics, mc points) of one run, or BrokenRun."""
+    config = read_config(run_dir)
+    summary = read_summary(run_dir)
+    metrics = read_metrics(run_dir, summary)
+    m = metric_of(summary, metrics)
+    flat_config = flatten(config)
+    fields = {k: v for k, v in summary_fields(summary).items() if k not in flat_config}
+    fields.update(derived_fields(summary, metrics, m))
+    fields.setdefault("status", "unknown")
+    fields["dropout_off"] = dropout_is_off(config)
+    return flat_config, fields, metrics, mc_points(summary, config, m)
+
+
+def collect(paths) -> Collection:
+    """Read every run under `paths`; broken ones are skipped with a warning naming them."""
+    paths = [Path(p) for p in paths]
+    run_dirs = find_run_dirs(paths)
+    base = Path(os.path.commonpath([p.resolve() for p in paths]))
+    runs, epochs, mc, skipped, config_columns = [], [], [], [], {}
+    for run_dir in run_dirs:
+        name = run_name(run_dir.resolve(), base)
+        try:
+            config, fields, metrics, points = read_run(run_dir)
+        except BrokenRun as e:
+            log.warning("skipped run %s: %s", name, e)
+            skipped.append((name, str(e)))
+            continue
+        config_columns.update(dict.fromkeys(config))
+        runs.append({"run": name, **config, **fields})
+        epochs.append(metrics.assign(run=name, **config))
+        mc += [{"run": name, **p} for p in points]
+    if not runs:
+        where = ", ".join(map(str, paths))
+        detail = f" ({len(skipped)} unreadable, see the warnings above)" if skipped else ""
+        raise DropbenchError(f"no runs found under {where}{detail}; give a run dir or a sweep "
+                             f"dir made by `dropbench train`")
+    return Collection(
+        runs=pd.DataFrame(runs),
+        epochs=pd.concat(epochs, ignore_index=True),
+        mc=pd.DataFrame(mc, columns=["run", "T", "value"]),
+        config_columns=list(config_columns),
+        skipped=skipped,
+    )
+
+
+# --- grouping ---------------------------------------------------------------------------------
+def varying_settings(runs: pd.DataFrame, config_columns: list[str]) -> list[str]:
+    """Config columns whose value differs between runs (seed and bookkeeping excluded)."""
+    settings = [c for c in config_columns
+                if c not in NOT_A_SETTING and not c.startswith(NOT_A_SETTING_PREFIXES)]
+    return [c for c in settings if runs[c].map(format_value).nunique() > 1]
+
+
+def sort_key(value):
+    """Numbers in numeric order before anything else, then text in alphabetical order."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+        return (0, value, "")
+    return (1, 0, format_value(value))
+
+
+def assign_groups(col: Collection, by: list[str]) -> list[str]:
+    """Add a `group` label column (one per configuration) to runs, epochs and mc; return the
+    labels in display order (by the `by` values, numbers numerically)."""
+    unknown = [c for c in by if c not in col.runs.columns]
+    if unknown:
+        choices = ", ".join(c for c in col.config_columns if not c.startswith("hydra."))
+        raise DropbenchError(f"--by {','.join(unknown)}: no such config key in these runs; "
+                             f"choose from: {choices}")
+    runs = col.runs
+
+    runs["group"] = [", ".join(f"{c}={format_value(row[c])}" for c in by) or "all runs"
+                     for _, row in runs.iterrows()]
+    off = runs.groupby("group")["dropout_off"].all()
+    for group in off[off].index:  # say it plainly where a configuration has no dropout at all
+        if "=none" not in group:
+            runs.loc[runs["group"] == group, "group"] = f"{group} (no dropout)"
+    order = sorted(runs.index, key=lambda i: tuple(sort_key(runs.at[i, c]) for c in by))
+    groups = list(dict.fromkeys(runs.loc[order, "group"]))
+    to_group = dict(zip(runs["run"], runs["group"], strict=True))
+    col.epochs["group"] = col.epochs["run"].map(to_group)
+    col.mc["group"] = col.mc["run"].map(to_group)
+    return groups

@@ -1,0 +1,138 @@
+"""Tables: one row per configuration with seeds aggregated (mean, sample std, n), and the
+paper-vs-ours comparison for runs made from a paper preset.
+
+summary.csv keeps raw numbers (accuracy as a fraction, like summary.json); summary.md is for
+reading and pasting: mean ± std with accuracies and errors in percent.
+"""
+
+import pandas as pd
+
+from dropbench.report.collect import format_value
+
+
+def quantities(m: str) -> list[tuple[str, str, float, int]]:
+    """(column, markdown header, scale, decimals) of each aggregated number."""
+    pct = 100.0 if m == "acc" else 1.0
+    unit = " (%)" if m == "acc" else ""
+    gap_unit = " (pp)" if m == "acc" else ""
+    return [
+        ("best_epoch", "best epoch", 1.0, 1),
+        ("best_val_loss", "best val loss", 1.0, 4),
+        (f"best_val_{m}", f"best val {m}{unit}", pct, 2),
+        ("test_loss", "test loss", 1.0, 4),
+        (f"test_{m}", f"test {m}{unit}", pct, 2),
+        ("final_gap_loss", "final gap loss", 1.0, 4),
+        (f"final_gap_{m}", f"final gap {m}{gap_unit}", pct, 2),
+        ("epochs_run", "epochs", 1.0, 1),
+        ("wall_s", "wall time (s)", 1.0, 1),
+    ]
+
+
+def status_counts(statuses: pd.Series) -> str:
+    """"completed 2, failed 1": every status named, so failures are never averaged away."""
+    counts = statuses.fillna("unknown").value_counts()
+    return ", ".join(f"{status} {n}" for status, n in counts.sort_index().items())
+
+
+def summary_table(runs: pd.DataFrame, groups: list[str], by: list[str], m: str) -> pd.DataFrame:
+    """One row per group, in display order: the `by` values, n, status, <q>_mean and <q>_std."""
+    rows = []
+    for group in groups:
+        sub = runs[runs["group"] == group]
+        row = {c: format_value(sub[c].iloc[0]) for c in by}
+        row.update(configuration=group, n=len(sub), status=status_counts(sub["status"]))
+        for column, *_ in quantities(m):
+            values = pd.to_numeric(sub.get(column, pd.Series(dtype=float)), errors="coerce")
+            row[f"{column}_mean"] = values.mean()
+            row[f"{column}_std"] = values.std()  # sample std (ddof=1): NaN for one seed
+            row[f"{column}_count"] = int(values.count())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_std(mean: float, std: float, count: int, n: int, scale: float, decimals: int) -> str:
+    if count == 0:
+        return "–"
+    text = f"{mean * scale:.{decimals}f}"
+    if count > 1:
+        text += f" ± {std * scale:.{decimals}f}"
+    if count < n:  # say so when some runs have no value yet (running, failed)
+        text += f" ({count} of {n})"
+    return text
+
+
+def summary_markdown_frame(table: pd.DataFrame, by: list[str], m: str) -> pd.DataFrame:
+    """The summary table as display strings."""
+    shown = table[by].copy() if by else pd.DataFrame({"configuration": table["configuration"]})
+    shown["n"] = table["n"]
+    for column, header, scale, decimals in quantities(m):
+        shown[header] = [
+            mean_std(r[f"{column}_mean"], r[f"{column}_std"], r[f"{column}_count"], r["n"],
+                     scale, decimals)
+            for _, r in table.iterrows()
+        ]
+    shown["status"] = table["status"]
+    return shown
+
+
+def summary_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=[c for c in table.columns if c.endswith("_count")])
+
+
+# --- paper vs ours ----------------------------------------------------------------------------
+def paper_metric(runs: pd.DataFrame, name: str) -> pd.Series | None:
+    """A run's value for the paper's metric name. Names ending in _acc or _error are in percent
+    (as papers quote them): `test_error` is 100 * (1 - test_acc)."""
+    if name.endswith("_error"):
+        acc = name[: -len("_error")] + "_acc"
+        return None if acc not in runs else 100.0 * (1.0 - pd.to_numeric(runs[acc]))
+    if name not in runs:
+        return None
+    values = pd.to_numeric(runs[name], errors="coerce")
+    return 100.0 * values if name.endswith("_acc") else values
+
+
+def paper_table(runs: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """One row per (paper number, configuration) for runs whose config has `paper.value`,
+    configurations in display order."""
+    keys = ["paper.ref", "paper.table", "paper.metric", "paper.value"]
+    if "paper.value" not in runs:
+        return pd.DataFrame()
+    runs = runs.assign(**{"paper.value": pd.to_numeric(runs["paper.value"], errors="coerce")})
+    runs = runs[runs["paper.value"].notna()].copy()
+    for key in keys:
+        if key not in runs:
+            runs[key] = ""
+    rows = []
+    for (ref, table, metric, value, group), sub in runs.groupby(keys + ["group"], sort=False,
+                                                               dropna=False):
+        ours = paper_metric(sub, str(metric))
+        ours = ours.dropna() if ours is not None else pd.Series(dtype=float)
+        rows.append({
+            "reference": ref, "table": table, "metric": metric, "configuration": group,
+            "paper": float(value), "ours_mean": ours.mean(), "ours_std": ours.std(),
+            "n": int(ours.count()), "difference": ours.mean() - float(value),
+        })
+    rows.sort(key=lambda r: groups.index(r["configuration"]))  # stable: paper order kept
+    return pd.DataFrame(rows)
+
+
+def paper_markdown_frame(table: pd.DataFrame) -> pd.DataFrame:
+    shown = table[["reference", "table", "metric", "configuration"]].copy()
+    shown["paper"] = table["paper"].map(lambda v: f"{v:g}")
+    shown["ours"] = [mean_std(r.ours_mean, r.ours_std, r.n, r.n, 1.0, 2)
+                     for r in table.itertuples()]
+    shown["n"] = table["n"]
+    shown["ours − paper"] = table["difference"].map(lambda v: "–" if pd.isna(v) else f"{v:+.2f}")
+    return shown
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (pandas' to_markdown needs the optional tabulate)."""
+    def cell(v) -> str:
+        return format_value(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(cell, table.columns)) + " |",
+             "|" + "|".join("---" for _ in table.columns) + "|"]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
