@@ -60,7 +60,8 @@ def load_digits(cfg, root: Path, device) -> ClassificationData:
 def mnist_missing_message(root: Path) -> str:
     raw = root / "MNIST" / "raw"
     return (
-        f"MNIST is not in {raw}: put {', '.join(MNIST_FILES)} there (or their .gz archives), "
+        f"MNIST is not in {raw}: put {', '.join(MNIST_FILES)} there (or their .gz archives, "
+        f"which dataset.download=true unpacks without a network), "
         f"or run `dropbench data download mnist --data-dir {root}` on a machine with internet"
     )
 
