@@ -1,0 +1,119 @@
+"""`dropbench bench` / `python scripts/bench.py`: dropbench's real training loop against the
+plain PyTorch loops a user would write, and against the matrix-multiply limit, in one process
+on synthetic data of the real shapes. Prints a table and writes bench.json.
+
+Cases (docs/benchmarks.md has the measured output and the targets):
+  mlp      MNIST MLP 784-1024-1024-10: dropbench vs examples/mnist vs a naive loop vs matmuls
+  schemes  the MLP's step time with every registered dense scheme vs. no dropout
+  cnn      the CIFAR-10 conv net (model=alexnet): none, standard, spatial, dropblock
+  lm       LSTM LMs (Zaremba small/medium shapes) vs word_language_model and an LSTMCell loop
+Peak RSS (and peak CUDA memory on a GPU) is recorded for every variant.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from dropbench.bench import harness
+
+CASES = ["mlp", "schemes", "cnn", "lm"]
+
+
+def case_functions():
+    from dropbench.bench.lm import lm_case
+    from dropbench.bench.vision import cnn_case, mlp_case, scheme_case
+
+    return {"mlp": mlp_case, "schemes": scheme_case, "cnn": cnn_case, "lm": lm_case}
+
+
+def run_bench(cases, settings) -> dict:
+    """Run the named cases; returns the bench.json document."""
+    from dropbench.bench.harness import Ratio
+
+    machine = harness.machine_info(settings.device)
+    start = time.perf_counter()
+    rows, ratios = [], []
+    functions = case_functions()
+    for name in cases:
+        case_rows, case_ratios = functions[name](settings)
+        rows += case_rows
+        ratios += case_ratios
+        print_rows(case_rows, flush=True)
+    by_key = {r.key: r for r in rows}
+    ratios = [Ratio.compute(r, by_key) for r in ratios]
+    machine["load_average_1min_end"] = harness.load_average()
+    return {
+        "machine": machine,
+        "settings": {"cases": list(cases), "reps": settings.reps, "warmup": settings.warmup,
+                     "scale": settings.scale, "amp": settings.amp, "compile": settings.compile},
+        "wall_s": round(time.perf_counter() - start, 1),
+        "rows": [r.to_dict() for r in rows],
+        "ratios": [vars(r) for r in ratios],
+    }
+
+
+def print_rows(rows, flush=False) -> None:
+    for r in rows:
+        if not r.available:
+            print(f"{r.case:<8} {r.name:<48} {r.note}", flush=flush)
+            continue
+        cuda = f" {r.peak_cuda_mb:>8.0f}" if r.peak_cuda_mb is not None else ""
+        print(f"{r.case:<8} {r.name:<48} {r.work:>8} {min(r.seconds):>8.3f} {r.median:>8.3f} "
+              f"{max(r.seconds):>8.3f} {r.rate:>11,.0f} {r.unit:<7} {r.peak_rss_mb:>7.0f}{cuda}",
+              flush=flush)
+
+
+def print_ratios(ratios: list[dict]) -> None:
+    print(f"\n{'ratio':<66} {'value':>7}  target   met")
+    for r in ratios:
+        value = "n/a" if r["value"] is None else f"{r['value']:.2f}"
+        target = f"{r['op']} {r['target']}" if r["op"] else "-"
+        met = {True: "yes", False: "NO", None: ""}[r["met"]]
+        print(f"{r['label']:<66} {value:>7}  {target:<8} {met}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dropbench bench", description=__doc__.splitlines()[0])
+    p.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--reps", type=int, default=3, help="timed repetitions per variant")
+    p.add_argument("--warmup", type=int, default=1, help="untimed short passes per variant")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply every case's work (e.g. 0.1 for a quick look)")
+    p.add_argument("--amp", choices=["off", "bf16", "fp16"], default=None,
+                   help="mixed precision on CUDA (default bf16 on cuda, off on cpu)")
+    p.add_argument("--compile", action="store_true", help="torch.compile dropbench's model "
+                   "(CUDA only; the references stay eager)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads "
+                   "(default: torch's choice, one per core)")
+    p.add_argument("--out", default="bench.json", help="where to write the JSON results")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from dropbench.bench.common import Settings
+    from dropbench.engine import pick_device
+
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    amp = args.amp or ("bf16" if device.type == "cuda" else "off")
+    header = (f"{'case':<8} {'variant':<48} {'work':>8} {'min s':>8} {'median s':>8} "
+              f"{'max s':>8} {'rate/s':>11} {'unit':<7} {'RSS MB':>7}")
+    print(f"dropbench bench: {harness.cpu_model()}, {torch.get_num_threads()} threads, torch "
+          f"{torch.__version__}, device {device}, amp={amp}, load average "
+          f"{harness.load_average()}\n{header}" + (f" {'CUDA MB':>8}" if device.type == "cuda"
+                                                    else ""), flush=True)
+    with tempfile.TemporaryDirectory(prefix="dropbench-bench-") as tmp:
+        settings = Settings(device, Path(tmp), args.reps, args.warmup, args.scale, amp,
+                            args.compile)
+        result = run_bench(args.cases, settings)
+    print_ratios(result["ratios"])
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.out} ({result['wall_s']} s)")
+    return result

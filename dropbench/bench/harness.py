@@ -1,0 +1,164 @@
+"""Timing, memory and bookkeeping shared by every benchmark case.
+
+A case is a list of variants. Each variant is measured on its own: built, warmed up, timed
+`reps` times, its peak memory read, then freed before the next one is built, so a variant's
+peak RSS is not inflated by the one before it. A row records the seconds of every repetition;
+rates (samples/s, tokens/s) use the median. Ratios are computed from the rows' medians only.
+"""
+
+import gc
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class Row:
+    case: str  # e.g. "mlp"
+    name: str  # e.g. "dropbench trainer"
+    unit: str  # what `work` counts: "samples" or "tokens"
+    work: int  # units processed in ONE repetition
+    seconds: list[float] = field(default_factory=list)  # one per timed repetition
+    available: bool = True
+    note: str = ""
+    peak_rss_mb: float | None = None  # whole process, while this variant ran
+    peak_cuda_mb: float | None = None  # torch's CUDA allocator, this variant only
+
+    @property
+    def key(self) -> str:
+        return f"{self.case}/{self.name}"
+
+    @property
+    def median(self) -> float:
+        s = sorted(self.seconds)
+        mid = len(s) // 2
+        return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+    @property
+    def rate(self) -> float:
+        """Units per second at the median repetition."""
+        return self.work / self.median
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if self.available and self.seconds:
+            d.update(min_s=min(self.seconds), median_s=self.median, max_s=max(self.seconds),
+                     rate=self.rate)
+        return d
+
+
+@dataclass
+class Ratio:
+    """value = rate(numerator) / rate(denominator), checked against `target` with `op`.
+
+    Speed-ups put the faster side on top; overheads ("scheme time / baseline time") put the
+    baseline on top; a fraction of the matmul limit is rate(run) / rate(limit)."""
+
+    label: str
+    numerator: str  # row keys
+    denominator: str
+    op: str | None  # ">=" or "<=", None: reported without a target
+    target: float | None
+    value: float | None = None
+    met: bool | None = None
+
+    def compute(self, rows: dict[str, Row]) -> "Ratio":
+        a, b = rows.get(self.numerator), rows.get(self.denominator)
+        if a and b and a.available and b.available and a.seconds and b.seconds:
+            self.value = a.rate / b.rate
+            if self.op == ">=":
+                self.met = self.value >= self.target
+            elif self.op == "<=":
+                self.met = self.value <= self.target
+        return self
+
+
+def unavailable(case: str, name: str, unit: str, why: str) -> Row:
+    return Row(case, name, unit, 0, available=False, note=f"not available: {why}")
+
+
+# --- memory ----------------------------------------------------------------------------------
+def reset_peak_rss() -> None:
+    """Linux lets a process reset its own peak RSS (VmHWM) by writing 5 to clear_refs."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass  # elsewhere the peak stays the process-lifetime peak (ru_maxrss)
+
+
+def peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 / (1024 if platform.system() == "Darwin" else 1)  # macOS reports bytes
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --- measuring one variant ---------------------------------------------------------------------
+def measure(row: Row, prepare: Callable, device: torch.device, warmup: int, reps: int) -> Row:
+    """prepare() -> (run, warm): `run()` does one repetition (row.work units), `warm()` a
+    cheaper pass through the same code for warm-up (kernel choice, allocator, compile)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_rss()
+    run, warm = prepare()
+    for _ in range(warmup):
+        warm()
+    for _ in range(reps):
+        sync(device)
+        start = time.perf_counter()
+        run()
+        sync(device)
+        row.seconds.append(time.perf_counter() - start)
+    row.peak_rss_mb = round(peak_rss_mb(), 1)
+    if device.type == "cuda":
+        row.peak_cuda_mb = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    del run, warm
+    gc.collect()
+    return row
+
+
+# --- the machine -------------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "load_average_1min_start": load_average(),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
