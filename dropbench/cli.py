@@ -170,6 +170,16 @@ def report_command(args) -> None:
     print(out / "report.html")
 
 
+# --- bench -------------------------------------------------------------------------------
+def bench_command(args: list[str]) -> None:
+    from dropbench.bench import main as bench_main  # its own argparse: `dropbench bench -h`
+
+    try:
+        bench_main(args)
+    except DropbenchError as e:
+        die(str(e))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dropbench",
@@ -178,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dropout.p=0,0.5 seed=0,1`; `dropbench train --help` shows Hydra's options.",
     )
     parser.add_argument("--version", action="version", version=f"dropbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,list,data,report}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,list,data,report,bench}")
     sub.add_parser("train", help="train a run or a sweep (Hydra overrides follow)")
     sub.add_parser("list", help="list every config group and its options").set_defaults(
         func=list_command)
@@ -194,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--by", help="config keys that define a configuration, e.g. "
                         "dropout.name,dropout.p (default: the keys that vary, seed excluded)")
     report.set_defaults(func=report_command)
+    sub.add_parser("bench", help="speed benchmark vs. plain PyTorch loops (`bench -h`)")
     return parser
 
 
@@ -201,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["train"]:
         return train_command(argv[1:])
+    if argv[:1] == ["bench"]:
+        return bench_command(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

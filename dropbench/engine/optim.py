@@ -15,15 +15,28 @@ def weight_matrices(model: nn.Module):
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    params = model.parameters()
+    params = list(model.parameters())
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay)
+        return fused_if_supported(torch.optim.SGD, params, lr=cfg.lr, momentum=cfg.momentum,
+                                  nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return fused_if_supported(torch.optim.Adam, params, lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return fused_if_supported(torch.optim.AdamW, params, lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     raise DropbenchError(f"optim.name={cfg.name!r} is unknown; choose sgd, adam or adamw")
+
+
+def fused_if_supported(optimizer_class, params, **kw) -> torch.optim.Optimizer:
+    """The optimiser with fused=True (the whole update of a parameter in one kernel) where this
+    torch supports it for the parameters' device, else its default implementation. On the
+    CPU the default runs several passes per parameter: an SGD-momentum step of the 1.9M-weight
+    MNIST MLP took 0.77 ms unfused and 0.50 ms fused on one core (docs/benchmarks.md)."""
+    try:
+        return optimizer_class(params, fused=True, **kw)
+    except (RuntimeError, ValueError, TypeError):  # e.g. an older torch without CPU kernels
+        return optimizer_class(params, **kw)
 
 
 def build_scheduler(cfg, optimizer, epochs: int):

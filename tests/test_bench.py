@@ -1,0 +1,66 @@
+"""The benchmark harness on a tiny case: JSON structure, and ratios computed from the rows'
+measured seconds. No timing assertions: speed claims live in docs/benchmarks.md."""
+
+import json
+
+import pytest
+import torch
+
+from dropbench.bench import main
+from dropbench.bench.harness import Ratio, Row
+from dropbench.dropout import SCHEMES
+
+
+def test_rates_and_ratios_come_from_the_medians():
+    slow = Row("c", "slow", "samples", 100, seconds=[4.0, 1.0, 2.0])  # median 2 s -> 50/s
+    fast = Row("c", "fast", "samples", 300, seconds=[1.0, 2.0, 3.0, 5.0])  # median 2.5 -> 120/s
+    rows = {r.key: r for r in (slow, fast)}
+    assert slow.rate == 50 and fast.rate == 120
+    speedup = Ratio("fast / slow", "c/fast", "c/slow", ">=", 2.5).compute(rows)
+    assert speedup.value == pytest.approx(2.4) and speedup.met is False
+    overhead = Ratio("slow time / fast time", "c/fast", "c/slow", "<=", 2.5).compute(rows)
+    assert overhead.met is True
+    info = Ratio("no target", "c/slow", "c/fast", None, None).compute(rows)
+    assert info.value == pytest.approx(50 / 120) and info.met is None
+    assert Ratio("gone", "c/fast", "c/missing", ">=", 1).compute(rows).value is None
+
+
+def test_tiny_bench_run_writes_consistent_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    threads = torch.get_num_threads()
+    try:
+        main(["--cases", "mlp", "schemes", "--scale", "0.002", "--reps", "2", "--warmup", "1",
+              "--threads", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)  # --threads changes the whole test process
+    doc = json.loads(out.read_text())
+    assert {"machine", "settings", "rows", "ratios", "wall_s"} <= set(doc)
+    assert doc["machine"]["threads"] == 1 and doc["settings"]["reps"] == 2
+    rows = {f"{r['case']}/{r['name']}": r for r in doc["rows"]}
+    measured = [r for r in rows.values() if r["available"]]
+    assert {r["case"] for r in measured} == {"mlp", "schemes"}
+    for r in measured:
+        assert len(r["seconds"]) == 2 and r["work"] > 0 and r["peak_rss_mb"] > 0
+        assert r["min_s"] <= r["median_s"] <= r["max_s"]
+        assert r["rate"] == pytest.approx(r["work"] / r["median_s"])
+    for r in rows.values():
+        if not r["available"]:  # a scheme this checkout lacks is reported, not skipped silently
+            assert r["note"].startswith("not available") and r["seconds"] == []
+    assert ("schemes/classic" in rows) and rows["schemes/classic"]["available"] == (
+        "classic" in SCHEMES)
+    for ratio in doc["ratios"]:
+        num, den = rows[ratio["numerator"]], rows[ratio["denominator"]]
+        if num["available"] and den["available"]:
+            assert ratio["value"] == pytest.approx(num["rate"] / den["rate"])
+        else:
+            assert ratio["value"] is None
+    labels = [r["label"] for r in doc["ratios"]]
+    assert "MLP: dropbench speed / examples-style reference" in labels
+    printed = capsys.readouterr().out
+    assert "dropbench trainer" in printed and "wrote" in printed
+
+
+def test_cli_subcommand(cli):
+    result = cli("bench", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--cases" in result.stdout and "--device" in result.stdout

@@ -1,0 +1,44 @@
+"""The fast CPU keep-mask behind standard dropout: statistics on seeded draws, with tolerances."""
+
+import pytest
+import torch
+
+from dropbench.dropout.masks import keep_mask
+
+N = 1_000_000  # a kept fraction's standard error is <= 0.0005 here, so 0.003 is ~6 sigma
+
+
+@pytest.mark.parametrize("keep", [0.05, 0.5, 0.8, 0.9])
+def test_kept_fraction_overall_and_in_both_halves_of_each_draw(keep):
+    torch.manual_seed(0)
+    mask = keep_mask((N,), keep)
+    assert mask.dtype == torch.bool and mask.shape == (N,)
+    assert abs(mask.float().mean().item() - keep) < 0.003
+    # even and odd elements come from the two 32-bit halves of one 64-bit draw
+    for half in (mask[0::2], mask[1::2]):
+        assert abs(half.float().mean().item() - keep) < 0.0045  # 6 sigma of N/2 draws
+
+
+def test_neighbours_are_independent():
+    torch.manual_seed(1)
+    mask = keep_mask((N,), 0.5).float()
+    both = (mask[0::2] * mask[1::2]).mean().item()  # the two halves of the same draw
+    across = (mask[1:-1:2] * mask[2::2]).mean().item()  # halves of consecutive draws
+    assert abs(both - 0.25) < 0.004 and abs(across - 0.25) < 0.004
+
+
+def test_shapes_odd_sizes_and_seeding():
+    torch.manual_seed(2)
+    a = keep_mask((3, 5, 7), 0.3)  # 105 elements: an odd count uses half of the last draw
+    b = keep_mask((3, 5, 7), 0.3)
+    torch.manual_seed(2)
+    assert a.shape == (3, 5, 7)
+    assert not torch.equal(a, b)
+    assert torch.equal(keep_mask((3, 5, 7), 0.3), a)
+    assert keep_mask((0, 4), 0.5).shape == (0, 4)
+
+
+def test_extreme_keep_probabilities():
+    torch.manual_seed(3)
+    assert not keep_mask((10_000,), 1e-12).any()
+    assert keep_mask((10_000,), 1 - 1e-12).all()
