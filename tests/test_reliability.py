@@ -109,6 +109,9 @@ def test_divergence_inside_a_sweep_spares_the_other_jobs(cli, tmp_path):
     assert r.returncode == 2 and "diverged" in r.stderr
     assert summary(tmp_path / "sweep/0")["status"] == "completed"
     assert summary(tmp_path / "sweep/1")["status"] == "diverged"
+    # the sweep's report lists the diverged job by the state the trainer wrote
+    report = (tmp_path / "sweep/report/summary.md").read_text()
+    assert "| 1 | diverged | DropbenchError: training diverged" in report
 
 
 @pytest.mark.parametrize("damage", ["truncate", "alter"])
