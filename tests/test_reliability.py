@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import run_cli
 from data_files import write_mnist
 
