@@ -21,6 +21,7 @@ class DatasetConfig:
     val_size: int = 5000  # examples carved from the official train split, fixed seed
     train_subset: Optional[int] = None  # keep only N training examples
     download: bool = True  # fetch into data_dir when missing (needs the network)
+    path: Optional[str] = None  # dataset=textdir: the directory holding train/valid/test text
 
 
 @dataclass
@@ -28,6 +29,11 @@ class ModelConfig:
     name: str = MISSING
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     activation: str = "relu"
+    # recurrent language models (lstm, gru); `hidden` gives one width per layer
+    embed_size: Optional[int] = None  # word vector size; null = the first hidden width
+    tied: bool = False  # share the embedding matrix with the softmax weights
+    init_scale: Optional[float] = 0.1  # uniform init in +-init_scale; null = PyTorch defaults
+    bptt: int = 35  # truncated back-propagation window, in time steps
 
 
 @dataclass
@@ -35,6 +41,10 @@ class DropoutConfig:
     name: str = MISSING
     p: Any = 0.5  # a number, or a list with one rate per layer
     p_input: float = 0.0
+    p_output: float = 0.0  # RNN LMs: the last layer's output, before the softmax
+    p_recurrent: float = 0.0  # RNN LMs: recurrent connections (weight_hh, or the gate's update)
+    p_embed: float = 0.0  # RNN LMs: whole word rows of the embedding matrix
+    compile: bool = False  # dropout=gate: torch.compile its recurrent step function
 
 
 @dataclass
@@ -50,6 +60,8 @@ class OptimConfig:
     schedule: str = "none"
     step_size: int = 30
     gamma: float = 0.1
+    lr_decay: float = 1.0  # schedule=decay_after: divide the lr by this every epoch after...
+    decay_after: int = 0  # ...this many epochs at the initial lr (Zaremba et al. 2014)
 
 
 @dataclass
@@ -74,6 +86,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     data_dir: str = "~/.cache/dropbench"
+    paper: Optional[dict] = None  # experiment presets: the published result they target
 
 
 def register_schemas() -> None:
@@ -145,4 +158,12 @@ def validate(cfg) -> None:
     p = cfg.dropout.p
     for r in p if _is_list(p) else [p]:
         check_rate(r, "dropout.p")
-    check_rate(cfg.dropout.p_input, "dropout.p_input")
+    for place in ("p_input", "p_output", "p_recurrent", "p_embed"):
+        check_rate(cfg.dropout[place], f"dropout.{place}")
+    if cfg.optim.lr_decay < 1:
+        raise DropbenchError(f"optim.lr_decay={cfg.optim.lr_decay} must be >= 1 (it divides "
+                             f"the lr; 1 = no decay)")
+    if cfg.optim.decay_after < 0:
+        raise DropbenchError(f"optim.decay_after={cfg.optim.decay_after} must be >= 0")
+    if cfg.model.bptt < 1:
+        raise DropbenchError(f"model.bptt={cfg.model.bptt} must be >= 1")

@@ -1,13 +1,17 @@
 """Dropout schemes. Importing this package registers every scheme module below."""
 
 from dropbench.dropout import standard  # noqa: F401  (registers standard and none)
+from dropbench.dropout import gate, locked, weight_drop  # noqa: F401  (recurrent schemes)
 from dropbench.dropout.registry import (
     SCHEMES,
     get_scheme,
     make_conv,
     make_dropout,
+    make_embedding,
     make_linear,
+    make_recurrent,
     register,
 )
 
-__all__ = ["SCHEMES", "get_scheme", "make_conv", "make_dropout", "make_linear", "register"]
+__all__ = ["SCHEMES", "get_scheme", "make_conv", "make_dropout", "make_embedding", "make_linear",
+           "make_recurrent", "register"]

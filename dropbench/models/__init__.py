@@ -2,9 +2,12 @@
 
 from dropbench import DropbenchError
 from dropbench.models.mlp import build_mlp
+from dropbench.models.rnn import build_rnn_lm
 
 MODELS = {
     "mlp": build_mlp,
+    "lstm": build_rnn_lm,
+    "gru": build_rnn_lm,
 }
 
 
