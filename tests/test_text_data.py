@@ -16,7 +16,7 @@ TEST = " a dog sat \n"
 
 def write_corpus(folder, names=("train.txt", "valid.txt", "test.txt"), texts=(TRAIN, VALID, TEST)):
     folder.mkdir(parents=True, exist_ok=True)
-    for name, body in zip(names, texts):
+    for name, body in zip(names, texts, strict=True):
         (folder / name).write_text(body)
     return folder
 

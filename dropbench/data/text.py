@@ -162,7 +162,8 @@ def find_split(folder: Path, split: str) -> Path:
         return folder / f"{split}.txt"
     found = sorted(folder.glob(f"*.{split}.txt")) + sorted(folder.glob(f"*.{split}.tokens"))
     if len(found) != 1:
-        what = "no file" if not found else f"{len(found)} files ({', '.join(f.name for f in found)})"
+        names = ", ".join(f.name for f in found)
+        what = f"{len(found)} files ({names})" if found else "no file"
         raise DropbenchError(
             f"{folder} has {what} for the {split} split; it needs exactly one of {split}.txt, "
             f"NAME.{split}.txt or NAME.{split}.tokens"

@@ -28,7 +28,7 @@ class RNNLanguageModel(nn.Module):
         sizes = [embed_size, *hidden]
         self.layers = nn.ModuleList(
             make_recurrent(d, cell, n_in, n_out, rate["p_recurrent"])
-            for n_in, n_out in zip(sizes[:-1], sizes[1:])
+            for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
         )
         between = layer_rates(d.p, len(hidden) - 1, "dropout.p (between recurrent layers)")
         self.drop_between = nn.ModuleList(make_dropout(d, p, "recurrent") for p in between)
