@@ -7,7 +7,7 @@ declares get their default here, so a yaml file only states what differs.
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, ListConfig
@@ -19,9 +19,9 @@ from dropbench import DropbenchError
 class DatasetConfig:
     name: str = MISSING
     val_size: int = 5000  # examples carved from the official train split, fixed seed
-    train_subset: Optional[int] = None  # keep only N training examples
+    train_subset: int | None = None  # keep only N training examples
     download: bool = True  # fetch into data_dir when missing (needs the network)
-    path: Optional[str] = None  # dataset=textdir: the directory holding train/valid/test text
+    path: str | None = None  # dataset=textdir: the directory holding train/valid/test text
 
 
 @dataclass
@@ -30,9 +30,9 @@ class ModelConfig:
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     activation: str = "relu"
     # recurrent language models (lstm, gru); `hidden` gives one width per layer
-    embed_size: Optional[int] = None  # word vector size; null = the first hidden width
+    embed_size: int | None = None  # word vector size; null = the first hidden width
     tied: bool = False  # share the embedding matrix with the softmax weights
-    init_scale: Optional[float] = 0.1  # uniform init in +-init_scale; null = PyTorch defaults
+    init_scale: float | None = 0.1  # uniform init in +-init_scale; null = PyTorch defaults
     bptt: int = 35  # truncated back-propagation window, in time steps
 
 
@@ -55,8 +55,8 @@ class OptimConfig:
     nesterov: bool = False
     weight_decay: float = 0.0
     l1: float = 0.0
-    max_norm: Optional[float] = None
-    clip: Optional[float] = None  # clip the global gradient norm to this value
+    max_norm: float | None = None
+    clip: float | None = None  # clip the global gradient norm to this value
     schedule: str = "none"
     step_size: int = 30
     gamma: float = 0.1
@@ -68,7 +68,7 @@ class OptimConfig:
 class TrainerConfig:
     epochs: int = 20
     batch_size: int = 64
-    patience: Optional[int] = None
+    patience: int | None = None
     train_eval_size: int = 2000
     resume: bool = False
     overwrite: bool = False
@@ -86,7 +86,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     data_dir: str = "~/.cache/dropbench"
-    paper: Optional[dict] = None  # experiment presets: the published result they target
+    paper: dict | None = None  # experiment presets: the published result they target
 
 
 def register_schemas() -> None:
@@ -130,7 +130,9 @@ def check_rate(p: Any, what: str) -> float:
     try:
         p = float(p)
     except (TypeError, ValueError):
-        raise DropbenchError(f"{what}={p!r} is not a number; use a drop probability in [0, 1)")
+        raise DropbenchError(
+            f"{what}={p!r} is not a number; use a drop probability in [0, 1)"
+        ) from None
     if not 0.0 <= p < 1.0:
         raise DropbenchError(f"{what}={p} is out of range; use a drop probability in [0, 1)")
     return p

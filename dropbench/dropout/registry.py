@@ -7,8 +7,8 @@ regularises its recurrent connections) and `embedding` (an nn.Embedding that dro
 Adding a scheme = one module file that calls `register` + one `conf/dropout/<name>.yaml`.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from torch import nn
 
@@ -20,11 +20,11 @@ class Scheme:
     name: str
     description: str
     places: tuple[str, ...]  # where it applies: "dense", "conv", "recurrent"
-    activation: Optional[Callable[[float, object], nn.Module]] = None  # (p, cfg) -> module
-    linear: Optional[Callable[[int, int, float, object], nn.Module]] = None
-    conv: Optional[Callable[..., nn.Module]] = None  # (in_ch, out_ch, kernel, p, cfg, **kw)
-    recurrent: Optional[Callable[..., nn.Module]] = None  # (cell, in, hidden, p, cfg)
-    embedding: Optional[Callable[..., nn.Module]] = None  # (num_words, dim, p, cfg)
+    activation: Callable[[float, object], nn.Module] | None = None  # (p, cfg) -> module
+    linear: Callable[[int, int, float, object], nn.Module] | None = None
+    conv: Callable[..., nn.Module] | None = None  # (in_ch, out_ch, kernel, p, cfg, **kw)
+    recurrent: Callable[..., nn.Module] | None = None  # (cell, in, hidden, p, cfg)
+    embedding: Callable[..., nn.Module] | None = None  # (num_words, dim, p, cfg)
 
 
 SCHEMES: dict[str, Scheme] = {}
