@@ -20,7 +20,7 @@ SLOW_ENOUGH = ["trainer.epochs=6", "trainer.batch_size=16", "model.hidden=[256,2
 
 
 def env_for(tmp_path: Path) -> dict:
-    env = {**os.environ, "DROPBENCH_DATA": str(tmp_path / "data")}
+    env = {**os.environ, "DROPBENCH_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     return env
 
