@@ -43,18 +43,18 @@ def _train_task(cfg):
     return summary.get(f"best_val_{summary.get('metric')}")  # what a Hydra sweeper optimises
 
 
-def threads_per_job(hc) -> int:
+def threads_per_job(hc) -> int | None:
     """Split the cores among the jobs a parallel launcher runs at once, so N jobs do not
     oversubscribe the CPU (each torch thread pool spins on its cores, and N pools on the same
-    cores slow every job down many times over)."""
+    cores slow every job down many times over). None: torch's default (OMP_NUM_THREADS)."""
     cores = os.cpu_count() or 1
     if hc.mode != RunMode.MULTIRUN:
-        return cores
+        return None
     if hc.launcher.get("cpus_per_task"):  # submitit: what SLURM gave the task
         return hc.launcher.cpus_per_task
     n_jobs = hc.launcher.get("n_jobs")  # joblib
     if not n_jobs:
-        return cores
+        return None
     parallel = cores if n_jobs < 0 else n_jobs  # joblib: -1 = one job per core
     return max(1, cores // parallel)
 

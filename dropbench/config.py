@@ -23,6 +23,7 @@ class DatasetConfig:
     download: bool = True  # fetch into data_dir when missing (needs the network)
     augment: bool = False  # cifar10: random crop (4-px padding) + flip per training batch
     checksums: bool = True  # cifar10: check each file's md5 against torchvision's list
+    path: str | None = None  # dataset=textdir: the directory holding train/valid/test text
 
 
 @dataclass
@@ -37,6 +38,11 @@ class ModelConfig:
     pool_stride: int = 2
     batchnorm: bool = False  # BatchNorm after each conv/FC layer (resnet: always)
     blocks: list[int] = field(default_factory=list)  # resnet: residual blocks per stage
+    # recurrent language models (lstm, gru); `hidden` gives one width per layer
+    embed_size: int | None = None  # word vector size; null = the first hidden width
+    tied: bool = False  # share the embedding matrix with the softmax weights
+    init_scale: float | None = 0.1  # uniform init in +-init_scale; null = PyTorch defaults
+    bptt: int = 35  # truncated back-propagation window, in time steps
 
 
 @dataclass
@@ -47,6 +53,10 @@ class DropoutConfig:
     where: str = "all"  # CNNs: fc = fully connected layers only, all = input, conv and fc
     block_size: int = 7  # dropblock: side of the dropped squares
     ramp_epochs: int = 0  # dropblock: raise p linearly from 0 over this many epochs; 0 = off
+    p_output: float = 0.0  # RNN LMs: the last layer's output, before the softmax
+    p_recurrent: float = 0.0  # RNN LMs: recurrent connections (weight_hh, or the gate's update)
+    p_embed: float = 0.0  # RNN LMs: whole word rows of the embedding matrix
+    compile: bool = False  # dropout=gate: torch.compile its recurrent step function
 
 
 @dataclass
@@ -62,6 +72,8 @@ class OptimConfig:
     schedule: str = "none"
     step_size: int = 30
     gamma: float = 0.1
+    lr_decay: float = 1.0  # schedule=decay_after: divide the lr by this every epoch after...
+    decay_after: int = 0  # ...this many epochs at the initial lr (Zaremba et al. 2014)
 
 
 @dataclass
@@ -163,7 +175,6 @@ def validate(cfg) -> None:
     p = cfg.dropout.p
     for r in p if _is_list(p) else [p]:
         check_rate(r, "dropout.p")
-    check_rate(cfg.dropout.p_input, "dropout.p_input")
     if cfg.dropout.where not in ("fc", "all"):
         raise DropbenchError(f"dropout.where={cfg.dropout.where!r} is unknown; use fc (fully "
                              f"connected layers only) or all (input, conv and fc layers)")
@@ -171,3 +182,12 @@ def validate(cfg) -> None:
         raise DropbenchError("dropout.block_size must be >= 1 and dropout.ramp_epochs >= 0")
     if t.amp not in ("off", "bf16", "fp16"):
         raise DropbenchError(f"trainer.amp={t.amp!r} is unknown; use off, bf16 or fp16")
+    for place in ("p_input", "p_output", "p_recurrent", "p_embed"):
+        check_rate(cfg.dropout[place], f"dropout.{place}")
+    if cfg.optim.lr_decay < 1:
+        raise DropbenchError(f"optim.lr_decay={cfg.optim.lr_decay} must be >= 1 (it divides "
+                             f"the lr; 1 = no decay)")
+    if cfg.optim.decay_after < 0:
+        raise DropbenchError(f"optim.decay_after={cfg.optim.decay_after} must be >= 0")
+    if cfg.model.bptt < 1:
+        raise DropbenchError(f"model.bptt={cfg.model.bptt} must be >= 1")

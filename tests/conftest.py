@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_cli(*args, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
     """Run `dropbench ARGS` as a user would, in a subprocess; never raises on exit status."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # One torch thread: the test models are tiny, and spinning thread pools crawl on a busy CPU.
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", "dropbench.cli", *map(str, args)],

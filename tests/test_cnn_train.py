@@ -7,9 +7,9 @@ import json
 
 import pytest
 import torch
-from data_files import write_mnist
 from test_cifar10 import write_cifar10
 
+from data_files import write_mnist
 from dropbench.engine import train
 from dropbench.engine.io import load_checkpoint
 from dropbench.engine.trainer import Run

@@ -3,9 +3,9 @@
 import json
 
 import torch
-from data_files import write_mnist
 from omegaconf import OmegaConf
 
+from data_files import write_mnist
 from dropbench.data import load_data
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from conftest import run_cli
 from data_files import write_mnist
 
@@ -19,7 +20,7 @@ SLOW_ENOUGH = ["trainer.epochs=6", "trainer.batch_size=16", "model.hidden=[256,2
 
 
 def env_for(tmp_path: Path) -> dict:
-    env = {**os.environ, "DROPBENCH_DATA": str(tmp_path / "data")}
+    env = {**os.environ, "DROPBENCH_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     return env
 
@@ -109,6 +110,9 @@ def test_divergence_inside_a_sweep_spares_the_other_jobs(cli, tmp_path):
     assert r.returncode == 2 and "diverged" in r.stderr
     assert summary(tmp_path / "sweep/0")["status"] == "completed"
     assert summary(tmp_path / "sweep/1")["status"] == "diverged"
+    # the sweep's report lists the diverged job by the state the trainer wrote
+    report = (tmp_path / "sweep/report/summary.md").read_text()
+    assert "| 1 | diverged | DropbenchError: training diverged" in report
 
 
 @pytest.mark.parametrize("damage", ["truncate", "alter"])

@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_cli
 
+from conftest import run_cli
 from dropbench import DropbenchError
 from dropbench.report import plots
 from dropbench.report.build import build_figures, parse_formats, write_report

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from data_files import write_mnist
 
 FAST = ["trainer.epochs=1", "model.hidden=[32]", "trainer.progress=false"]

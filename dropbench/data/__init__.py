@@ -8,12 +8,15 @@ from pathlib import Path
 from dropbench import DropbenchError
 from dropbench.data.cifar import load_cifar10
 from dropbench.data.tensors import ClassificationData, Split, batch_indices
+from dropbench.data.text import load_ptb, load_textdir
 from dropbench.data.vision import load_digits, load_mnist
 
 DATASETS = {
     "digits": load_digits,
     "mnist": load_mnist,
     "cifar10": load_cifar10,
+    "ptb": load_ptb,
+    "textdir": load_textdir,
 }
 
 __all__ = ["DATASETS", "ClassificationData", "Split", "batch_indices", "load_data", "data_root"]

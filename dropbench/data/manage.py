@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dropbench import DropbenchError
 from dropbench.data.cifar import CIFAR10_FOLDER, cifar10_splits
+from dropbench.data.text import ptb_files
 from dropbench.data.vision import mnist_splits
 
 
@@ -29,8 +30,14 @@ def _cifar10(root: Path, download: bool) -> str:
     return f"{len(x_train)} train + {len(x_test)} test images in {root / CIFAR10_FOLDER}"
 
 
+def _ptb(root: Path, download: bool) -> str:
+    files = ptb_files(root, download)  # raises on a missing file or a failed checksum
+    lines = sum(len(f.read_text(encoding="utf-8").splitlines()) for f in files.values())
+    return f"{lines} lines in {', '.join(f.name for f in files.values())}, md5 verified"
+
+
 # name -> fn(root, download) that loads the dataset (fetching it if allowed) and describes it
-CHECKS = {"digits": _digits, "mnist": _mnist, "cifar10": _cifar10}
+CHECKS = {"digits": _digits, "mnist": _mnist, "cifar10": _cifar10, "ptb": _ptb}
 
 
 def _check(name: str):

@@ -1,17 +1,23 @@
 """Dropout schemes. Importing this package registers every scheme module below."""
 
-from dropbench.dropout import (
-    dropblock,  # noqa: F401  (registers dropblock)
-    spatial,  # noqa: F401  (registers spatial)
-    standard,  # noqa: F401  (registers standard and none)
+from dropbench.dropout import (  # noqa: F401  (each module registers its schemes)
+    dropblock,
+    gate,
+    locked,
+    spatial,
+    standard,
+    weight_drop,
 )
 from dropbench.dropout.registry import (
     SCHEMES,
     get_scheme,
     make_conv,
     make_dropout,
+    make_embedding,
     make_linear,
+    make_recurrent,
     register,
 )
 
-__all__ = ["SCHEMES", "get_scheme", "make_conv", "make_dropout", "make_linear", "register"]
+__all__ = ["SCHEMES", "get_scheme", "make_conv", "make_dropout", "make_embedding", "make_linear",
+           "make_recurrent", "register"]

@@ -2,7 +2,8 @@
 
 A scheme registers an `activation` factory (a module applied to a layer's output) and, if it
 acts on weights instead (DropConnect, weight-drop), `linear` / `conv` factories that replace
-nn.Linear / nn.Conv2d.
+nn.Linear / nn.Conv2d; recurrent schemes may supply `recurrent` (a one-layer LSTM/GRU that
+regularises its recurrent connections) and `embedding` (an nn.Embedding that drops words).
 Adding a scheme = one module file that calls `register` + one `conf/dropout/<name>.yaml`.
 """
 
@@ -22,14 +23,17 @@ class Scheme:
     activation: Callable[[float, object], nn.Module] | None = None  # (p, cfg) -> module
     linear: Callable[[int, int, float, object], nn.Module] | None = None
     conv: Callable[..., nn.Module] | None = None  # (in_ch, out_ch, kernel, p, cfg, **kw)
+    recurrent: Callable[..., nn.Module] | None = None  # (cell, in, hidden, p, cfg)
+    embedding: Callable[..., nn.Module] | None = None  # (num_words, dim, p, cfg)
 
 
 SCHEMES: dict[str, Scheme] = {}
 
 
 def register(name: str, description: str, places=("dense",), activation=None, linear=None,
-             conv=None):
-    SCHEMES[name] = Scheme(name, description, tuple(places), activation, linear, conv)
+             conv=None, recurrent=None, embedding=None):
+    SCHEMES[name] = Scheme(name, description, tuple(places), activation, linear, conv,
+                           recurrent, embedding)
 
 
 def get_scheme(name: str) -> Scheme:
@@ -67,3 +71,33 @@ def make_conv(cfg, in_channels: int, out_channels: int, kernel_size: int, p: flo
     if p == 0 or scheme.conv is None:
         return nn.Conv2d(in_channels, out_channels, kernel_size, **kw)
     return scheme.conv(in_channels, out_channels, kernel_size, p, cfg, **kw)
+
+
+RECURRENT_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def make_recurrent(cfg, cell: str, input_size: int, hidden_size: int, p: float) -> nn.Module:
+    """One recurrent layer (`cell` is lstm or gru) called as layer(x, state) -> (out, state) on
+    (T, B, input_size) inputs; p is the rate on its recurrent connections."""
+    scheme = get_scheme(cfg.name)
+    if p == 0 or scheme.activation is None:  # `none` drops nothing anywhere
+        return RECURRENT_CELLS[cell](input_size, hidden_size)
+    if scheme.recurrent is None:
+        raise DropbenchError(
+            f"dropout={scheme.name} has no recurrent-connection dropout; set "
+            f"dropout.p_recurrent=0 or use variational, weight_drop or gate"
+        )
+    return scheme.recurrent(cell, input_size, hidden_size, p, cfg)
+
+
+def make_embedding(cfg, num_words: int, dim: int, p: float) -> nn.Module:
+    """A word embedding (an nn.Embedding); p drops whole words (embedding dropout)."""
+    scheme = get_scheme(cfg.name)
+    if p == 0 or scheme.activation is None:
+        return nn.Embedding(num_words, dim)
+    if scheme.embedding is None:
+        raise DropbenchError(
+            f"dropout={scheme.name} has no embedding dropout; set dropout.p_embed=0 or use "
+            f"variational, weight_drop or gate"
+        )
+    return scheme.embedding(num_words, dim, p, cfg)

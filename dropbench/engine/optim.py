@@ -47,8 +47,14 @@ def build_scheduler(cfg, optimizer, epochs: int):
                                                gamma=cfg.gamma)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    raise DropbenchError(f"optim.schedule={cfg.schedule!r} is unknown; choose none, step "
-                         f"or cosine")
+    if cfg.schedule == "decay_after":
+        # Zaremba et al. 2014: decay_after epochs at the initial lr, then lr / lr_decay each
+        # epoch. Factor for the epoch after `done` completed ones (the scheduler's counter).
+        decay, after = cfg.lr_decay, cfg.decay_after
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda done: decay ** -max(0, done + 1 - after))
+    raise DropbenchError(f"optim.schedule={cfg.schedule!r} is unknown; choose none, step, "
+                         f"cosine or decay_after")
 
 
 def l1_penalty(model: nn.Module, strength: float) -> torch.Tensor | float:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dropbench.data import batch_indices
+from dropbench.engine.lm import LanguageModelTask
 
 
 class ClassificationTask:
@@ -61,5 +62,8 @@ class ClassificationTask:
 TASKS = {
     "classify": lambda cfg, data: ClassificationTask(
         data, cfg.trainer.batch_size, cfg.trainer.train_eval_size
+    ),
+    "lm": lambda cfg, data: LanguageModelTask(
+        data, cfg.trainer.batch_size, cfg.model.bptt, cfg.trainer.train_eval_size
     ),
 }

@@ -107,7 +107,8 @@ def problems(col: Collection, job_errors: dict[str, str]) -> pd.DataFrame:
         rows.append({"run": r["run"], "status": r["status"], "detail": detail})
     for row in rows:  # a job Hydra saw fail: its error says more than "no summary.json"
         if row["run"] in job_errors:
-            row.update(status="failed", detail=job_errors[row["run"]])
+            status = row["status"] if row["status"] != "skipped" else "failed"
+            row.update(status=status, detail=job_errors[row["run"]])  # keep "diverged"
     listed = {row["run"] for row in rows}
     rows += [{"run": run, "status": "failed", "detail": err}
              for run, err in job_errors.items() if run not in listed]

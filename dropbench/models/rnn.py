@@ -1,0 +1,78 @@
+"""LSTM/GRU word-level language models (Zaremba et al. 2014; Merity et al. 2017).
+
+    tokens (T, B) -> embedding [p_embed] -> dropout [p_input] -> layer 1 -> dropout [p] -> ...
+                  -> layer n -> dropout [p_output] -> linear -> logits (T, B, V)
+
+Every recurrent layer is its own one-layer module (fused nn.LSTM/nn.GRU unless the scheme says
+otherwise), so the scheme decides what the dropout modules between them do (a fresh mask per
+time step for `standard`, one per sequence for `variational`) and how the recurrent weights are
+regularised (`p_recurrent`). All modules come from the dropout registry.
+"""
+
+from torch import nn
+
+from dropbench import DropbenchError
+from dropbench.config import check_rate, layer_rates
+from dropbench.dropout import make_dropout, make_embedding, make_recurrent
+
+
+class RNNLanguageModel(nn.Module):
+    def __init__(self, cell: str, vocab_size: int, embed_size: int, hidden: list,
+                 tied: bool, dropout_cfg):
+        super().__init__()
+        d = dropout_cfg
+        rate = {k: check_rate(d[k], f"dropout.{k}")
+                for k in ("p_embed", "p_input", "p_output", "p_recurrent")}
+        self.embedding = make_embedding(d, vocab_size, embed_size, rate["p_embed"])
+        self.drop_input = make_dropout(d, rate["p_input"], "recurrent")
+        sizes = [embed_size, *hidden]
+        self.layers = nn.ModuleList(
+            make_recurrent(d, cell, n_in, n_out, rate["p_recurrent"])
+            for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+        between = layer_rates(d.p, len(hidden) - 1, "dropout.p (between recurrent layers)")
+        self.drop_between = nn.ModuleList(make_dropout(d, p, "recurrent") for p in between)
+        self.drop_output = make_dropout(d, rate["p_output"], "recurrent")
+        self.decoder = nn.Linear(hidden[-1], vocab_size)
+        if tied:
+            self.decoder.weight = self.embedding.weight  # (V, E), one matrix for both ends
+
+    def forward(self, tokens, state=None):  # (T, B) -> logits (T, B, V), per-layer states
+        x = self.drop_input(self.embedding(tokens))  # (T, B, E)
+        state = state or [None] * len(self.layers)
+        new_state = []
+        for i, layer in enumerate(self.layers):
+            x, layer_state = layer(x, state[i])  # (T, B, H_i)
+            new_state.append(layer_state)
+            if i < len(self.drop_between):
+                x = self.drop_between[i](x)
+        return self.decoder(self.drop_output(x)), new_state
+
+    def init_weights(self, scale) -> None:
+        """Uniform in +-scale everywhere (Zaremba et al.); with scale None keep PyTorch's
+        defaults for the recurrent layers and use +-0.1 for the words (Merity et al.)."""
+        if scale is not None:
+            for w in self.parameters():
+                nn.init.uniform_(w, -scale, scale)
+            return
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+
+
+def build_rnn_lm(model_cfg, dropout_cfg, data) -> RNNLanguageModel:
+    hidden = list(model_cfg.hidden)
+    if getattr(data, "task", None) != "lm":
+        raise DropbenchError(f"model={model_cfg.name} is a language model; pick a text dataset "
+                             f"(dataset=ptb or dataset=textdir)")
+    if not hidden or any(h < 1 for h in hidden):
+        raise DropbenchError(f"model.hidden={hidden} needs one width >= 1 per layer")
+    embed = model_cfg.embed_size or hidden[0]
+    if model_cfg.tied and hidden[-1] != embed:
+        raise DropbenchError(f"model.tied=true needs the last hidden width ({hidden[-1]}) to "
+                             f"equal model.embed_size ({embed}); change one of them")
+    if model_cfg.init_scale is not None and model_cfg.init_scale <= 0:
+        raise DropbenchError(f"model.init_scale={model_cfg.init_scale} must be > 0 (or null)")
+    model = RNNLanguageModel(model_cfg.name, data.vocab_size, embed, hidden, model_cfg.tied,
+                             dropout_cfg)
+    model.init_weights(model_cfg.init_scale)
+    return model
