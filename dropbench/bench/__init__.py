@@ -97,11 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     from dropbench.bench.common import Settings
     from dropbench.engine import pick_device
+    from dropbench.engine.accel import keep_freed_memory
 
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    # dropbench's Run does this on the CPU; doing it first gives the reference loops the same
+    # allocator, so the comparison is between the loops and not glibc settings.
+    keep_freed_memory()
     amp = args.amp or ("bf16" if device.type == "cuda" else "off")
     header = (f"{'case':<8} {'variant':<48} {'work':>8} {'min s':>8} {'median s':>8} "
               f"{'max s':>8} {'rate/s':>11} {'unit':<7} {'RSS MB':>7}")

@@ -8,18 +8,17 @@ module through `torch.func.functional_call`, and the stored parameter is never m
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
 from dropbench.dropout.embedding import EmbeddingDropout
 from dropbench.dropout.registry import RECURRENT_CELLS, register
-from dropbench.dropout.standard import BernoulliDropout
+from dropbench.dropout.standard import BernoulliDropout, bernoulli_dropout
 
 
 def drop_weight(weight: torch.Tensor, p: float) -> torch.Tensor:
     """Zero each weight with probability p and scale the rest by 1/(1-p)."""
-    return F.dropout(weight, p, training=True)
+    return bernoulli_dropout(weight, p)  # the fast CPU mask of masks.py; F.dropout on CUDA
 
 
 class WeightDropRNN(nn.Module):

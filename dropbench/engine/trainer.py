@@ -18,7 +18,7 @@ from tqdm import tqdm
 import dropbench
 from dropbench import DropbenchError
 from dropbench.dropout import hooks
-from dropbench.engine.accel import maybe_compile, mixed_precision
+from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
 from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
 from dropbench.engine.optim import apply_max_norm, build_optimizer, build_scheduler, l1_penalty
 from dropbench.engine.seeding import get_rng_state, set_rng_state
@@ -37,6 +37,8 @@ class Run:
         self.shuffle = torch.Generator().manual_seed(cfg.seed)  # batch order, apart from dropout
         self.autocast, self.scaler = mixed_precision(cfg.trainer.amp, device)
         self.forward = maybe_compile(model, cfg.trainer.compile, device)  # what batches go through
+        if device.type == "cpu":
+            keep_freed_memory()  # no page faults for each step's big tensors (accel.py)
         self.epoch = 0
         self.rows: list[dict] = []
         self.best = {"epoch": None, "val_loss": math.inf}
