@@ -1,0 +1,40 @@
+"""Classic Bernoulli dropout, the formulation of Hinton et al. 2012 / Srivastava et al. 2014:
+units are zeroed with probability p during training and NOT rescaled; at test time every
+activation is multiplied by the keep probability (1 - p), the paper's weight scaling.
+
+The expected training output equals the test output, as with `standard`; the two differ only
+in where the 1/(1-p) factor lives (here: none in training, (1-p) at test)."""
+
+import torch
+from torch import nn
+
+from dropbench.dropout.registry import register
+
+
+def classic_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    keep = torch.empty_like(x).bernoulli_(1.0 - p)  # 1 = kept, drawn with probability 1-p
+    return x * keep
+
+
+class ClassicDropout(nn.Module):
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0:
+            return x
+        if not self.training:
+            return x * (1.0 - self.p)  # weight scaling: the mean of the training output
+        return classic_dropout(x, self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+register(
+    "classic",
+    "original dropout: Bernoulli mask without rescaling in training, outputs x(1-p) at test",
+    places=("dense", "conv", "recurrent"),
+    activation=lambda p, cfg: ClassicDropout(p),
+)

@@ -1,0 +1,38 @@
+"""Multiplicative Gaussian dropout (Srivastava et al. 2014, section 10): each unit is
+multiplied by noise drawn from N(1, p/(1-p)) instead of a scaled Bernoulli mask. The noise
+has the same mean (1) and variance (p/(1-p)) as inverted Bernoulli dropout's multiplier, so
+the rate p means the same thing in both; evaluation is the identity."""
+
+import math
+
+import torch
+from torch import nn
+
+from dropbench.dropout.registry import register
+
+
+def gaussian_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    std = math.sqrt(p / (1.0 - p))
+    return x * (1.0 + std * torch.randn_like(x))
+
+
+class GaussianDropout(nn.Module):
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return gaussian_dropout(x, self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, std={math.sqrt(self.p / (1 - self.p)):.4g}"
+
+
+register(
+    "gaussian",
+    "multiplicative Gaussian noise N(1, p/(1-p)) on units; identity at test",
+    places=("dense", "conv", "recurrent"),
+    activation=lambda p, cfg: GaussianDropout(p),
+)
