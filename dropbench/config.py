@@ -206,6 +206,9 @@ def validate(cfg) -> None:
     if cfg.model.bptt < 1:
         raise DropbenchError(f"model.bptt={cfg.model.bptt} must be >= 1")
     validate_eval(cfg.eval)
+    if cfg.dropout.inference == "gaussian" and cfg.eval.mode != "mc":
+        raise DropbenchError("dropout.inference=gaussian samples at test time; average the "
+                             "samples with eval.mode=mc (eval.mc_samples=T)")
 
 
 def validate_eval(ev) -> None:
