@@ -15,7 +15,6 @@ matching, where each eval pass draws the pre-activation u ~ N(W x, p/(1-p) W^2 x
 sampling masks. It is stochastic, so it needs `eval.mode=mc`, which averages the T passes.
 """
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
