@@ -128,7 +128,7 @@ def scheme_parameters(path: Path) -> str:
     """A dropout yaml's settings, e.g. `p=0.5 p_input=0.2`."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(path)
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # show ${...} as written
     shown = {k: str(v).lower() if isinstance(v, bool) else v for k, v in cfg.items()}
     return " ".join(f"{k}={v}" for k, v in shown.items() if k not in ("defaults", "name"))
 

@@ -272,7 +272,7 @@ SCHEMES = ["classic", "gaussian", "dropconnect", "alpha", "concrete"]
 
 
 def fake_data():
-    return SimpleNamespace(input_shape=(64,), num_classes=10, train=range(500))
+    return SimpleNamespace(input_shape=(64,), num_classes=10, train=range(500), task="classify")
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -309,7 +309,7 @@ def test_selu_mlp_uses_lecun_normal_init(compose):
 
     torch.manual_seed(16)
     cfg = compose(["dropout=alpha", "model.activation=selu", "model.hidden=[512,512]"])
-    model = build_model(cfg.model, cfg.dropout, SimpleNamespace(input_shape=(256,),
+    model = build_model(cfg.model, cfg.dropout, SimpleNamespace(input_shape=(256,), task="classify",
                                                                 num_classes=10, train=[0]))
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert any(isinstance(m, nn.SELU) for m in model.modules())
