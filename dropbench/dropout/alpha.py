@@ -9,8 +9,8 @@ Evaluation is the identity. Use it with `model.activation=selu` (LeCun-normal in
 import math
 
 import torch
-from torch import nn
 
+from dropbench.dropout.base import RateDropout
 from dropbench.dropout.registry import register
 
 SELU_ALPHA = 1.6732632423543772
@@ -31,18 +31,8 @@ def alpha_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     return a * (x * keep + ALPHA_PRIME * (1.0 - keep)) + b
 
 
-class AlphaDropout(nn.Module):
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return alpha_dropout(x, self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+class AlphaDropout(RateDropout):
+    drop = staticmethod(alpha_dropout)
 
 
 register(

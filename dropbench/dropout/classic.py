@@ -6,8 +6,8 @@ The expected training output equals the test output, as with `standard`; the two
 in where the 1/(1-p) factor lives (here: none in training, (1-p) at test)."""
 
 import torch
-from torch import nn
 
+from dropbench.dropout.base import RateDropout
 from dropbench.dropout.registry import register
 
 
@@ -16,20 +16,13 @@ def classic_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     return x * keep
 
 
-class ClassicDropout(nn.Module):
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
+class ClassicDropout(RateDropout):
+    drop = staticmethod(classic_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0:
-            return x
-        if not self.training:
+        if not self.training and self.p != 0:
             return x * (1.0 - self.p)  # weight scaling: the mean of the training output
-        return classic_dropout(x, self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return super().forward(x)
 
 
 register(

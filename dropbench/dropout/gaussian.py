@@ -6,8 +6,8 @@ the rate p means the same thing in both; evaluation is the identity."""
 import math
 
 import torch
-from torch import nn
 
+from dropbench.dropout.base import RateDropout
 from dropbench.dropout.registry import register
 
 
@@ -16,15 +16,8 @@ def gaussian_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     return x * (1.0 + std * torch.randn_like(x))
 
 
-class GaussianDropout(nn.Module):
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return gaussian_dropout(x, self.p)
+class GaussianDropout(RateDropout):
+    drop = staticmethod(gaussian_dropout)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, std={math.sqrt(self.p / (1 - self.p)):.4g}"
