@@ -15,7 +15,8 @@ from hydra.types import RunMode
 
 from dropbench import DropbenchError, __version__
 
-GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "experiment"]
+GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "experiment", "hydra/launcher",
+          "hydra/sweeper"]
 
 
 def die(message: str, code: int = 2):
@@ -124,6 +125,15 @@ def describe(path: Path) -> str:
     return ""
 
 
+def scheme_parameters(path: Path) -> str:
+    """A dropout yaml's settings, e.g. `p=0.5 p_input=0.2`."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # show ${...} as written
+    shown = {k: str(v).lower() if isinstance(v, bool) else v for k, v in cfg.items()}
+    return " ".join(f"{k}={v}" for k, v in shown.items() if k not in ("defaults", "name"))
+
+
 def list_command(_args) -> None:
     from dropbench.config import config_dir
     from dropbench.dropout import SCHEMES
@@ -139,6 +149,8 @@ def list_command(_args) -> None:
             if group == "dropout" and f.stem in SCHEMES:
                 where = f" [{', '.join(SCHEMES[f.stem].places)}]"
             print(f"  {f.stem:<28} {describe(f)}{where}")
+            if group == "dropout":
+                print(f"  {'':<28} {scheme_parameters(f)}")
         print()
 
 

@@ -57,6 +57,11 @@ class DropoutConfig:
     p_recurrent: float = 0.0  # RNN LMs: recurrent connections (weight_hh, or the gate's update)
     p_embed: float = 0.0  # RNN LMs: whole word rows of the embedding matrix
     compile: bool = False  # dropout=gate: torch.compile its recurrent step function
+    per_example: bool = False  # dropconnect: a fresh weight mask per example (costly) or per batch
+    inference: str = "mean"  # dropconnect at test: mean (weight scaling) | gaussian (sampling)
+    temperature: float = 0.1  # concrete: relaxed Bernoulli temperature
+    length_scale: float = 1e-2  # concrete: prior length-scale l of the weight penalty
+    dropout_reg: float = 1.0  # concrete: multiplier of the rate (entropy) penalty
 
 
 @dataclass
@@ -92,12 +97,21 @@ class TrainerConfig:
 
 
 @dataclass
+class EvalConfig:
+    mode: str = "scale"  # scale: one deterministic pass | mc: average mc_samples stochastic passes
+    mc_samples: int = 20  # T for eval.mode=mc and for the MC side of eval.compare
+    compare: bool = False  # summary.json gets scale and MC test metrics + error vs. T
+    curve: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20, 50, 100])  # the T values
+
+
+@dataclass
 class Config:
     dataset: DatasetConfig = MISSING
     model: ModelConfig = MISSING
     dropout: DropoutConfig = MISSING
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     device: str = "auto"
     data_dir: str = "~/.cache/dropbench"
@@ -191,3 +205,15 @@ def validate(cfg) -> None:
         raise DropbenchError(f"optim.decay_after={cfg.optim.decay_after} must be >= 0")
     if cfg.model.bptt < 1:
         raise DropbenchError(f"model.bptt={cfg.model.bptt} must be >= 1")
+    validate_eval(cfg.eval)
+    if cfg.dropout.inference == "gaussian" and cfg.eval.mode != "mc":
+        raise DropbenchError("dropout.inference=gaussian samples at test time; average the "
+                             "samples with eval.mode=mc (eval.mc_samples=T)")
+
+
+def validate_eval(ev) -> None:
+    if ev.mode not in ("scale", "mc"):
+        raise DropbenchError(f"eval.mode={ev.mode!r} is unknown; use scale or mc")
+    if ev.mc_samples < 1 or any(t < 1 for t in ev.curve):
+        raise DropbenchError(f"eval.mc_samples={ev.mc_samples} and eval.curve={list(ev.curve)} "
+                             f"need sample counts >= 1")

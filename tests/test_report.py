@@ -42,7 +42,7 @@ def make_run(run_dir, *, p=0.5, seed=0, name="standard", test_acc=0.9, val=None,
         for key in ("best_val_loss", "best_val_acc", "test_loss", "test_acc"):
             del summary[key]
     if eval_block is not None:
-        summary["eval"] = eval_block
+        summary["eval_compare"] = eval_block
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
 

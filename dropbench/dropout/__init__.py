@@ -1,8 +1,13 @@
 """Dropout schemes. Importing this package registers every scheme module below."""
 
 from dropbench.dropout import (  # noqa: F401  (each module registers its schemes)
+    alpha,
+    classic,
+    concrete,
     dropblock,
+    dropconnect,
     gate,
+    gaussian,
     locked,
     spatial,
     standard,

@@ -8,8 +8,8 @@ mask is shared by the whole batch and drops single weights rather than whole uni
 """
 
 import torch
-from torch import nn
 
+from dropbench.dropout.base import RateDropout
 from dropbench.dropout.embedding import EmbeddingDropout
 from dropbench.dropout.registry import register
 from dropbench.dropout.weight_drop import WeightDropRNN
@@ -21,18 +21,8 @@ def locked_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     return x * mask
 
 
-class LockedDropout(nn.Module):
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return locked_dropout(x, self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+class LockedDropout(RateDropout):
+    drop = staticmethod(locked_dropout)
 
 
 register(

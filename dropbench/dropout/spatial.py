@@ -7,8 +7,8 @@ connected layer each unit is its own channel, so this is standard dropout there.
 """
 
 import torch
-from torch import nn
 
+from dropbench.dropout.base import RateDropout
 from dropbench.dropout.masks import keep_mask
 from dropbench.dropout.registry import register
 
@@ -23,18 +23,8 @@ def spatial_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.T
     return x * keep.div_(1 - p)
 
 
-class SpatialDropout(nn.Module):
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return spatial_dropout(x, self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+class SpatialDropout(RateDropout):
+    drop = staticmethod(spatial_dropout)
 
 
 register(

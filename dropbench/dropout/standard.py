@@ -4,8 +4,8 @@ evaluation needs no rescaling and is the identity."""
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from dropbench.dropout.base import RateDropout
 from dropbench.dropout.masks import keep_mask
 from dropbench.dropout.registry import register
 
@@ -19,18 +19,8 @@ def bernoulli_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch
     return x * keep_mask(x.shape, 1 - p).to(x.dtype).mul_(1 / (1 - p))
 
 
-class BernoulliDropout(nn.Module):
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        return bernoulli_dropout(x, self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+class BernoulliDropout(RateDropout):
+    drop = staticmethod(bernoulli_dropout)
 
 
 register(

@@ -10,6 +10,7 @@ import torch
 from dropbench import DropbenchError
 from dropbench.config import validate
 from dropbench.data import load_data
+from dropbench.engine import mc
 from dropbench.engine.io import load_checkpoint, write_json
 from dropbench.engine.seeding import seed_everything
 from dropbench.engine.tasks import TASKS
@@ -66,6 +67,7 @@ def _train(cfg, run_dir: Path, overrides, status) -> dict:
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     data = load_data(cfg.dataset, cfg.data_dir, device)
     task = TASKS[data.task](cfg, data)
+    mc.check_supported(cfg.eval, task)
     model = build_model(cfg.model, cfg.dropout, data).to(device)
     run = Run(cfg, run_dir, task, model, device, overrides)
     for stale in run_dir.rglob(".*.tmp"):  # left by a write that a SIGKILL cut short

@@ -8,16 +8,19 @@ import torch
 import torch.nn.functional as F
 
 from dropbench.data import batch_indices
+from dropbench.engine import mc
 from dropbench.engine.lm import LanguageModelTask
 
 
 class ClassificationTask:
     metric = "acc"
     higher_is_better = True
+    supports_mc = True  # eval.mode=mc and eval.compare work (engine/mc.py)
 
-    def __init__(self, data, batch_size: int, train_eval_size: int):
+    def __init__(self, data, batch_size: int, train_eval_size: int, mc_samples: int = 0):
         self.data = data
         self.batch_size = batch_size
+        self.mc_samples = mc_samples  # > 0: score by the mean of this many stochastic passes
         # A fixed training subset scored in eval mode: the honest "train" side of the gap.
         self.train_eval = data.train.head(train_eval_size)
 
@@ -49,6 +52,8 @@ class ClassificationTask:
     def evaluate(self, model, split: str) -> dict:
         """Loss and accuracy on 'train_eval', 'val' or 'test', model in eval mode."""
         data = self.train_eval if split == "train_eval" else getattr(self.data, split)
+        if self.mc_samples:
+            return mc.classification_curve(model, data, [self.mc_samples])[self.mc_samples]
         was_training = model.training
         model.eval()
         sums = torch.zeros(3, device=data.x.device)
@@ -61,7 +66,8 @@ class ClassificationTask:
 # data.task -> factory(cfg, data) for the task that trains on it
 TASKS = {
     "classify": lambda cfg, data: ClassificationTask(
-        data, cfg.trainer.batch_size, cfg.trainer.train_eval_size
+        data, cfg.trainer.batch_size, cfg.trainer.train_eval_size,
+        mc_samples=cfg.eval.mc_samples if cfg.eval.mode == "mc" else 0,
     ),
     "lm": lambda cfg, data: LanguageModelTask(
         data, cfg.trainer.batch_size, cfg.model.bptt, cfg.trainer.train_eval_size

@@ -1,6 +1,7 @@
 """Model families, each registered under the name used by `conf/model/<name>.yaml`."""
 
 from dropbench import DropbenchError
+from dropbench.dropout import hooks
 from dropbench.models.cnn import build_convnet
 from dropbench.models.mlp import build_mlp
 from dropbench.models.resnet import build_resnet
@@ -23,4 +24,6 @@ def build_model(model_cfg, dropout_cfg, data):
     if data.task == "lm" and builder is not build_rnn_lm:
         raise DropbenchError(f"model={model_cfg.name} cannot train on a text corpus; use "
                              f"model=lstm or model=gru for language modelling")
-    return builder(model_cfg, dropout_cfg, data)
+    model = builder(model_cfg, dropout_cfg, data)
+    hooks.bind_model(model, data)
+    return model

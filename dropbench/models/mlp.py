@@ -8,7 +8,7 @@ from dropbench import DropbenchError
 from dropbench.config import check_rate, layer_rates
 from dropbench.dropout import make_dropout, make_linear
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "selu": nn.SELU}
 
 
 def activation_module(name: str) -> nn.Module:
@@ -35,9 +35,20 @@ class MLP(nn.Module):
             width = out
         layers.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*layers)
+        if activation == "selu":
+            lecun_normal_(self)
 
     def forward(self, x):  # (B, C, H, W) or (B, D) -> (B, num_classes)
         return self.net(x)
+
+
+def lecun_normal_(model: nn.Module) -> None:
+    """SELU's self-normalisation assumes weights ~ N(0, 1/fan_in) (Klambauer et al. 2017)."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 1.0 / math.sqrt(m.in_features))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def build_mlp(model_cfg, dropout_cfg, data) -> MLP:

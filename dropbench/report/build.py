@@ -70,7 +70,7 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
         figures["mc_samples"] = plots.mc_samples(mc, groups, m)
     else:
         notes.append("MC samples vs. weight scaling left out: no run has Monte-Carlo results "
-                     "(an `eval` block in summary.json).")
+                     "(an `eval_compare` block in summary.json, from eval.compare=true).")
     return figures, notes
 
 

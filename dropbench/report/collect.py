@@ -185,23 +185,23 @@ def derived_fields(summary: dict, metrics: pd.DataFrame, m: str) -> dict:
 
 
 def summary_fields(summary: dict) -> dict:
-    """summary.json as flat columns; the `eval` block is read separately (mc_points)."""
-    plain = {k: v for k, v in summary.items() if k != "eval"}
+    """summary.json as flat columns; the `eval_compare` block is read separately (mc_points)."""
+    plain = {k: v for k, v in summary.items() if k != "eval_compare"}
     if isinstance(plain.get("overrides"), list):
         plain["overrides"] = " ".join(map(str, plain["overrides"]))
     return flatten(plain)
 
 
-# --- Monte-Carlo evaluation results (optional `eval` block in summary.json) -----------------
+# --- Monte-Carlo results (`eval_compare` in summary.json, written by eval.compare=true) ----
 def mc_points(summary: dict, config: dict, m: str) -> list[dict]:
     """[{"T": 1, "value": ...}, ..., {"T": None, "value": weight-scaling value}] or [].
 
-    Accepted shape (docs/report.md): summary["eval"] holds a list of records with a sample count
-    (one of MC_SAMPLE_KEYS) and `test_<m>` (or `<m>`), e.g. under "mc_curve"; the weight-scaling
+    Accepted shape (docs/report.md): summary["eval_compare"] holds a list of records with a
+    sample count (one of MC_SAMPLE_KEYS) and `test_<m>` (or `<m>`), e.g. "curve"; the weight-scaling
     reference is eval["scale"]["test_<m>"], else the run's own test_<m> when it was evaluated
     by weight scaling (the default).
     """
-    block = summary.get("eval")
+    block = summary.get("eval_compare")
     if not isinstance(block, dict):
         return []
     points = []

@@ -1,0 +1,34 @@
+"""Classic Bernoulli dropout, the formulation of Hinton et al. 2012 / Srivastava et al. 2014:
+units are zeroed with probability p during training and NOT rescaled; at test time every
+activation is multiplied by the keep probability (1 - p), the paper's weight scaling.
+
+The expected training output equals the test output, as with `standard`; the two differ only
+in where the 1/(1-p) factor lives (here: none in training, (1-p) at test)."""
+
+import torch
+
+from dropbench.dropout.base import RateDropout
+from dropbench.dropout.masks import keep_mask  # fast on the CPU
+from dropbench.dropout.registry import register
+
+
+def classic_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    keep = keep_mask(x.shape, 1.0 - p, x.device).to(x.dtype)  # 1 = kept, probability 1-p
+    return x * keep
+
+
+class ClassicDropout(RateDropout):
+    drop = staticmethod(classic_dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and self.p != 0:
+            return x * (1.0 - self.p)  # weight scaling: the mean of the training output
+        return super().forward(x)
+
+
+register(
+    "classic",
+    "original dropout: Bernoulli mask without rescaling in training, outputs x(1-p) at test",
+    places=("dense", "conv", "recurrent"),
+    activation=lambda p, cfg: ClassicDropout(p),
+)
