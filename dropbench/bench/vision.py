@@ -117,7 +117,7 @@ def mlp_case(s: Settings):
 
 def scheme_case(s: Settings):
     """Case 2: time of a partial MLP epoch with each dense scheme vs. no dropout."""
-    n_steps = max(2, round(80 * s.scale))
+    n_steps = max(2, round(80 * s.scale))  # 10240 samples at scale 1
     n_file = s.amount(MNIST_TRAIN, minimum=4 * BATCH)
     if not (s.workdir / "data" / "MNIST").exists():
         write_random_mnist(s.workdir / "data", n_file)
@@ -127,7 +127,7 @@ def scheme_case(s: Settings):
                 for n in names]
     # The paper's DropConnect: a weight mask per example, B times the work; a few steps only.
     variants.append(("dropconnect (per example)", ["dropout=dropconnect", "dropout.p=0.5",
-                                                   "dropout.per_example=true"], 2))
+                                                   "dropout.per_example=true"], 1))
     rows = []
     data = None
     for label, overrides, steps in variants:
