@@ -76,6 +76,30 @@ def print_ratios(ratios: list[dict]) -> None:
         print(f"{r['label']:<66} {value:>7}  {target:<8} {met}")
 
 
+def markdown(result: dict) -> str:
+    """The rows and ratios of a bench.json document as two markdown tables."""
+    cuda = result["machine"]["device"].startswith("cuda")
+    lines = ["| case | variant | work | min s | median s | max s | rate /s | peak RSS MB"
+             + (" | peak CUDA MB |" if cuda else " |"),
+             "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if cuda else "")]
+    for r in result["rows"]:
+        if not r["available"]:
+            lines.append(f"| {r['case']} | {r['name']} | {r['note']} | | | | | |"
+                         + (" |" if cuda else ""))
+            continue
+        lines.append(f"| {r['case']} | {r['name']} | {r['work']:,} {r['unit']} | "
+                     f"{r['min_s']:.3f} | {r['median_s']:.3f} | {r['max_s']:.3f} | "
+                     f"{r['rate']:,.0f} | {r['peak_rss_mb']:,.0f} |"
+                     + (f" {r['peak_cuda_mb']:,.0f} |" if cuda else ""))
+    lines += ["", "| ratio (from the medians) | value | target | met |", "|---|---:|---|---|"]
+    for r in result["ratios"]:
+        value = "n/a" if r["value"] is None else f"{r['value']:.2f}"
+        target = f"{r['op']} {r['target']}" if r["op"] else ""
+        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+        lines.append(f"| {r['label']} | {value} | {target} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dropbench bench", description=__doc__.splitlines()[0])
     p.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
@@ -91,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads "
                    "(default: torch's choice, one per core)")
     p.add_argument("--out", default="bench.json", help="where to write the JSON results")
+    p.add_argument("--markdown", help="also write the tables as markdown to this file")
     return p
 
 
@@ -119,5 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = run_bench(args.cases, settings)
     print_ratios(result["ratios"])
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(result))
     print(f"\nwrote {args.out} ({result['wall_s']} s)")
     return result

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from dropbench.bench.harness import Row, measure_all
 from dropbench.dropout import SCHEMES
 from dropbench.engine.tasks import TASKS
 from dropbench.engine.trainer import Run
@@ -26,6 +27,12 @@ class Settings:
 
     def amount(self, full: int, minimum: int = 1) -> int:
         return max(minimum, round(full * self.scale))
+
+    def matmul_dtype(self) -> torch.dtype:
+        """The precision the matmul limit is timed in: what autocast runs the products in."""
+        if self.device.type == "cuda" and self.amp != "off":
+            return torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.float32
 
     def autocast(self):
         """The reference loops' autocast: the same precision dropbench trains in."""
@@ -85,3 +92,11 @@ def trainer_epoch(settings: Settings, cfg, data, warm_size: int):
         return run.train_epoch, warm
 
     return prepare
+
+
+def measure_entries(entries: list, settings: Settings) -> list[Row]:
+    """entries: Row (a variant this checkout lacks) or (Row, prepare); measures the latter
+    (interleaved) and returns every row in the original order."""
+    measure_all([e for e in entries if isinstance(e, tuple)], settings.device, settings.warmup,
+                settings.reps)
+    return [e[0] if isinstance(e, tuple) else e for e in entries]

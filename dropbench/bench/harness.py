@@ -1,9 +1,8 @@
 """Timing, memory and bookkeeping shared by every benchmark case.
 
-A case is a list of variants. Each variant is measured on its own: built, warmed up, timed
-`reps` times, its peak memory read, then freed before the next one is built, so a variant's
-peak RSS is not inflated by the one before it. A row records the seconds of every repetition;
-rates (samples/s, tokens/s) use the median. Ratios are computed from the rows' medians only.
+A case is a list of variants, timed in interleaved rounds (see `measure_all`). A row records
+the seconds of every repetition; rates (samples/s, tokens/s) use the median. Ratios are
+computed from the rows' medians only.
 """
 
 import gc
@@ -108,30 +107,40 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-# --- measuring one variant ---------------------------------------------------------------------
-def measure(row: Row, prepare: Callable, device: torch.device, warmup: int, reps: int) -> Row:
-    """prepare() -> (run, warm): `run()` does one repetition (row.work units), `warm()` a
-    cheaper pass through the same code for warm-up (kernel choice, allocator, compile)."""
+# --- measuring the variants of a case -------------------------------------------------------
+def measure_all(variants: list[tuple[Row, Callable]], device: torch.device, warmup: int,
+                reps: int) -> list[Row]:
+    """Time every variant `reps` times, interleaved: round r runs each variant once, in an
+    order rotated by r, so a change in machine load hits all variants alike instead of
+    skewing the ratios between them.
+
+    prepare() -> (run, warm): `run()` does one repetition (row.work units), `warm()` a cheaper
+    pass through the same code (kernel choice, allocator, compile). Each round builds the
+    variant afresh, warms it up, times one run and frees it, so its peak memory (the maximum
+    over rounds) counts only this variant next to the case's shared data.
+    """
+    for r in range(reps):
+        for row, prepare in variants[r % len(variants):] + variants[: r % len(variants)]:
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+            reset_peak_rss()
+            run, warm = prepare()
+            for _ in range(warmup):
+                warm()
+            sync(device)
+            start = time.perf_counter()
+            run()
+            sync(device)
+            row.seconds.append(time.perf_counter() - start)
+            row.peak_rss_mb = max(row.peak_rss_mb or 0.0, round(peak_rss_mb(), 1))
+            if device.type == "cuda":
+                cuda_mb = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+                row.peak_cuda_mb = max(row.peak_cuda_mb or 0.0, cuda_mb)
+            del run, warm
     gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    reset_peak_rss()
-    run, warm = prepare()
-    for _ in range(warmup):
-        warm()
-    for _ in range(reps):
-        sync(device)
-        start = time.perf_counter()
-        run()
-        sync(device)
-        row.seconds.append(time.perf_counter() - start)
-    row.peak_rss_mb = round(peak_rss_mb(), 1)
-    if device.type == "cuda":
-        row.peak_cuda_mb = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    del run, warm
-    gc.collect()
-    return row
+    return [row for row, _ in variants]
 
 
 # --- the machine -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ variational masks (0.5, recurrent 0.25) applied by hand in an nn.LSTMCell loop.
 import torch
 
 from dropbench.bench.common import Settings, compose, missing, trainer_epoch
-from dropbench.bench.harness import Ratio, Row, measure, unavailable
+from dropbench.bench.harness import Ratio, Row, measure_all, unavailable
 from dropbench.bench.limits import lstm_lm_window_products
 from dropbench.bench.reference import CellLoopLM, WordLanguageModel, word_lm_epoch
 
@@ -68,13 +68,12 @@ def size_rows(s: Settings, size: str):
     data = lm_data((windows * bptt + 1) * BATCH, s.device)
     stream = data.train.view(BATCH, -1).t().contiguous()  # (T, B) as batchify lays it out
     warm_stream = stream[: bptt + 1]
-    rows = []
+    variants = []
     for label, overrides in DROPOUT.items():
         cfg = lm_config(s, hidden, bptt, init_scale, overrides)
         warm_tokens = (bptt + 1) * BATCH
-        rows.append(measure(Row(f"lm-{size}", f"dropbench {label}", "tokens", work),
-                            trainer_epoch(s, cfg, data, warm_tokens), s.device, s.warmup,
-                            s.reps))
+        variants.append((Row(f"lm-{size}", f"dropbench {label}", "tokens", work),
+                         trainer_epoch(s, cfg, data, warm_tokens)))
     references = {
         "reference: word_language_model (nn.LSTM, dropout 0.5)":
             lambda: WordLanguageModel(VOCAB, hidden, 2, 0.5),
@@ -82,17 +81,17 @@ def size_rows(s: Settings, size: str):
             lambda: CellLoopLM(VOCAB, hidden, 2, 0.5, 0.25),
     }
     for label, model_fn in references.items():
-        rows.append(measure(Row(f"lm-{size}", label, "tokens", work),
-                            reference_prepare(s, model_fn, stream, warm_stream, bptt),
-                            s.device, s.warmup, s.reps))
+        variants.append((Row(f"lm-{size}", label, "tokens", work),
+                         reference_prepare(s, model_fn, stream, warm_stream, bptt)))
 
     def limit():
-        window = lstm_lm_window_products(VOCAB, hidden, 2, bptt, BATCH, s.device)
+        window = lstm_lm_window_products(VOCAB, hidden, 2, bptt, BATCH, s.device,
+                                         s.matmul_dtype())
         return (lambda: [window() for _ in range(windows)]), window
 
-    rows.append(measure(Row(f"lm-{size}", "matmul limit (fwd + both bwd products)", "tokens",
-                            work), limit, s.device, s.warmup, s.reps))
-    return rows
+    variants.append((Row(f"lm-{size}", "matmul limit (fwd + both bwd products)", "tokens",
+                         work), limit))
+    return measure_all(variants, s.device, s.warmup, s.reps)
 
 
 def lm_case(s: Settings):

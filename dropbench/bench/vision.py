@@ -11,8 +11,15 @@ import struct
 import numpy as np
 import torch
 
-from dropbench.bench.common import Settings, compose, head, missing, trainer_epoch
-from dropbench.bench.harness import Ratio, Row, measure, unavailable
+from dropbench.bench.common import (
+    Settings,
+    compose,
+    head,
+    measure_entries,
+    missing,
+    trainer_epoch,
+)
+from dropbench.bench.harness import Ratio, Row, measure_all, unavailable
 from dropbench.bench.limits import mlp_step_products
 from dropbench.bench.reference import (
     mnist_loader,
@@ -64,8 +71,8 @@ def mlp_case(s: Settings):
     data = load_data(cfg.dataset, cfg.data_dir, s.device)
     n_dropbench = len(data.train)
     warm = min(20 * BATCH, n_dropbench)
-    rows = [measure(Row("mlp", "dropbench trainer", "samples", n_dropbench),
-                    trainer_epoch(s, cfg, data, warm), s.device, s.warmup, s.reps)]
+    variants = [(Row("mlp", "dropbench trainer", "samples", n_dropbench),
+                 trainer_epoch(s, cfg, data, warm))]
 
     def reference(on_tensors: bool):
         def prepare():
@@ -85,14 +92,15 @@ def mlp_case(s: Settings):
                                                   s.autocast()))
         return prepare
 
-    rows.append(measure(Row("mlp", "reference: examples/mnist (PIL + DataLoader)", "samples", n),
-                        reference(on_tensors=False), s.device, s.warmup, s.reps))
-    rows.append(measure(Row("mlp", "reference: naive in-memory loop", "samples", n_dropbench),
-                        reference(on_tensors=True), s.device, s.warmup, s.reps))
+    variants += [
+        (Row("mlp", "reference: examples/mnist (PIL + DataLoader)", "samples", n),
+         reference(on_tensors=False)),
+        (Row("mlp", "reference: naive in-memory loop", "samples", n_dropbench),
+         reference(on_tensors=True)),
+    ]
 
     steps = -(-n_dropbench // BATCH)
-    dtype = torch.bfloat16 if s.device.type == "cuda" and s.amp == "bf16" else (
-        torch.float16 if s.device.type == "cuda" and s.amp == "fp16" else torch.float32)
+    dtype = s.matmul_dtype()
 
     def limit():
         step = mlp_step_products(MLP_SIZES, BATCH, s.device, dtype)
@@ -103,9 +111,9 @@ def mlp_case(s: Settings):
 
         return epoch, lambda: [step() for _ in range(20)]
 
-    rows.append(measure(Row("mlp", "matmul limit (fwd + both bwd products)", "samples",
-                            steps * BATCH, note=f"{dtype}".replace("torch.", "")),
-                        limit, s.device, s.warmup, s.reps))
+    variants.append((Row("mlp", "matmul limit (fwd + both bwd products)", "samples",
+                         steps * BATCH, note=f"{dtype}".replace("torch.", "")), limit))
+    rows = measure_all(variants, s.device, s.warmup, s.reps)
     d, ref, naive, lim = (r.key for r in rows)
     ratios = [Ratio("MLP: dropbench speed / examples-style reference", d, ref, ">=", 2.2),
               Ratio("MLP: dropbench speed / matmul limit", d, lim, ">=", 0.55),
@@ -123,24 +131,28 @@ def scheme_case(s: Settings):
         write_random_mnist(s.workdir / "data", n_file)
     dense = [name for name, sch in SCHEMES.items() if "dense" in sch.places and name != "none"]
     names = ["none", *dense, *(n for n in SCHEME_TARGETS if n not in dense)]
-    variants = [(n, [f"dropout={n}", "dropout.p=0.5", "dropout.p_input=0.2"], n_steps)
-                for n in names]
-    # The paper's DropConnect: a weight mask per example, B times the work; a few steps only.
-    variants.append(("dropconnect (per example)", ["dropout=dropconnect", "dropout.p=0.5",
-                                                   "dropout.per_example=true"], 1))
-    rows = []
+    # (label, overrides, training examples timed, batch size)
+    variants = [(n, [f"dropout={n}", "dropout.p=0.5", "dropout.p_input=0.2"],
+                 n_steps * BATCH, BATCH) for n in names]
+    # The paper's DropConnect: a weight mask per example, B times the work: one step only
+    # (and a smaller batch when the whole bench is scaled down, as in the tests).
+    per_example_batch = min(BATCH, s.amount(BATCH, minimum=8))
+    variants.append(("dropconnect (per example)", [
+        "dropout=dropconnect", "dropout.p=0.5", "dropout.per_example=true",
+        f"trainer.batch_size={per_example_batch}"], per_example_batch, per_example_batch))
+    entries = []
     data = None
-    for label, overrides, steps in variants:
+    for label, overrides, samples, batch in variants:
         why = missing(schemes=[label.split()[0]])
         if why:
-            rows.append(unavailable("schemes", label, "samples", why))
+            entries.append(unavailable("schemes", label, "samples", why))
             continue
         cfg = mnist_mlp_config(s, n_file, overrides)
         if data is None:
             data = load_data(cfg.dataset, cfg.data_dir, s.device)
-        part = head(data, steps * BATCH)
-        rows.append(measure(Row("schemes", label, "samples", steps * BATCH),
-                            trainer_epoch(s, cfg, part, BATCH), s.device, s.warmup, s.reps))
+        entries.append((Row("schemes", label, "samples", samples),
+                        trainer_epoch(s, cfg, head(data, samples), batch)))
+    rows = measure_entries(entries, s)
     base = rows[0].key
     ratios = [Ratio(f"scheme time / no dropout: {r.name}", base, r.key,
                     "<=" if r.name in SCHEME_TARGETS else None, SCHEME_TARGETS.get(r.name))
@@ -164,18 +176,18 @@ def cnn_case(s: Settings):
     block and FC layer at rate 0.1, no augmentation."""
     n = max(2, round(4 * s.scale)) * BATCH
     data = synthetic_cifar10(n, s.device)
-    rows = []
+    entries = []
     for name in CNN_SCHEMES:
         why = missing(schemes=[name], models=["alexnet"])
         if why:
-            rows.append(unavailable("cnn", name, "samples", why))
+            entries.append(unavailable("cnn", name, "samples", why))
             continue
         cfg = compose(s, ["dataset=cifar10", "model=alexnet", f"dropout={name}", "dropout.p=0.1",
                           "dropout.where=all", "dropout.p_input=0.0", "dropout.ramp_epochs=0",
                           "optim=sgd", "optim.lr=0.01", "optim.momentum=0.9",
                           f"trainer.batch_size={BATCH}"])
-        rows.append(measure(Row("cnn", name, "samples", n), trainer_epoch(s, cfg, data, BATCH),
-                            s.device, s.warmup, s.reps))
+        entries.append((Row("cnn", name, "samples", n), trainer_epoch(s, cfg, data, BATCH)))
+    rows = measure_entries(entries, s)
     base = rows[0].key
     ratios = [Ratio(f"CNN time / no dropout: {r.name}", base, r.key,
                     "<=" if CNN_SCHEMES[r.name] else None, CNN_SCHEMES[r.name])
