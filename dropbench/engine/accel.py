@@ -61,7 +61,7 @@ def keep_freed_memory() -> None:
     By default glibc serves large allocations with fresh mmap'd pages and trims the top of
     its heap when it is freed, so each step's large tensors (an LSTM LM's 16 MB logits and
     their gradient) come back as new pages faulted in one by one on first touch. Measured
-    on the small LSTM LM (docs/benchmarks.md): 6 windows took 0.39 s with the default and
+    on the small LSTM LM (docs/benchmarks.md): 3 windows took 0.39 s with the default and
     0.26 s with blocks up to 32 MB (glibc's maximum) kept on the heap and trimming off.
     Process-wide; Linux/glibc only, silently nothing elsewhere.
     """
