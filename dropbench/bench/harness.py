@@ -119,7 +119,7 @@ def measure_all(variants: list[tuple[Row, Callable]], device: torch.device, warm
     variant afresh, warms it up, times one run and frees it, so its peak memory (the maximum
     over rounds) counts only this variant next to the case's shared data.
     """
-    for r in range(reps):
+    for r in range(reps if variants else 0):
         for row, prepare in variants[r % len(variants):] + variants[: r % len(variants)]:
             gc.collect()
             if device.type == "cuda":

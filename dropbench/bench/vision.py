@@ -63,46 +63,32 @@ def mnist_mlp_config(s: Settings, n_train: int, dropout: list[str]):
     return compose(s, [*MLP_OVERRIDES, f"dataset.val_size={max(1, n_train // 6)}", *dropout])
 
 
-def mlp_case(s: Settings):
-    """Case 1: one epoch of the MNIST MLP, dropout 0.2 (input) / 0.5 (hidden)."""
-    n = s.amount(MNIST_TRAIN, minimum=4 * BATCH)
-    write_random_mnist(s.workdir / "data", n)
-    cfg = mnist_mlp_config(s, n, ["dropout=standard", "dropout.p=0.5", "dropout.p_input=0.2"])
-    data = load_data(cfg.dataset, cfg.data_dir, s.device)
-    n_dropbench = len(data.train)
-    warm = min(20 * BATCH, n_dropbench)
-    variants = [(Row("mlp", "dropbench trainer", "samples", n_dropbench),
-                 trainer_epoch(s, cfg, data, warm))]
+def mlp_reference(s: Settings, data, warm: int, on_tensors: bool):
+    """prepare() for the examples/mnist loop (on_tensors=False) or the naive loop over
+    dropbench's in-memory tensors (True); the same model, dropout and SGD settings."""
 
-    def reference(on_tensors: bool):
-        def prepare():
-            torch.manual_seed(0)
-            model = reference_mlp().to(s.device)
-            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-            if on_tensors:
-                x, y = data.train.x, data.train.y
-                return (lambda: naive_tensor_epoch(model, x, y, BATCH, opt, s.autocast()),
-                        lambda: naive_tensor_epoch(model, x[:warm], y[:warm], BATCH, opt,
-                                                   s.autocast()))
-            root = str(s.workdir / "data")
-            loader = mnist_loader(root, BATCH, s.device)
-            warm_loader = mnist_loader(root, BATCH, s.device, limit=warm)
-            return (lambda: mnist_reference_epoch(model, loader, opt, s.device, s.autocast()),
-                    lambda: mnist_reference_epoch(model, warm_loader, opt, s.device,
-                                                  s.autocast()))
-        return prepare
+    def prepare():
+        torch.manual_seed(0)
+        model = reference_mlp().to(s.device)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        if on_tensors:
+            x, y = data.train.x, data.train.y
+            return (lambda: naive_tensor_epoch(model, x, y, BATCH, opt, s.autocast()),
+                    lambda: naive_tensor_epoch(model, x[:warm], y[:warm], BATCH, opt,
+                                               s.autocast()))
+        root = str(s.workdir / "data")
+        loader = mnist_loader(root, BATCH, s.device)
+        warm_loader = mnist_loader(root, BATCH, s.device, limit=warm)
+        return (lambda: mnist_reference_epoch(model, loader, opt, s.device, s.autocast()),
+                lambda: mnist_reference_epoch(model, warm_loader, opt, s.device, s.autocast()))
 
-    variants += [
-        (Row("mlp", "reference: examples/mnist (PIL + DataLoader)", "samples", n),
-         reference(on_tensors=False)),
-        (Row("mlp", "reference: naive in-memory loop", "samples", n_dropbench),
-         reference(on_tensors=True)),
-    ]
+    return prepare
 
-    steps = -(-n_dropbench // BATCH)
-    dtype = s.matmul_dtype()
 
-    def limit():
+def mlp_limit(s: Settings, steps: int, dtype):
+    """prepare() for the matmul limit: `steps` steps' products; warm-up: 20 steps."""
+
+    def prepare():
         step = mlp_step_products(MLP_SIZES, BATCH, s.device, dtype)
 
         def epoch():
@@ -111,8 +97,29 @@ def mlp_case(s: Settings):
 
         return epoch, lambda: [step() for _ in range(20)]
 
-    variants.append((Row("mlp", "matmul limit (fwd + both bwd products)", "samples",
-                         steps * BATCH, note=f"{dtype}".replace("torch.", "")), limit))
+    return prepare
+
+
+def mlp_case(s: Settings):
+    """Case 1: one epoch of the MNIST MLP, dropout 0.2 (input) / 0.5 (hidden)."""
+    n = s.amount(MNIST_TRAIN, minimum=4 * BATCH)
+    write_random_mnist(s.workdir / "data", n)
+    cfg = mnist_mlp_config(s, n, ["dropout=standard", "dropout.p=0.5", "dropout.p_input=0.2"])
+    data = load_data(cfg.dataset, cfg.data_dir, s.device)
+    n_dropbench = len(data.train)
+    warm = min(20 * BATCH, n_dropbench)
+    steps = -(-n_dropbench // BATCH)
+    dtype = s.matmul_dtype()
+    variants = [
+        (Row("mlp", "dropbench trainer", "samples", n_dropbench),
+         trainer_epoch(s, cfg, data, warm)),
+        (Row("mlp", "reference: examples/mnist (PIL + DataLoader)", "samples", n),
+         mlp_reference(s, data, warm, on_tensors=False)),
+        (Row("mlp", "reference: naive in-memory loop", "samples", n_dropbench),
+         mlp_reference(s, data, warm, on_tensors=True)),
+        (Row("mlp", "matmul limit (fwd + both bwd products)", "samples", steps * BATCH,
+             note=str(dtype).replace("torch.", "")), mlp_limit(s, steps, dtype)),
+    ]
     rows = measure_all(variants, s.device, s.warmup, s.reps)
     d, ref, naive, lim = (r.key for r in rows)
     ratios = [Ratio("MLP: dropbench speed / examples-style reference", d, ref, ">=", 2.2),

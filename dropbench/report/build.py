@@ -107,7 +107,9 @@ def problems(col: Collection, job_errors: dict[str, str]) -> pd.DataFrame:
         rows.append({"run": r["run"], "status": r["status"], "detail": detail})
     for row in rows:  # a job Hydra saw fail: its error says more than "no summary.json"
         if row["run"] in job_errors:
-            status = row["status"] if row["status"] != "skipped" else "failed"
+            status = row["status"]
+            if status == "skipped":  # no epoch finished; collect's reason quotes the summary
+                status = "diverged" if "(status diverged" in row["detail"] else "failed"
             row.update(status=status, detail=job_errors[row["run"]])  # keep "diverged"
     listed = {row["run"] for row in rows}
     rows += [{"run": run, "status": "failed", "detail": err}
