@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
@@ -42,3 +43,13 @@ def test_damaged_mnist_file_is_named(cli, tmp_path):
     r = cli("train", "dataset=mnist", "dataset.download=false", "hydra.run.dir=run")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "damaged" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_digits_read_from_the_bundled_file_match_scikit_learn():
+    from sklearn.datasets import load_digits
+
+    from dropbench.data.vision import digits_arrays
+
+    images, labels = digits_arrays()
+    reference = load_digits()
+    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)

@@ -139,8 +139,11 @@ def test_ctrl_c_checkpoints_and_marks_interrupted(tmp_path):
     env = {**os.environ, "DROPBENCH_DATA": str(tmp_path / "data")}
     env.pop("HYDRA_FULL_ERROR", None)
     args = ["train", "trainer.epochs=500", "trainer.progress=false", "hydra.run.dir=run"]
+    # A shell that starts pytest in the background ignores SIGINT for it, and that would be
+    # inherited: give the run the default disposition a terminal's Ctrl-C meets.
     proc = subprocess.Popen([sys.executable, "-m", "dropbench.cli", *args], cwd=tmp_path,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     metrics = tmp_path / "run" / "metrics.csv"
     deadline = time.time() + 120
     while not metrics.exists() and time.time() < deadline:

@@ -7,7 +7,7 @@ from pathlib import Path
 from dropbench import DropbenchError
 from dropbench.data.cifar import CIFAR10_FOLDER, cifar10_splits
 from dropbench.data.text import ptb_files
-from dropbench.data.vision import mnist_splits
+from dropbench.data.vision import digits_arrays, mnist_splits
 
 
 def default_data_dir() -> Path:
@@ -15,9 +15,7 @@ def default_data_dir() -> Path:
 
 
 def _digits(root: Path, download: bool) -> str:
-    from sklearn.datasets import load_digits
-
-    return f"{len(load_digits().target)} images, bundled with scikit-learn"
+    return f"{len(digits_arrays()[1])} images, bundled with scikit-learn"
 
 
 def _mnist(root: Path, download: bool) -> str:
