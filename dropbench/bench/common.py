@@ -74,7 +74,7 @@ def head(data, n: int):
 
 
 def trainer_epoch(settings: Settings, cfg, data, warm_size: int):
-    """prepare() for `harness.measure`: run = one `Run.train_epoch()` over data.train, the loop
+    """prepare() for `harness.measure_all`: run = one `Run.train_epoch()` over data.train, the loop
     `dropbench train` runs; warm = the same loop over the first `warm_size` examples."""
 
     def prepare():
