@@ -47,3 +47,14 @@ def compose():
             return hydra_compose(config_name="config", overrides=list(overrides))
 
     return _compose
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small in-process tensors: extra threads only fight over a busy machine's cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,14 +15,7 @@ from dropbench.data import Split
 from dropbench.dropout import make_dropout, make_linear
 from dropbench.engine import mc
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: extra threads only fight over a busy machine's cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def scheme_cfg(name, **kw):
