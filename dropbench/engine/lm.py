@@ -40,7 +40,6 @@ def detach(state):
 
 class LanguageModelTask:
     metric = "ppl"
-    higher_is_better = False
 
     def __init__(self, data, batch_size: int, bptt: int, train_eval_tokens: int):
         self.bptt = bptt

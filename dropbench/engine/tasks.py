@@ -14,7 +14,6 @@ from dropbench.engine.lm import LanguageModelTask
 
 class ClassificationTask:
     metric = "acc"
-    higher_is_better = True
     supports_mc = True  # eval.mode=mc and eval.compare work (engine/mc.py)
 
     def __init__(self, data, batch_size: int, train_eval_size: int, mc_samples: int = 0):
