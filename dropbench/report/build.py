@@ -100,16 +100,14 @@ def save_figures(figures: dict, out: Path, formats: list[str], suffix: str) -> d
 
 def problems(col: Collection, job_errors: dict[str, str]) -> pd.DataFrame:
     """Runs left out (unreadable) or not completed, so failures are listed, never hidden."""
-    rows = [{"run": run, "status": "skipped", "detail": why} for run, why in col.skipped]
+    rows = [{"run": run, "status": status, "detail": why} for run, why, status in col.skipped]
     unfinished = col.runs[col.runs["status"] != "completed"]
     for _, r in unfinished.iterrows():
         detail = r.get("error") if isinstance(r.get("error"), str) else ""
         rows.append({"run": r["run"], "status": r["status"], "detail": detail})
     for row in rows:  # a job Hydra saw fail: its error says more than "no summary.json"
         if row["run"] in job_errors:
-            status = row["status"]
-            if status == "skipped":  # no epoch finished; collect's reason quotes the summary
-                status = "diverged" if "(status diverged" in row["detail"] else "failed"
+            status = "failed" if row["status"] == "skipped" else row["status"]
             row.update(status=status, detail=job_errors[row["run"]])  # keep "diverged"
     listed = {row["run"] for row in rows}
     rows += [{"run": run, "status": "failed", "detail": err}

@@ -36,11 +36,16 @@ class Collection:
     epochs: pd.DataFrame  # one row per (run, epoch): run, config columns, metrics.csv columns
     mc: pd.DataFrame  # one row per (run, T): run, T, test value; plus "scale" rows (T = NaN)
     config_columns: list[str]
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (run, why)
+    # (run, why, the status its summary.json gives, or "skipped" when that is unreadable)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class BrokenRun(Exception):
     """A run dir whose files cannot be used; the message says which file and why."""
+
+    def __init__(self, message: str, status: str = "skipped"):
+        super().__init__(message)
+        self.status = status
 
 
 # --- finding runs --------------------------------------------------------------------------
@@ -123,7 +128,7 @@ def read_metrics(run_dir: Path, summary: dict) -> pd.DataFrame:
     if not path.is_file():
         status = summary.get("status", "unknown")
         error = f": {summary['error']}" if summary.get("error") else ""
-        raise BrokenRun(f"no metrics.csv: no epoch finished (status {status}{error})")
+        raise BrokenRun(f"no metrics.csv: no epoch finished (status {status}{error})", status)
     try:
         metrics = pd.read_csv(path)
     except (OSError, ValueError) as e:  # pandas' parser errors are ValueErrors
@@ -254,7 +259,7 @@ def collect(paths) -> Collection:
             config, fields, metrics, points = read_run(run_dir)
         except BrokenRun as e:
             log.warning("skipped run %s: %s", name, e)
-            skipped.append((name, str(e)))
+            skipped.append((name, str(e), e.status))
             continue
         config_columns.update(dict.fromkeys(config))
         runs.append({"run": name, **config, **fields})
