@@ -19,7 +19,8 @@ from dropbench.models.rnn import build_rnn_lm
 SIZES = {"small": (200, 20), "medium": (650, 35), "large": (1500, 35)}  # hidden, bptt
 SCHEMES = {  # label -> dropout config (rates as in the medium preset, recurrent 0.25)
     "standard (Zaremba)": {"name": "standard"},
-    "variational + weight-drop": {"name": "variational", "p_recurrent": 0.25, "p_embed": 0.1},
+    "locked + weight-drop": {"name": "locked", "p_recurrent": 0.25, "p_embed": 0.1},
+    "variational (Gal)": {"name": "variational", "p_recurrent": 0.25, "p_embed": 0.1},
     "gate (eager loop)": {"name": "gate", "p_recurrent": 0.25},
     "gate (torch.compile)": {"name": "gate", "p_recurrent": 0.25, "compile": True},
 }

@@ -131,6 +131,7 @@ DATA = LanguageModelData(torch.arange(30), torch.arange(30), torch.arange(30),
     ("none", {}),
     ("standard", {"p_recurrent": 0.0, "p_embed": 0.0}),
     ("variational", {}),
+    ("locked", {}),
     ("weight_drop", {}),
     ("gate", {}),
 ])
@@ -150,7 +151,7 @@ def test_every_scheme_trains_and_evaluates_both_cells(cell, scheme, rates):
 
 def test_tied_weights_share_one_matrix_and_check_sizes():
     model = build_rnn_lm(model_cfg("lstm", hidden=[12, 8], embed_size=8, tied=True),
-                         dropout_cfg("variational"), DATA)
+                         dropout_cfg("locked"), DATA)
     assert model.decoder.weight is model.embedding.weight
     with pytest.raises(DropbenchError, match="model.tied=true needs"):
         build_rnn_lm(model_cfg("lstm", tied=True, embed_size=8), dropout_cfg("none"), DATA)

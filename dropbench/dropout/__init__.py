@@ -11,6 +11,7 @@ from dropbench.dropout import (  # noqa: F401  (each module registers its scheme
     locked,
     spatial,
     standard,
+    variational,
     weight_drop,
 )
 from dropbench.dropout.registry import (

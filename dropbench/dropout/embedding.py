@@ -1,12 +1,16 @@
 """Embedding dropout (Gal & Ghahramani 2016; Merity et al. 2017): drop whole words.
 
-A dropped word's vector is zero at every position it appears in the batch, so the model cannot
-lean on any one word type; kept rows are scaled by 1/(1-p). Shared by the recurrent schemes.
+EmbeddingDropout (Merity et al.): one mask over the vocabulary per forward call, so a dropped
+word is zero at every position it appears in the whole batch. SequenceEmbeddingDropout (Gal &
+Ghahramani): one mask per example, so each sequence drops its own words. Kept rows are scaled
+by 1/(1-p); either way the model cannot lean on any one word type.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dropbench.dropout.masks import keep_mask
 
 
 def embedding_dropout(weight: torch.Tensor, p: float) -> torch.Tensor:
@@ -29,3 +33,26 @@ class EmbeddingDropout(nn.Embedding):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, p={self.p}"
+
+
+class SequenceEmbeddingDropout(nn.Embedding):
+    """Word dropout per sequence (Gal & Ghahramani 2016): each example drops its own word types,
+    so a dropped word is zero wherever it occurs in that sequence (one BPTT window) and nowhere
+    else; kept words are scaled by 1/(1-p)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, p: float):
+        super().__init__(num_embeddings, embedding_dim)
+        self.p = p
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (T, B) -> (T, B, E)
+        out = super().forward(tokens)
+        if not self.training or self.p == 0:
+            return out
+        batch = tokens.size(1)
+        keep = keep_mask((self.num_embeddings, batch), 1 - self.p, tokens.device)  # (V, B)
+        columns = torch.arange(batch, device=tokens.device)
+        scale = keep[tokens, columns].to(out.dtype).mul_(1 / (1 - self.p))  # (T, B)
+        return out * scale.unsqueeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, p={self.p} (per example, per sequence)"

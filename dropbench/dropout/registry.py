@@ -85,7 +85,7 @@ def make_recurrent(cfg, cell: str, input_size: int, hidden_size: int, p: float) 
     if scheme.recurrent is None:
         raise DropbenchError(
             f"dropout={scheme.name} has no recurrent-connection dropout; set "
-            f"dropout.p_recurrent=0 or use variational, weight_drop or gate"
+            f"dropout.p_recurrent=0 or use variational, locked, weight_drop or gate"
         )
     return scheme.recurrent(cell, input_size, hidden_size, p, cfg)
 
@@ -98,6 +98,6 @@ def make_embedding(cfg, num_words: int, dim: int, p: float) -> nn.Module:
     if scheme.embedding is None:
         raise DropbenchError(
             f"dropout={scheme.name} has no embedding dropout; set dropout.p_embed=0 or use "
-            f"variational, weight_drop or gate"
+            f"variational, locked, weight_drop or gate"
         )
     return scheme.embedding(num_words, dim, p, cfg)

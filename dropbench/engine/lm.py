@@ -4,6 +4,12 @@ windows, with the hidden state carried from one window to the next (Zaremba et a
 The stream is split into B contiguous columns; window i of every column is one batch, so
 column b at window i+1 continues exactly where it stopped at window i. The state crosses the
 window boundary with its gradient history cut (detached). Training order is never shuffled.
+
+Monte-Carlo evaluation (Gal & Ghahramani 2016): T stochastic passes over the split, each from a
+zero state with its own masks (drawn per window, as in training) and its own carried state; the
+probabilities each pass gives the correct next word are averaged, so the MC perplexity is
+exp(-mean over words of log mean_t p_t(word)). It is computed in log space (logaddexp), so a
+tiny probability cannot underflow.
 """
 
 import math
@@ -12,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from dropbench import DropbenchError
+from dropbench.engine.mc import mc_mode
 
 EVAL_BATCH_SIZE = 10  # the usual choice for PTB valid/test since Zaremba et al.'s code
 
@@ -41,8 +48,12 @@ def detach(state):
 class LanguageModelTask:
     metric = "ppl"
 
-    def __init__(self, data, batch_size: int, bptt: int, train_eval_tokens: int):
+    supports_mc = True  # eval.mode=mc and eval.compare work (Gal's MC perplexity)
+
+    def __init__(self, data, batch_size: int, bptt: int, train_eval_tokens: int,
+                 mc_samples: int = 0):
         self.bptt = bptt
+        self.mc_samples = mc_samples  # > 0: score by the MC average of this many passes
         self.train = batchify(data.train, batch_size)  # (T, B)
         # Eval-mode score on a fixed slice of the training text: the "train" side of the gap.
         self.eval_streams = {
@@ -76,13 +87,21 @@ class LanguageModelTask:
 
     def finish(self, sums: torch.Tensor) -> dict:
         loss_sum, _, n = sums.tolist()
-        loss = loss_sum / n
+        return self.scores(loss_sum / n)
+
+    def scores(self, loss: float) -> dict:
         return {"loss": loss, self.metric: math.exp(min(loss, 700.0))}  # exp overflows past 709
 
-    @torch.no_grad()
     def evaluate(self, model, split: str) -> dict:
-        """Loss and perplexity on 'train_eval', 'val' or 'test' in eval mode, one pass from a
-        zero state with the state carried across windows."""
+        """Loss and perplexity on 'train_eval', 'val' or 'test': the deterministic eval-mode
+        network, or the MC average of eval.mc_samples passes under eval.mode=mc."""
+        if self.mc_samples:
+            return self.mc_curve(model, split, [self.mc_samples])[self.mc_samples]
+        return self.scale_scores(model, split)
+
+    @torch.no_grad()
+    def scale_scores(self, model, split: str) -> dict:
+        """Eval mode, one pass from a zero state with the state carried across windows."""
         stream = self.eval_streams[split]
         was_training = model.training
         model.eval()
@@ -93,3 +112,41 @@ class LanguageModelTask:
         self.state = saved
         model.train(was_training)
         return self.finish(sums)
+
+    def target_log_probs(self, model, stream: torch.Tensor) -> torch.Tensor:
+        """log p(correct next word) for every target of `stream`, (N,), from one pass that
+        starts at a zero state and carries it across windows."""
+        state, out = None, []
+        for x, y in windows(stream, self.bptt):
+            logits, state = model(x, state)  # (T, B, V)
+            log_probs = F.log_softmax(logits.float(), dim=-1)
+            out.append(log_probs.gather(-1, y.unsqueeze(-1)).flatten())
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def mc_curve(self, model, split: str, counts) -> dict[int, dict]:
+        """{T: {loss, ppl}} of the MC average after T passes, for every T in `counts`, from
+        max(counts) passes in all (dropout on, as in training; see the module docstring)."""
+        counts = sorted(set(counts))
+        stream = self.eval_streams[split]
+        scores, total = {}, None
+        with mc_mode(model):
+            for t in range(1, counts[-1] + 1):
+                log_p = self.target_log_probs(model, stream)
+                total = log_p if total is None else torch.logaddexp(total, log_p)
+                if t in counts:  # log of the mean probability = log(sum) - log(t)
+                    scores[t] = self.scores(-(total - math.log(t)).mean().item())
+        return scores
+
+    def compare(self, model, eval_cfg) -> dict:
+        """Scale vs. MC perplexity on the test text, plus the curve over T, for summary.json."""
+        curve = self.mc_curve(model, "test", [*eval_cfg.curve, eval_cfg.mc_samples])
+
+        def named(scores: dict) -> dict:
+            return {f"test_{k}": v for k, v in scores.items()}
+
+        return {
+            "scale": named(self.scale_scores(model, "test")),
+            "mc": {"samples": eval_cfg.mc_samples, **named(curve[eval_cfg.mc_samples])},
+            "curve": [{"samples": t, **named(s)} for t, s in curve.items()],
+        }

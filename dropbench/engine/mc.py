@@ -94,9 +94,8 @@ def classification_scale(model: nn.Module, split) -> dict:
 def check_supported(eval_cfg, task) -> None:
     """Fail before training when MC evaluation is asked of a task that cannot do it."""
     if (eval_cfg.mode == "mc" or eval_cfg.compare) and not getattr(task, "supports_mc", False):
-        raise DropbenchError(f"eval.mode=mc and eval.compare=true are implemented for "
-                             f"classification only, not {type(task).__name__}; use "
-                             f"eval.mode=scale eval.compare=false")
+        raise DropbenchError(f"eval.mode=mc and eval.compare=true are not implemented for "
+                             f"{type(task).__name__}; use eval.mode=scale eval.compare=false")
 
 
 def compare(model: nn.Module, test_split, eval_cfg) -> dict:

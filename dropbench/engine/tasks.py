@@ -47,6 +47,10 @@ class ClassificationTask:
         loss_sum, correct, n = sums.tolist()
         return {"loss": loss_sum / n, self.metric: correct / n}
 
+    def compare(self, model, eval_cfg) -> dict:
+        """Weight scaling vs. MC on the test split, plus the error-vs-T curve."""
+        return mc.compare(model, self.data.test, eval_cfg)
+
     @torch.no_grad()
     def evaluate(self, model, split: str) -> dict:
         """Loss and accuracy on 'train_eval', 'val' or 'test', model in eval mode."""
@@ -69,6 +73,7 @@ TASKS = {
         mc_samples=cfg.eval.mc_samples if cfg.eval.mode == "mc" else 0,
     ),
     "lm": lambda cfg, data: LanguageModelTask(
-        data, cfg.trainer.batch_size, cfg.model.bptt, cfg.trainer.train_eval_size
+        data, cfg.trainer.batch_size, cfg.model.bptt, cfg.trainer.train_eval_size,
+        mc_samples=cfg.eval.mc_samples if cfg.eval.mode == "mc" else 0,
     ),
 }

@@ -18,7 +18,6 @@ from tqdm import tqdm
 import dropbench
 from dropbench import DropbenchError
 from dropbench.dropout import hooks
-from dropbench.engine import mc
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
 from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
 from dropbench.engine.optim import apply_max_norm, build_optimizer, build_scheduler, l1_penalty
@@ -173,8 +172,7 @@ class Run:
         with self.autocast():
             test = self.task.evaluate(self.forward, "test")
             if self.cfg.eval.compare:
-                self.summary["eval_compare"] = mc.compare(self.model, self.task.data.test,
-                                                          self.cfg.eval)
+                self.summary["eval_compare"] = self.task.compare(self.model, self.cfg.eval)
         self.write_summary(status="completed", stopped_early=stopped_early, test_loss=test["loss"],
                            **{f"test_{m}": test[m]})
         log.info("completed: best epoch %s, test loss %.4f, test %s %.4f",
