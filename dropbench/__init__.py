@@ -5,3 +5,17 @@ __version__ = "0.1.0"
 
 class DropbenchError(Exception):
     """A problem the user can fix: the CLI prints it as one line and exits non-zero."""
+
+
+def load_runs(*paths):
+    """One row per run under `paths` as a pandas DataFrame; see `dropbench.api.load_runs`."""
+    from dropbench.api import load_runs as load  # pandas loads on first use, not on import
+
+    return load(*paths)
+
+
+def load_metrics(path):
+    """The per-epoch metrics.csv of one run dir as a DataFrame; see `dropbench.api`."""
+    from dropbench.api import load_metrics as load
+
+    return load(path)

@@ -178,7 +178,8 @@ def report_command(args) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="dropbench: warning: %(message)s")
     by = [c.strip() for c in args.by.split(",") if c.strip()] if args.by else None
-    out = write_report(args.paths, args.out, parse_formats(args.format), by)
+    out = write_report(args.paths, args.out, parse_formats(args.format), by,
+                       baseline=args.baseline)
     print(out / "report.html")
 
 
@@ -215,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", default="png", help="figure formats: png,svg,pdf")
     report.add_argument("--by", help="config keys that define a configuration, e.g. "
                         "dropout.name,dropout.p (default: the keys that vary, seed excluded)")
+    report.add_argument("--baseline", help="the configuration the others are compared with, "
+                        "e.g. dropout.p=0 (default: no dropout, else the lowest rate)")
     report.set_defaults(func=report_command)
     sub.add_parser("bench", help="speed benchmark vs. plain PyTorch loops (`bench -h`)")
     return parser

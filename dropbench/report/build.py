@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from dropbench import DropbenchError
-from dropbench.report import html, plots, tables
+from dropbench.report import html, plots, stats, tables
 from dropbench.report.collect import (
     Collection,
     assign_groups,
@@ -20,8 +20,9 @@ FORMATS = ("png", "svg", "pdf")
 CAPTIONS = {
     "overfitting_curves": "Train-eval (dashed) and validation (solid) loss and metric per epoch, "
     "mean over seeds. Where the two lines part, the model overfits.",
-    "rate_sweep": "Best validation and test metric against the dropout rate, mean ± sample std "
-    "over seeds (error bars).",
+    "rate_sweep": "Best validation and test metric against the dropout rate: mean over seeds; "
+    "error bars are ± 1 sample standard deviation over seeds, not a confidence interval (the "
+    "table against the baseline gives 95 % intervals).",
     "gap_vs_rate": "Generalisation gap at the last epoch against the dropout rate: how much worse "
     "validation is than train-eval (positive = overfitting).",
     "curves_grid": "Loss per epoch for every configuration: train with dropout active "
@@ -123,8 +124,37 @@ def tidy_runs(col: Collection) -> pd.DataFrame:
     return table[first + [c for c in table.columns if c not in first]]
 
 
-def write_report(paths, out=None, formats=("png",), by=None, job_errors=None) -> Path:
-    """Collect the runs under `paths` and write the report into `out` (default PATH/report)."""
+def significance_parts(runs, groups, by, m, baseline) -> tuple[pd.DataFrame, list, list]:
+    """(the comparison table, its markdown lines, its HTML fragments) for metric m."""
+    table = stats.significance(runs, groups, by, m, rate_column(by), baseline)
+    if table.empty:
+        note = ("No comparison against a baseline: no configuration without dropout and no "
+                "dropout rate to take the lowest of; choose one with --baseline KEY=VALUE.")
+        return table, [note + "\n"], [html.paragraph(note, "note")]
+    quantity = table["quantity"].iloc[0].replace("_", " ")
+    unit = " (pp)" if m == "acc" else ""
+    shown = stats.markdown_frame(table, 100.0 if m == "acc" else 1.0, unit)
+    text = (f"{quantity}: each configuration minus its baseline, over seeds; 95 % confidence "
+            f"interval and two-sided p-value from a t test (paired by seed when both sides "
+            f"have the same seeds, else Welch), Holm-corrected across the {len(table)} "
+            f"comparisons; significant means Holm p < 0.05.")
+    return table, [text + "\n", tables.markdown(shown)], [html.paragraph(text), html.table(shown)]
+
+
+def with_significance(summary: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """summary.csv gains each configuration's comparison with its baseline."""
+    if table.empty:
+        return summary
+    extra = table.rename(columns={"quantity": "compared", "difference": "diff"})
+    extra = extra.rename(columns={"ci_low": "diff_ci_low", "ci_high": "diff_ci_high"})
+    extra = extra.drop(columns=["n", "n_baseline"])
+    return summary.merge(extra, on="configuration", how="left")
+
+
+def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
+                 baseline=None) -> Path:
+    """Collect the runs under `paths` and write the report into `out` (default PATH/report).
+    `baseline` names the configuration every other one is compared with (KEY=VALUE,...)."""
     paths = [Path(p) for p in paths]
     col = collect(paths)
     out = Path(out) if out else common_dir(paths) / "report"
@@ -142,11 +172,16 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None) ->
     for m in metrics:
         suffix = f"_{m}" if len(metrics) > 1 else ""
         runs = col.runs[col.runs["metric"] == m]
-        summary = tables.summary_table(runs, [g for g in groups if g in set(runs["group"])], by, m)
-        tables.summary_csv_frame(summary).to_csv(out / f"summary{suffix}.csv", index=False)
+        present = [g for g in groups if g in set(runs["group"])]
+        summary = tables.summary_table(runs, present, by, m)
+        sig, sig_md, sig_html = significance_parts(runs, present, by, m, baseline)
+        with_significance(tables.summary_csv_frame(summary), sig).to_csv(
+            out / f"summary{suffix}.csv", index=False)
         shown = tables.summary_markdown_frame(summary, by, m)
-        md += [f"## Summary ({m})\n", tables.markdown(shown)]
-        table_parts += [html.subheading(f"Summary ({m})"), html.table(shown)]
+        md += [f"## Summary ({m})\n", tables.markdown(shown),
+               f"## Against the baseline ({m})\n", *sig_md]
+        table_parts += [html.subheading(f"Summary ({m})"), html.table(shown),
+                        html.subheading(f"Against the baseline ({m})"), *sig_html]
         figures, fig_notes = build_figures(col, groups, by, m)
         for name, png in save_figures(figures, out, formats, suffix).items():
             figure_parts.append(html.figure(name + suffix, png, CAPTIONS[name]))

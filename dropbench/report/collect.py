@@ -262,7 +262,7 @@ def collect(paths) -> Collection:
             skipped.append((name, str(e), e.status))
             continue
         config_columns.update(dict.fromkeys(config))
-        runs.append({"run": name, **config, **fields})
+        runs.append({"run": name, "path": str(run_dir.resolve()), **config, **fields})
         epochs.append(metrics.assign(run=name, **config))
         mc += [{"run": name, **p} for p in points]
     if not runs:

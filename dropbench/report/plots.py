@@ -164,7 +164,8 @@ def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figu
     scale = metric_scale(m)
     panels = [(f"best_val_{m}", metric_label(m, "best validation"), scale),
               (f"test_{m}", metric_label(m, "test (at best val)"), scale)]
-    return sweep_figure(runs, rate_col, by, panels, "Rate sweep: mean ± std over seeds")
+    return sweep_figure(runs, rate_col, by, panels,
+                        "Rate sweep: mean over seeds, error bars ± 1 sample std (not a CI)")
 
 
 def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
@@ -173,7 +174,8 @@ def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Fig
     panels = [("final_gap_loss", "gap: val − train-eval loss (nats)", 1.0),
               (f"final_gap_{m}", f"gap: {metric_gap}", metric_scale(m))]
     fig = sweep_figure(runs, rate_col, by, panels,
-                       "Generalisation gap at the last epoch, mean ± std over seeds")
+                       "Generalisation gap at the last epoch: mean over seeds, "
+                       "error bars ± 1 sample std")
     for ax in fig.axes:
         ax.axhline(0.0, color="0.5", linewidth=0.8, linestyle=":")
     return fig
