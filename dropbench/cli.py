@@ -183,6 +183,13 @@ def report_command(args) -> None:
     print(out / "report.html")
 
 
+# --- status ------------------------------------------------------------------------------
+def status_command(args) -> None:
+    from dropbench.status import show
+
+    show(Path(args.sweep_dir), args.watch)
+
+
 # --- bench -------------------------------------------------------------------------------
 def bench_command(args: list[str]) -> None:
     from dropbench.bench import main as bench_main  # its own argparse: `dropbench bench -h`
@@ -201,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dropout.p=0,0.5 seed=0,1`; `dropbench train --help` shows Hydra's options.",
     )
     parser.add_argument("--version", action="version", version=f"dropbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,list,data,report,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,list,data,report,status,bench}")
     sub.add_parser("train", help="train a run or a sweep (Hydra overrides follow)")
     sub.add_parser("list", help="list every config group and its options").set_defaults(
         func=list_command)
@@ -219,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline", help="the configuration the others are compared with, "
                         "e.g. dropout.p=0 (default: no dropout, else the lowest rate)")
     report.set_defaults(func=report_command)
+    status = sub.add_parser("status", help="every job of a sweep: status, epoch, best val, ETA")
+    status.add_argument("sweep_dir", help="a sweep dir (multirun/DATE/TIME), running or done")
+    status.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS",
+                        help="refresh every SECONDS (default 5) until every job has ended")
+    status.set_defaults(func=status_command)
     sub.add_parser("bench", help="speed benchmark vs. plain PyTorch loops (`bench -h`)")
     return parser
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from dropbench import DropbenchError
-from dropbench.report import html, plots, stats, tables
+from dropbench.report import hparams, html, plots, stats, tables
 from dropbench.report.collect import (
     Collection,
     assign_groups,
@@ -27,6 +27,10 @@ CAPTIONS = {
     "validation is than train-eval (positive = overfitting).",
     "curves_grid": "Loss per epoch for every configuration: train with dropout active "
     "(dotted), train-eval (dashed) and validation (solid), mean over seeds, their range shaded.",
+    "parallel_coordinates": "One line per run across the config keys that vary, ending at its "
+    "best validation metric; the colour is that metric too, so the settings of the best runs "
+    "stand out (numeric axes span each key's range, on a log scale when it spans a factor of "
+    "20 or more).",
     "mc_samples": "Test error against the number of Monte-Carlo samples T (solid) and the "
     "weight-scaling value of the same configuration (dotted).",
 }
@@ -66,6 +70,12 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
         notes.append("Rate sweep and gap vs. rate left out: no dropout rate (dropout.p*) varies "
                      "between the configurations compared (choose them with --by).")
     figures["curves_grid"] = plots.curves_grid(epochs, groups)
+    keys = varying_settings(runs, col.config_columns)
+    if len(keys) >= 2 and hparams.has_scores(runs, m):
+        figures["parallel_coordinates"] = hparams.parallel_coordinates(runs, keys, m)
+    else:
+        notes.append("Hyperparameter view (parallel coordinates) left out: it needs two or "
+                     "more config keys that vary between the runs.")
     mc = col.mc[col.mc["run"].isin(runs["run"])]
     if mc["T"].notna().any():
         figures["mc_samples"] = plots.mc_samples(mc, groups, m)

@@ -1,4 +1,5 @@
-"""A Hydra callback that writes a multirun's report into `<sweep dir>/report` when it ends.
+"""Hydra callbacks for multiruns: `SweepProgress` prints a line as each job ends;
+`SweepReport` writes the sweep's report into `<sweep dir>/report` when it ends.
 
 Registered in conf/config.yaml under `hydra.callbacks.report`; turn it off for one sweep with
 `~hydra.callbacks.report`. Hydra's basic sweeper re-raises a failed job's error after the whole
@@ -10,6 +11,7 @@ jobs listed. A report error is logged as a warning and never fails the sweep.
 import atexit
 import logging
 import os
+import time
 from pathlib import Path
 
 from hydra.core.utils import JobStatus
@@ -65,3 +67,23 @@ class SweepReport(Callback):
         except (Exception, KeyboardInterrupt) as e:  # the report must never fail the sweep
             log.warning("no sweep report (%s: %s); try `dropbench report %s`",
                         type(e).__name__, e, self.sweep_dir)
+
+
+class SweepProgress(Callback):
+    """One line per finished job: its result, then how far the sweep is and its ETA.
+
+    Counts from the sweep dir's files (dropbench/status.py), not from memory: with a parallel
+    launcher each job ends in its own worker process, and the files are what all of them share.
+    """
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        try:
+            from dropbench import status
+
+            sweep_dir = Path(str(config.hydra.sweep.dir))
+            job_dir = Path(str(job_return.hydra_cfg.hydra.runtime.output_dir))
+            jobs, total = status.sweep_jobs(sweep_dir)
+            print(status.job_line(status.read_job(job_dir, sweep_dir, time.time()), jobs,
+                                  total), flush=True)
+        except Exception as e:  # a progress line is never worth a failed sweep
+            log.debug("no progress line (%s: %s)", type(e).__name__, e)

@@ -1,0 +1,280 @@
+"""`dropbench status SWEEP_DIR`: where every job of a sweep stands, while it runs and after.
+
+Reads files only (the trainer writes summary.json and metrics.csv atomically after every
+epoch), so it can watch a sweep from another shell or another machine sharing the disk. Jobs
+Hydra has not started yet are listed from the sweep's own record (`multirun.yaml`): Hydra's
+basic sweeper expands the same override lists in the same order.
+"""
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from dropbench import DropbenchError
+from dropbench.report.collect import find_run_dirs
+
+FINAL = {"completed", "failed", "diverged", "interrupted"}
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+STALE_AFTER_S = 120.0  # a running job silent for 3 epochs + this long is flagged
+
+
+@dataclass
+class Job:
+    name: str  # the job dir relative to the sweep dir ("" when not started)
+    overrides: list[str]
+    status: str  # pending, starting, running, or a final status
+    epoch: int = 0
+    epochs: int | None = None
+    metric: str | None = None
+    best_val: float | None = None
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    note: str = ""
+    setup_s: float | None = None  # a finished job's time outside its epochs (start, data, test)
+    epochs_s: float = 0.0  # time spent in epochs (summary.json wall_s)
+
+
+def read_yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def read_job(run_dir: Path, sweep_dir: Path, now: float) -> Job:
+    """One job's state from its files; a file caught missing or unreadable means 'not yet'."""
+    name = os.path.relpath(run_dir, sweep_dir)
+    overrides = [str(o) for o in read_yaml(run_dir / ".hydra" / "overrides.yaml") or []]
+    config = read_yaml(run_dir / ".hydra" / "config.yaml") or {}
+    epochs = (config.get("trainer") or {}).get("epochs")
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        updated = (run_dir / "summary.json").stat().st_mtime
+    except (OSError, ValueError):
+        return Job(name, overrides, "starting", epochs=epochs)
+    job = Job(name, overrides, summary.get("status", "unknown"), epochs=epochs,
+              metric=summary.get("metric"), note=first_line(summary.get("error")))
+    rows = read_rows(run_dir / "metrics.csv")
+    job.epoch = summary.get("epochs_run") or len(rows)
+    epochs_s = float(summary.get("wall_s") or sum(r.get("seconds", 0.0) for r in rows))
+    job.epochs_s = job.elapsed_s = epochs_s
+    job.best_val = best_val(summary, rows, job.metric)
+    try:  # Hydra writes the job's config when the job starts: wall-clock time since then
+        started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+        job.elapsed_s = max(epochs_s, (updated if job.status in FINAL else now) - started)
+    except OSError:
+        started = None
+    if job.status in FINAL and started is not None:
+        job.setup_s = job.elapsed_s - epochs_s
+    if job.status == "running" and job.epoch and epochs:
+        since = max(0.0, now - updated)  # into the epoch in progress
+        per_epoch = epochs_s / job.epoch
+        job.eta_s = max(0.0, (epochs - job.epoch) * per_epoch - since)
+        if since > 3 * per_epoch + STALE_AFTER_S:
+            job.note = f"no update for {duration(since)}: killed?"
+    return job
+
+
+def first_line(text) -> str:
+    return str(text).strip().splitlines()[0] if text and str(text).strip() else ""
+
+
+def read_rows(path: Path) -> list[dict]:
+    try:
+        with path.open(newline="") as f:
+            return [{k: to_float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except OSError:
+        return []
+
+
+def to_float(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def best_val(summary: dict, rows: list[dict], metric: str | None) -> float | None:
+    """summary.json's best, else the metric at the lowest val loss so far (the trainer's rule)."""
+    if not metric:
+        return None
+    if summary.get(f"best_val_{metric}") is not None:
+        return float(summary[f"best_val_{metric}"])
+    scored = [r for r in rows if not math.isnan(r.get("val_loss", math.nan))]
+    return min(scored, key=lambda r: r["val_loss"]).get(f"val_{metric}") if scored else None
+
+
+# --- the sweep's planned jobs ---------------------------------------------------------------
+def planned_jobs(sweep_dir: Path) -> tuple[list[list[str]] | None, int | None]:
+    """(override lists of every job the basic sweeper will run, or None; the total, if known)."""
+    hydra = (read_yaml(sweep_dir / "multirun.yaml") or {}).get("hydra") or {}
+    sweeper = hydra.get("sweeper") or {}
+    if sweeper.get("n_trials"):  # Optuna and friends: a number of trials, not a list
+        return None, int(sweeper["n_trials"])
+    if sweeper.get("_target_") != BASIC_SWEEPER:
+        return None, None
+    task = [str(o) for o in (hydra.get("overrides") or {}).get("task") or []]
+    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    try:
+        jobs = expand(params + task)
+    except Exception:  # an override Hydra itself would reject: just no plan
+        return None, None
+    return jobs, len(jobs)
+
+
+def expand(overrides: list[str]) -> list[list[str]]:
+    """Every job's overrides, as Hydra's basic sweeper spells and orders them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+
+
+def sweep_jobs(sweep_dir: Path, now: float | None = None) -> tuple[list[Job], int | None]:
+    """Every job: started ones from their dirs, then the planned ones not started yet."""
+    now = time.time() if now is None else now
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise DropbenchError(f"{sweep_dir} is not a directory; give a sweep dir "
+                             f"(multirun/DATE/TIME) or a run dir")
+    dirs = [d for d in find_run_dirs([sweep_dir]) if "report" not in d.relative_to(sweep_dir).parts]
+    jobs = [read_job(d, sweep_dir, now) for d in dirs]
+    plan, total = planned_jobs(sweep_dir)
+    if plan is not None:
+        started = [sorted(j.overrides) for j in jobs]
+        for overrides in plan:
+            if sorted(overrides) in started:
+                started.remove(sorted(overrides))
+            else:
+                jobs.append(Job("", overrides, "pending"))
+    if not jobs:
+        raise DropbenchError(f"no jobs under {sweep_dir} yet, and no multirun.yaml naming them; "
+                             f"give the dir of a sweep made by `dropbench train -m`")
+    return jobs, total
+
+
+# --- the table ------------------------------------------------------------------------------
+def duration(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def shown_value(job: Job) -> str:
+    if job.best_val is None or math.isnan(job.best_val):
+        return "–"
+    if job.metric == "acc":
+        return f"{100 * job.best_val:.2f} %"
+    return f"{job.best_val:.4g}"
+
+
+def varying(jobs: list[Job]) -> list[list[str]]:
+    """Each job's overrides without those every job shares: what tells the jobs apart."""
+    common = set.intersection(*(set(j.overrides) for j in jobs)) if len(jobs) > 1 else set()
+    return [[o for o in j.overrides if o not in common] for j in jobs]
+
+
+def sweep_eta(jobs: list[Job]) -> float | None:
+    """Epochs left times the mean epoch time, shared among the jobs running now."""
+    started = [j for j in jobs if j.epoch]
+    if not started or not any(j.status not in FINAL for j in jobs):
+        return None if not started else 0.0
+    per_epoch = sum(j.epochs_s for j in started) / sum(j.epoch for j in started)
+    known = [j.epochs for j in jobs if j.epochs]
+    typical = sum(known) / len(known) if known else None
+    left = 0.0
+    for j in jobs:
+        if j.status in FINAL:
+            continue
+        epochs = j.epochs or typical
+        if epochs is None:
+            return None
+        left += max(0.0, epochs - j.epoch)
+    setups = [j.setup_s for j in jobs if j.setup_s is not None]
+    setup = sum(setups) / len(setups) if setups else 0.0
+    waiting = sum(j.status in ("pending", "starting") for j in jobs)
+    running = sum(j.status == "running" for j in jobs)
+    return (left * per_epoch + waiting * setup) / max(1, running)
+
+
+def progress_line(jobs: list[Job], total: int | None) -> str:
+    """"5/12 done (completed 4, failed 1), 2 running, 5 pending; ETA 4m10s"."""
+    done = [j for j in jobs if j.status in FINAL]
+    counts = {}
+    for j in done:
+        counts[j.status] = counts.get(j.status, 0) + 1
+    detail = ", ".join(f"{s} {n}" for s, n in sorted(counts.items()))
+    total = total or len(jobs)
+    parts = [f"{len(done)}/{total} done" + (f" ({detail})" if detail else "")]
+    running = sum(j.status in ("running", "starting") for j in jobs)
+    if running:
+        parts.append(f"{running} running")
+    pending = total - len(done) - running
+    if pending > 0:
+        parts.append(f"{pending} pending")
+    eta = sweep_eta(jobs)
+    text = ", ".join(parts)
+    return text + (f"; ETA {duration(eta)}" if eta else "")
+
+
+def job_line(job: Job, jobs: list[Job], total: int | None) -> str:
+    """"job 3 (dropout.p=0.5 seed=1): completed, best val acc 93.80 %, 12s | 4/12 done, ..."."""
+    shared = set.intersection(*(set(j.overrides) for j in jobs)) if len(jobs) > 1 else set()
+    own = [o for o in job.overrides if o not in shared]
+    name = f"job {job.name}" + (f" ({' '.join(own)})" if own else "")
+    result = job.status + (f" ({job.note})" if job.note else "")
+    if job.best_val is not None:
+        result += f", best val {job.metric} {shown_value(job)}"
+    return f"{name}: {result}, {duration(job.elapsed_s)} | {progress_line(jobs, total)}"
+
+
+def render(jobs: list[Job], total: int | None) -> str:
+    metric = next((j.metric for j in jobs if j.metric), None)
+    best = f"best val {metric}" if metric else "best val"
+    header = ["job", "overrides", "status", "epoch", best, "elapsed", "ETA"]
+    rows = [header]
+    for job, overrides in zip(jobs, varying(jobs), strict=True):
+        epoch = f"{job.epoch}/{job.epochs}" if job.epochs else str(job.epoch or "–")
+        status = job.status + (f" ({job.note})" if job.note else "")
+        rows.append([job.name or "–", " ".join(overrides) or "(none)", status,
+                     epoch if job.status != "pending" else "–", shown_value(job),
+                     duration(job.elapsed_s) if job.status != "pending" else "–",
+                     duration(job.eta_s) if job.status == "running" else "–"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
+             for r in rows]
+    return "\n".join([*lines, "", progress_line(jobs, total)])
+
+
+def show(sweep_dir: Path, watch: float | None = None) -> None:
+    """Print the table once, or every `watch` seconds until every job has ended."""
+    if watch is None:
+        print(render(*sweep_jobs(sweep_dir)))
+        return
+    if watch <= 0:
+        raise DropbenchError(f"--watch {watch:g}: give a refresh interval in seconds > 0")
+    clear = "\033[H\033[2J" if sys.stdout.isatty() else ""
+    try:
+        while True:
+            jobs, total = sweep_jobs(sweep_dir)
+            print(clear + time.strftime("%H:%M:%S ") + str(sweep_dir) + "\n" + render(jobs, total),
+                  flush=True)
+            finished = all(j.status in FINAL for j in jobs) and len(jobs) >= (total or 0)
+            if finished:
+                return
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        print()  # Ctrl-C is how one stops watching: not an error

@@ -1,0 +1,125 @@
+"""`dropbench status`: a sweep's jobs read from their files while it runs and after (synthetic
+sweep dirs with controlled file times), the plan of jobs not started yet, and the multirun's
+per-job progress lines on a real sweep."""
+
+import json
+import os
+
+import pytest
+import yaml
+
+from dropbench import DropbenchError
+from dropbench.status import render, sweep_jobs
+from test_report import make_run
+
+BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+T0 = 1_700_000_000.0  # the file times below are set relative to this "now"
+
+
+def multirun_yaml(sweep, task, sweeper=None):
+    sweep.mkdir(parents=True, exist_ok=True)
+    hydra = {"sweeper": sweeper or {"_target_": BASIC, "params": None},
+             "overrides": {"task": task}}
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
+
+
+def job(sweep, name, overrides, started, updated, **run):
+    run_dir = make_run(sweep / name, **run)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    os.utime(run_dir / ".hydra" / "config.yaml", (started, started))
+    os.utime(run_dir / "summary.json", (updated, updated))
+    return run_dir
+
+
+@pytest.fixture
+def running_sweep(tmp_path):
+    """dropout.p=0,0.5 x seed=0,1 (4 jobs): done, running (2 of 5 epochs), failed, not started."""
+    sweep = tmp_path / "sweep"
+    multirun_yaml(sweep, ["dropout.p=0,0.5", "seed=0,1", "trainer.epochs=5"])
+    common = ["trainer.epochs=5"]
+    job(sweep, "0", ["dropout.p=0", "seed=0", *common], T0 - 100, T0 - 60, p=0.0, epochs=5)
+    job(sweep, "1", ["dropout.p=0", "seed=1", *common], T0 - 50, T0 - 4, p=0.0, seed=1,
+        epochs=5, done=2, status="running")
+    failed = job(sweep, "2", ["dropout.p=0.5", "seed=0", *common], T0 - 10, T0 - 3, p=0.5,
+                 epochs=5, done=1)
+    summary = json.loads((failed / "summary.json").read_text())
+    (failed / "summary.json").write_text(json.dumps(
+        {**summary, "status": "failed", "error": "DropbenchError: out of memory\nmore"}))
+    os.utime(failed / "summary.json", (T0 - 3, T0 - 3))
+    return sweep
+
+
+def test_every_job_with_status_epoch_best_and_eta(running_sweep):
+    jobs, total = sweep_jobs(running_sweep, now=T0)
+    assert total == 4
+    by_overrides = {" ".join(j.overrides[:2]): j for j in jobs}
+    done, running = by_overrides["dropout.p=0 seed=0"], by_overrides["dropout.p=0 seed=1"]
+    assert (done.status, done.epoch, done.epochs) == ("completed", 5, 5)
+    assert done.elapsed_s == pytest.approx(40.0)  # started T0-100, ended T0-60
+    assert done.setup_s == pytest.approx(40.0 - 7.5)  # make_run: wall_s = 1.5 s per epoch
+    # running: 2 epochs of 1.5 s; the best so far is the lowest val loss row (epoch 2)
+    assert (running.status, running.epoch) == ("running", 2)
+    assert running.best_val == pytest.approx(0.82)
+    assert running.elapsed_s == pytest.approx(50.0)
+    assert running.eta_s == pytest.approx(3 * 1.5 - 4.0)  # 3 epochs left, 4 s into the next
+    assert by_overrides["dropout.p=0.5 seed=1"].status == "pending"
+    table = render(jobs, total)
+    lines = table.splitlines()
+    assert lines[0].split() == ["job", "overrides", "status", "epoch", "best", "val", "acc",
+                                "elapsed", "ETA"]
+    assert lines[1].split() == ["0", "dropout.p=0", "seed=0", "completed", "5/5", "85.00",
+                                "%", "40s", "–"]
+    assert lines[2].split()[3:] == ["running", "2/5", "82.00", "%", "50s", "0s"]
+    assert "failed (DropbenchError: out of memory)" in lines[3]
+    assert lines[4].split() == ["–", "dropout.p=0.5", "seed=1", "pending", "–", "–", "–", "–"]
+    # sweep ETA: epochs left (3 running + 5 pending) x 1.5 s per epoch = 12 s, plus one
+    # pending job's setup time: 40 - 7.5 = 32.5 s on the completed job, 7 - 1.5 = 5.5 s on
+    # the failed one, mean 19 s; one job running: 12 + 19 = 31 s
+    assert lines[-1] == "2/4 done (completed 1, failed 1), 1 running, 1 pending; ETA 31s"
+
+
+def test_a_silent_running_job_is_flagged(running_sweep):
+    jobs, _ = sweep_jobs(running_sweep, now=T0 + 600)
+    running = next(j for j in jobs if j.status == "running")
+    assert running.note == "no update for 10m04s: killed?"
+
+
+def test_search_sweepers_give_a_total_of_trials(tmp_path):
+    sweep = tmp_path / "optuna"
+    multirun_yaml(sweep, ["dropout.p=interval(0,0.8)"],
+                  sweeper={"_target_": "hydra_plugins.optuna.OptunaSweeper", "n_trials": 20})
+    job(sweep, "0", ["dropout.p=0.31"], T0 - 10, T0 - 5, p=0.31)
+    jobs, total = sweep_jobs(sweep, now=T0)
+    assert total == 20 and len(jobs) == 1
+    assert render(jobs, total).splitlines()[-1].startswith("1/20 done (completed 1), 19 pending")
+
+
+def test_bad_dirs_are_one_line_errors(tmp_path, cli):
+    with pytest.raises(DropbenchError, match="no jobs under"):
+        sweep_jobs(tmp_path)
+    result = cli("status", tmp_path / "nowhere")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"dropbench: error: {tmp_path / 'nowhere'} is not a directory; give a sweep dir "
+        "(multirun/DATE/TIME) or a run dir"]
+    result = cli("status", tmp_path, "--watch", "0")
+    assert result.returncode == 2 and "--watch 0: give a refresh interval" in result.stderr
+
+
+def test_real_sweep_prints_progress_and_status_reads_it(tmp_path, cli):
+    result = cli("train", "-m", "dropout.p=0,0.5,1.5", "dropout.p_input=0", "trainer.epochs=2",
+                 "dataset.train_subset=200", "trainer.progress=false", "hydra.sweep.dir=sweep")
+    assert result.returncode != 0  # the job with p=1.5 fails its check
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("job ")]
+    assert [ln.split(":")[0] for ln in lines] == ["job 0 (dropout.p=0)", "job 1 (dropout.p=0.5)",
+                                                   "job 2 (dropout.p=1.5)"]
+    assert "completed, best val acc" in lines[0] and "| 1/3 done (completed 1), 2 pending" in \
+        lines[0]
+    assert lines[2].split(" | ")[1] == "3/3 done (completed 2, failed 1)"
+    assert "failed (dropout.p=1.5 is out of range" in lines[2]
+    status = cli("status", "sweep", "--watch", "1")  # every job has ended: one table, exit 0
+    assert status.returncode == 0, status.stderr
+    rows = status.stdout.splitlines()
+    assert [r.split()[:4] for r in rows[2:5]] == [
+        ["0", "dropout.p=0", "completed", "2/2"], ["1", "dropout.p=0.5", "completed", "2/2"],
+        ["2", "dropout.p=1.5", "failed", "(dropout.p=1.5"]]
