@@ -15,8 +15,8 @@ from hydra.types import RunMode
 
 from dropbench import DropbenchError, __version__
 
-GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "experiment", "hydra/launcher",
-          "hydra/sweeper"]
+GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "logger", "experiment",
+          "hydra/launcher", "hydra/sweeper"]
 
 
 def die(message: str, code: int = 2):

@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, ListConfig
 
 from dropbench import DropbenchError
+from dropbench.loggers.config import LoggerConfig
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Config:
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # tracking sinks (dropbench/loggers)
     seed: int = 0
     device: str = "auto"
     data_dir: str = "~/.cache/dropbench"

@@ -15,6 +15,7 @@ from dropbench.engine.io import load_checkpoint, write_json
 from dropbench.engine.seeding import seed_everything
 from dropbench.engine.tasks import TASKS
 from dropbench.engine.trainer import Run, run_with_interrupts
+from dropbench.loggers import Sinks
 from dropbench.models import build_model
 
 log = logging.getLogger("dropbench")
@@ -79,4 +80,8 @@ def _train(cfg, run_dir: Path, overrides, status) -> dict:
         log.info("overwriting the %s run in %s", status, run_dir)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     log.info("model: %s (%d parameters) on %s", cfg.model.name, run.summary["n_params"], device)
-    return run_with_interrupts(run)
+    run.sinks = Sinks.open(cfg, run_dir, run.rows)
+    try:
+        return run_with_interrupts(run)
+    finally:
+        run.sinks.close(run.summary, interrupted=run.summary["status"] == "interrupted")

@@ -22,12 +22,15 @@ from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_preci
 from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
 from dropbench.engine.optim import apply_max_norm, build_optimizer, build_scheduler, l1_penalty
 from dropbench.engine.seeding import get_rng_state, set_rng_state
+from dropbench.loggers import Sinks
 
 log = logging.getLogger("dropbench")
 
 
 class Run:
     """One training run in one run directory."""
+
+    sinks = Sinks()  # tracking loggers fed each epoch's row; the engine attaches the enabled ones
 
     def __init__(self, cfg, run_dir: Path, task, model, device, overrides=()):
         self.cfg, self.task, self.model, self.device = cfg, task, model, device
@@ -159,6 +162,7 @@ class Run:
             save_checkpoint(ckpt / "last.pt", self.state())
             self.write_summary(status="running")
             log_epoch(row, t.epochs, self.task.metric)
+            self.sinks.epoch(row)
         return self.finish(stopped_early=self.epoch < t.epochs)
 
     def finish(self, stopped_early: bool) -> dict:
