@@ -99,6 +99,16 @@ def test_baseline_is_no_dropout_else_lowest_rate_per_line():
         {"a5": "a0", "b1": "a0", "b5": "a0"}
     chosen = stats.pick_baselines(runs, groups, by, "dropout.p", "dropout.name=b,dropout.p=0.5")
     assert chosen == {"a0": "b5", "a5": "b5", "b1": "b5"}
+    # two no-dropout configurations: each setting of the other keys gets its own, and the
+    # baselines are not compared with each other
+    runs = pd.DataFrame({
+        "group": ["off1", "p1", "off2", "p2"], "dropout.p": [0.0, 0.5, 0.0, 0.5],
+        "optim.lr": [0.1, 0.1, 0.01, 0.01], "dropout_off": [True, False, True, False]})
+    assert stats.pick_baselines(runs, ["off1", "p1", "off2", "p2"], ["dropout.p", "optim.lr"],
+                                "dropout.p", None) == {"p1": "off1", "p2": "off2"}
+    runs = pd.DataFrame({
+        "group": ["a0", "a5", "b1", "b5"], "dropout.name": ["a", "a", "b", "b"],
+        "dropout.p": [0.0, 0.5, 0.1, 0.5], "dropout_off": [True, False, False, False]})
     with pytest.raises(DropbenchError, match="matches 2 configurations"):
         stats.pick_baselines(runs, groups, by, "dropout.p", "dropout.p=0.5")
     with pytest.raises(DropbenchError, match="KEY=VALUE with KEY among"):

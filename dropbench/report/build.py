@@ -138,8 +138,8 @@ def significance_parts(runs, groups, by, m, baseline) -> tuple[pd.DataFrame, lis
     """(the comparison table, its markdown lines, its HTML fragments) for metric m."""
     table = stats.significance(runs, groups, by, m, rate_column(by), baseline)
     if table.empty:
-        note = ("No comparison against a baseline: no configuration without dropout and no "
-                "dropout rate to take the lowest of; choose one with --baseline KEY=VALUE.")
+        note = ("No comparison against a baseline: no configuration without dropout, and no "
+                "rate-sweep line with two or more rates; choose one with --baseline KEY=VALUE.")
         return table, [note + "\n"], [html.paragraph(note, "note")]
     quantity = table["quantity"].iloc[0].replace("_", " ")
     unit = " (pp)" if m == "acc" else ""

@@ -94,28 +94,37 @@ def compare_runs(config: pd.DataFrame, baseline: pd.DataFrame, column: str) -> C
 # --- which configuration is whose baseline ------------------------------------------------------
 def pick_baselines(runs: pd.DataFrame, groups: list[str], by: list[str], rate: str | None,
                    chosen: str | None) -> dict[str, str]:
-    """{configuration: its baseline}: --baseline when given; else the first no-dropout
-    configuration; else, per line of the rate sweep (the other `by` values), its lowest rate."""
+    """{configuration: its baseline}. --baseline when given; else a configuration without
+    dropout, the one sharing the configuration's other settings (optim.lr, ...) when there is
+    one; else, per line of the rate sweep (the other `by` values), its lowest rate."""
     if chosen:
         base = match_group(runs, groups, by, chosen)
         return {g: base for g in groups if g != base}
+    first = runs.drop_duplicates("group").set_index("group")
     off = [g for g in groups if runs.loc[runs["group"] == g, "dropout_off"].all()]
     if off:
-        return {g: off[0] for g in groups if g != off[0]}
+        settings = line_labels(first, [c for c in by if not c.startswith("dropout.")])
+        own = {}
+        for g in off:
+            own.setdefault(settings[g], g)
+        return {g: own.get(settings[g], off[0]) for g in groups
+                if g != own.get(settings[g], off[0])}
     if rate is None:
         return {}
-    others = [c for c in by if c != rate]
-    first = runs.drop_duplicates("group").set_index("group")
     rates = pd.to_numeric(first[rate], errors="coerce")
     if rates.isna().any():
         return {}
-    lines = pd.Series([", ".join(format_value(first.at[g, c]) for c in others)
-                       for g in first.index], index=first.index)
     baselines = {}
-    for _, members in rates.groupby(lines):
+    for _, members in rates.groupby(line_labels(first, [c for c in by if c != rate])):
         lowest = members.idxmin()
         baselines.update({g: lowest for g in members.index if g != lowest})
     return {g: baselines[g] for g in groups if g in baselines}
+
+
+def line_labels(first: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Per configuration (index), its values of `keys` as one label."""
+    return pd.Series([", ".join(format_value(first.at[g, c]) for c in keys)
+                      for g in first.index], index=first.index)
 
 
 def match_group(runs: pd.DataFrame, groups: list[str], by: list[str], text: str) -> str:
