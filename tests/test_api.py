@@ -51,3 +51,12 @@ def test_importing_dropbench_does_not_load_pandas_or_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_logger_folders_holding_copies_of_run_files_are_not_runs(tmp_path):
+    run = make_run(tmp_path / "sweep" / "0")
+    for copy in (tmp_path / "sweep" / "mlartifacts" / "1" / "abc" / "artifacts",
+                 run / "wandb" / "offline-run-1-abc" / "files", run / "tensorboard"):
+        copy.mkdir(parents=True)
+        (copy / "summary.json").write_text((run / "summary.json").read_text())
+    assert list(dropbench.load_runs(tmp_path / "sweep")["run"]) == ["0"]

@@ -229,8 +229,11 @@ def test_a_sweep_is_one_mlflow_experiment_in_its_sweep_dir(cli, tmp_path):
     from mlflow.tracking import MlflowClient
 
     result = cli("train", "-m", "dropout.p=0,0.5", "logger=[csv,mlflow]", *TINY,
-                 "hydra.sweep.dir=sweep", "~hydra.callbacks.report")
+                 "hydra.sweep.dir=sweep")
     assert result.returncode == 0, result.stderr
+    # the report and status see two runs, not the copies of summary.json in mlartifacts/
+    assert len(pd.read_csv(tmp_path / "sweep" / "report" / "summary.csv")) == 2
+    assert "2/2 done (completed 2)" in cli("status", "sweep").stdout
     sweep = (tmp_path / "sweep").resolve()
     client = MlflowClient(f"sqlite:///{sweep / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(str(sweep))

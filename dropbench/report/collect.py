@@ -26,6 +26,7 @@ NOT_A_SETTING = {"seed", "data_dir", "device", "trainer.resume", "trainer.overwr
 NOT_A_SETTING_PREFIXES = ("hydra.", "paper.")
 HIGHER_IS_BETTER = {"acc"}  # every other metric (loss, ppl) is better when lower
 MC_SAMPLE_KEYS = ("T", "samples", "mc_samples", "n_samples")
+NOT_RUNS = {"checkpoints", "tensorboard", "mlartifacts", "mlruns", "wandb"}
 
 
 @dataclass
@@ -56,8 +57,9 @@ def find_run_dirs(paths) -> list[Path]:
         if not path.exists():
             raise DropbenchError(f"{path} does not exist; give a run dir or a sweep dir")
         for root, dirs, files in os.walk(path):
-            # Hidden dirs (.hydra) and checkpoints never hold runs: don't descend.
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "checkpoints")
+            # Hidden dirs (.hydra), checkpoints and the loggers' folders (which keep copies of
+            # summary.json) never hold runs: don't descend.
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in NOT_RUNS)
             root = Path(root)
             if any(f in files for f in RUN_FILES) or (root / ".hydra" / "config.yaml").is_file():
                 found.append(root)
