@@ -22,6 +22,7 @@ from dropbench.report.collect import find_run_dirs
 
 FINAL = {"completed", "failed", "diverged", "interrupted"}
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+NOTE_WIDTH = 48  # a failed job's error is cut to this in the table (the line has all of it)
 STALE_AFTER_S = 120.0  # a running job silent for 3 epochs + this long is flagged
 
 
@@ -248,7 +249,8 @@ def render(jobs: list[Job], total: int | None) -> str:
     rows = [header]
     for job, overrides in zip(jobs, varying(jobs), strict=True):
         epoch = f"{job.epoch}/{job.epochs}" if job.epochs else str(job.epoch or "–")
-        status = job.status + (f" ({job.note})" if job.note else "")
+        note = job.note if len(job.note) <= NOTE_WIDTH else job.note[:NOTE_WIDTH - 1] + "…"
+        status = job.status + (f" ({note})" if note else "")
         rows.append([job.name or "–", " ".join(overrides) or "(none)", status,
                      epoch if job.status != "pending" else "–", shown_value(job),
                      duration(job.elapsed_s) if job.status != "pending" else "–",

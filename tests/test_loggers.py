@@ -238,6 +238,7 @@ def test_a_sweep_is_one_mlflow_experiment_in_its_sweep_dir(cli, tmp_path):
     client = MlflowClient(f"sqlite:///{sweep / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(str(sweep))
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == ["0", "1"]
+    job_dirs = sorted(p.parent.name for p in sweep.glob("*/summary.json"))
+    assert len(job_dirs) == 2 and sorted(r.info.run_name for r in runs) == job_dirs
     assert sorted(r.data.params["dropout.p"] for r in runs) == ["0", "0.5"]
     assert {r.data.tags["status"] for r in runs} == {"completed"}
