@@ -2,12 +2,20 @@
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from dropbench.data.text import LanguageModelData
-from dropbench.engine.lm import EVAL_BATCH_SIZE, LanguageModelTask, batchify, detach, windows
+from dropbench.engine.lm import (
+    EVAL_BATCH_SIZE,
+    LanguageModelTask,
+    batchify,
+    detach,
+    train_eval_stream,
+    windows,
+)
 from dropbench.engine.optim import build_scheduler
 
 
@@ -73,10 +81,41 @@ def test_state_is_carried_across_windows_detached_and_reset_each_epoch():
 def test_eval_uses_batch_size_ten_and_leaves_the_training_state_alone():
     task = LanguageModelTask(lm_data(), batch_size=4, bptt=7, train_eval_tokens=60)
     assert task.eval_streams["val"].shape == (101 // EVAL_BATCH_SIZE, EVAL_BATCH_SIZE)
-    assert task.eval_streams["train_eval"].shape == (6, EVAL_BATCH_SIZE)
+    # train-eval is laid out like val: as many steps as val's 10 (more than 60 tokens ask for)
+    assert task.eval_streams["train_eval"].shape == (101 // EVAL_BATCH_SIZE, EVAL_BATCH_SIZE)
     task.state = ["kept"]
     task.evaluate(UniformLM(37), "val")
     assert task.state == ["kept"]
+
+
+def test_train_eval_reads_passages_spread_over_the_whole_training_text():
+    train = torch.arange(1000)
+    stream = train_eval_stream(train, min_tokens=0, val_steps=7)  # (7, 10)
+    assert stream.shape == (7, EVAL_BATCH_SIZE)
+    assert stream[0].tolist() == list(range(0, 1000, 100))  # column b starts at b * N / 10
+    assert stream[:, 9].tolist() == list(range(900, 907))  # each column is contiguous
+    assert train_eval_stream(train, min_tokens=300, val_steps=7).shape[0] == 30
+    assert train_eval_stream(train, min_tokens=10**6, val_steps=7).shape[0] == 100  # capped
+
+
+def test_a_memorising_model_scores_train_eval_below_val(cli, tmp_path):
+    """Random words: nothing to learn that carries over to val, so a model without dropout
+    can only memorise. Its train-eval perplexity must end below val's, as the curves claim."""
+    from tests.test_rnn_cli import corpus_text
+    from tests.test_text_data import write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus",
+                          texts=(corpus_text(100, 0), corpus_text(40, 1), corpus_text(40, 2)))
+    result = cli("train", "dataset=textdir", f"dataset.path={corpus}", "model=lstm",
+                 "dropout=none", "model.hidden=[128]", "model.bptt=16", "trainer.batch_size=4",
+                 "trainer.epochs=15", "optim=adam", "optim.lr=0.01", "trainer.progress=false",
+                 "trainer.threads=1", "hydra.run.dir=run")
+    assert result.returncode == 0, result.stderr
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    last = metrics.iloc[-1]
+    # measured: train-eval ~1.2, val ~600 (40 words: uniform guessing scores 41)
+    assert last["train_eval_ppl"] < 5 < 41 < last["val_ppl"]
+    assert metrics["train_eval_ppl"].iloc[-1] < metrics["train_eval_ppl"].iloc[0]
 
 
 def test_detach_keeps_nested_structure():

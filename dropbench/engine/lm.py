@@ -36,6 +36,18 @@ def windows(stream: torch.Tensor, bptt: int):
         yield stream[start : start + length], stream[start + 1 : start + 1 + length]
 
 
+def train_eval_stream(train: torch.Tensor, min_tokens: int, val_steps: int) -> torch.Tensor:
+    """The "train" side of the generalisation gap, scored exactly like validation: the same
+    EVAL_BATCH_SIZE columns read with the state carried, over at least as many tokens as the
+    validation text (and at least `min_tokens`), so both estimates warm up alike and are
+    equally noisy. The columns are the first rows of the whole training text batchified, i.e.
+    EVAL_BATCH_SIZE contiguous passages spread evenly over the corpus, not its opening only.
+    (T, EVAL_BATCH_SIZE)."""
+    columns = batchify(train, EVAL_BATCH_SIZE)  # (N // B, B): column b starts at b * N / B
+    steps = max(val_steps, -(-min_tokens // EVAL_BATCH_SIZE))
+    return columns[:steps]
+
+
 def detach(state):
     """Cut the gradient history of a (nested) hidden state, keeping its values."""
     if isinstance(state, torch.Tensor):
@@ -55,10 +67,10 @@ class LanguageModelTask:
         self.bptt = bptt
         self.mc_samples = mc_samples  # > 0: score by the MC average of this many passes
         self.train = batchify(data.train, batch_size)  # (T, B)
-        # Eval-mode score on a fixed slice of the training text: the "train" side of the gap.
+        val_stream = batchify(data.val, EVAL_BATCH_SIZE)
         self.eval_streams = {
-            "train_eval": batchify(data.train[:train_eval_tokens], EVAL_BATCH_SIZE),
-            "val": batchify(data.val, EVAL_BATCH_SIZE),
+            "train_eval": train_eval_stream(data.train, train_eval_tokens, val_stream.size(0)),
+            "val": val_stream,
             "test": batchify(data.test, EVAL_BATCH_SIZE),
         }
         for name, stream in [("train", self.train), *self.eval_streams.items()]:
