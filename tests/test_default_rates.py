@@ -2,9 +2,9 @@
 model builds, and that one number or another scheme still overrides them."""
 
 import pytest
+from test_cnn_models import build, rates
 
 from dropbench import DropbenchError
-from test_cnn_models import build, rates
 
 LENET = (1, 28, 28)
 
