@@ -190,6 +190,15 @@ def status_command(args) -> None:
     show(Path(args.sweep_dir), args.watch)
 
 
+# --- demo --------------------------------------------------------------------------------
+def demo_command(args) -> None:
+    from dropbench.demo import run_demo
+
+    html, verdict = run_demo(args.out)
+    print("\n".join(verdict))
+    print(html.resolve())
+
+
 # --- bench -------------------------------------------------------------------------------
 def bench_command(args: list[str]) -> None:
     from dropbench.bench import main as bench_main  # its own argparse: `dropbench bench -h`
@@ -208,8 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         "dropout.p=0,0.5 seed=0,1`; `dropbench train --help` shows Hydra's options.",
     )
     parser.add_argument("--version", action="version", version=f"dropbench {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,list,data,report,status,bench}")
+    sub = parser.add_subparsers(dest="command",
+                                metavar="{train,demo,list,data,report,status,bench}")
     sub.add_parser("train", help="train a run or a sweep (Hydra overrides follow)")
+    demo = sub.add_parser("demo", help="overfitting with vs without dropout, offline, in a "
+                          "minute: runs, report and a verdict")
+    demo.add_argument("--out", help="where the runs and report go (default: outputs/demo-TIME)")
+    demo.set_defaults(func=demo_command)
     sub.add_parser("list", help="list every config group and its options").set_defaults(
         func=list_command)
     data = sub.add_parser("data", help="download or verify datasets in the data directory")
