@@ -1,0 +1,48 @@
+"""scripts/results.py: every sweep of every study (full and --quick) composes into a valid
+config, and the page's table turns the report's summary into percent errors."""
+
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from dropbench.config import validate
+
+sys.path.insert(0, str(REPO / "scripts"))
+results = pytest.importorskip("results")
+results_page = pytest.importorskip("results_page")
+
+
+def grid(overrides: list[str]) -> list[list[str]]:
+    """The jobs of one `-m` sweep: every combination of the comma lists."""
+    jobs = [[]]
+    for item in overrides:
+        key, _, value = item.partition("=")
+        values = value.split(",") if "," in value and "[" not in value else [value]
+        jobs = [job + [f"{key}={v}"] for job in jobs for v in values]
+    return jobs
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_study_sweep_composes_and_validates(compose, quick):
+    plan = results.studies(quick)
+    assert [s.name for s in plan] == ["rate_sweep", "schemes", "lenet", "regularisers", "mc",
+                                      "small_data"]
+    for study in plan:
+        for sweep in study.sweeps:
+            for job in grid(["dataset=mnist", "dataset.val_size=1000", *sweep.overrides]):
+                validate(compose(job))
+
+
+def test_study_table_reads_errors_in_percent():
+    summary = pd.DataFrame({
+        "configuration": ["none", "p=0.5"], "n": [3, 3],
+        "test_acc_mean": [0.96, 0.975], "test_acc_std": [0.002, 0.001],
+        "best_val_acc_mean": [0.95, 0.97], "best_val_acc_std": [0.01, 0.0],
+        "final_gap_acc_mean": [0.04, 0.01], "final_gap_acc_std": [0.0, 0.0],
+        "best_epoch_mean": [12.0, 19.3]})
+    table = results_page.study_table(summary, ["dropout.p"])
+    assert table["test error (%)"].tolist() == ["4.00 ± 0.20", "2.50 ± 0.10"]
+    assert table["val error (%)"].tolist()[1] == "3.00 ± 0.00"
+    assert table["best epoch"].tolist() == ["12.0", "19.3"]
