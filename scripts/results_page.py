@@ -68,7 +68,12 @@ def small_data_figure(summary: pd.DataFrame, path: Path) -> None:
 def study_section(study, work: Path, figures_dir: Path) -> list[str]:
     report = write_report([work / study.name], out=work / study.name / "report", by=study.by)
     summary = pd.read_csv(report / "summary.csv")
-    lines = [f"## {study.title}\n", study.text + "\n", markdown(study_table(summary, study.by))]
+    source = (f"*Data: the 10k-digit real MNIST sample (not full MNIST), "
+              f"{DEFAULT_TRAIN - SAMPLE_VAL_SIZE:,} train / {SAMPLE_VAL_SIZE:,} val / "
+              f"{10_000 - DEFAULT_TRAIN:,} test digits; runs in `{study.name}/` of the work "
+              f"folder.*\n")
+    lines = [f"## {study.title}\n", study.text + "\n", source,
+             markdown(study_table(summary, study.by))]
     shown = []
     for name in study.figures:
         source = report / f"{name}.png"
