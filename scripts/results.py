@@ -153,7 +153,14 @@ def main(argv=None) -> None:
                         help="results.md and results/*.png are written here")
     parser.add_argument("--jobs", type=int, default=2, help="sweeps run at once (one thread "
                         "each)")
+    parser.add_argument("--page-only", action="store_true", help="rebuild the page from the "
+                        "runs already in --work, training nothing")
     args = parser.parse_args(argv)
+    if args.page_only:
+        wall = float((args.work / "wall_seconds.txt").read_text())
+        print(write_page(studies(args.quick), args.work, args.out, command=page_command(args),
+                         quick=args.quick, wall_s=wall))
+        return
     if not (args.data_dir / "t10k-images-idx3-ubyte.gz").is_file():
         parser.exit(2, f"results.py: error: no MNIST sample in {args.data_dir}; pass "
                        f"--data-dir with the gzipped MNIST test-split IDX files\n")
@@ -173,9 +180,13 @@ def main(argv=None) -> None:
     for sweep_dir, seconds, failed in outcomes:
         print(f"{seconds:7.1f} s  {sweep_dir}{'  FAILED: ' + failed if failed else ''}")
     wall = time.perf_counter() - start
-    command = "python scripts/results.py" + (" --quick" if args.quick else "")
-    page = write_page(plan, args.work, args.out, command=command, quick=args.quick, wall_s=wall)
-    print(page)
+    (args.work / "wall_seconds.txt").write_text(f"{wall:.1f}")
+    print(write_page(plan, args.work, args.out, command=page_command(args), quick=args.quick,
+                     wall_s=wall))
+
+
+def page_command(args) -> str:
+    return "python scripts/results.py" + (" --quick" if args.quick else "")
 
 
 if __name__ == "__main__":
