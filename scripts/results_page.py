@@ -1,6 +1,7 @@
 """The results page of scripts/results.py: one `dropbench report` per study, its summary as a
 compact table (test error in percent), the chosen figures copied next to the page."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -99,8 +100,10 @@ def write_page(plan, work: Path, out: Path, *, command: str, quick: bool, wall_s
         f"```bash\n{command} --data-dir PATH/TO/mnist-sample\n```\n",
         DATA_NOTE + "\n",
         f"**Budget.** {budget}; SGD as configured in `conf/optim/sgd.yaml`; one CPU thread "
-        f"per run. This page took {wall_s / 60:.1f} minutes to generate. Tables give the mean "
-        f"± sample standard deviation over seeds; n is the number of runs.\n",
+        f"per run. Training took {wall_s / 60:.1f} minutes on a machine with "
+        f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} when the page was "
+        f"written). Tables give the mean ± sample standard deviation over seeds; n is the "
+        f"number of runs.\n",
     ]
     for study in plan:
         lines += study_section(study, work, figures_dir)
