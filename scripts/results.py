@@ -11,6 +11,7 @@ reduced grid (one seed, fewer epochs) in under ten minutes on two idle cores.
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -157,9 +158,9 @@ def main(argv=None) -> None:
                         "runs already in --work, training nothing")
     args = parser.parse_args(argv)
     if args.page_only:
-        wall = float((args.work / "wall_seconds.txt").read_text())
+        timing = json.loads((args.work / "timing.json").read_text())
         print(write_page(studies(args.quick), args.work, args.out, command=page_command(args),
-                         quick=args.quick, wall_s=wall))
+                         quick=args.quick, timing=timing))
         return
     if not (args.data_dir / "t10k-images-idx3-ubyte.gz").is_file():
         parser.exit(2, f"results.py: error: no MNIST sample in {args.data_dir}; pass "
@@ -179,10 +180,11 @@ def main(argv=None) -> None:
         outcomes = list(pool.map(lambda job: run_sweep(job[0], job[1], common), jobs))
     for sweep_dir, seconds, failed in outcomes:
         print(f"{seconds:7.1f} s  {sweep_dir}{'  FAILED: ' + failed if failed else ''}")
-    wall = time.perf_counter() - start
-    (args.work / "wall_seconds.txt").write_text(f"{wall:.1f}")
+    timing = {"wall_s": round(time.perf_counter() - start, 1), "cores": os.cpu_count(),
+              "load_average": round(os.getloadavg()[0], 1)}  # a shared machine runs slower
+    (args.work / "timing.json").write_text(json.dumps(timing))
     print(write_page(plan, args.work, args.out, command=page_command(args), quick=args.quick,
-                     wall_s=wall))
+                     timing=timing))
 
 
 def page_command(args) -> str:

@@ -1,7 +1,6 @@
 """The results page of scripts/results.py: one `dropbench report` per study, its summary as a
 compact table (test error in percent), the chosen figures copied next to the page."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -88,7 +87,7 @@ def study_section(study, work: Path, figures_dir: Path) -> list[str]:
     return lines
 
 
-def write_page(plan, work: Path, out: Path, *, command: str, quick: bool, wall_s: float) -> Path:
+def write_page(plan, work: Path, out: Path, *, command: str, quick: bool, timing: dict) -> Path:
     figures_dir = out / "results"
     shutil.rmtree(figures_dir, ignore_errors=True)
     figures_dir.mkdir(parents=True)
@@ -100,9 +99,9 @@ def write_page(plan, work: Path, out: Path, *, command: str, quick: bool, wall_s
         f"```bash\n{command} --data-dir PATH/TO/mnist-sample\n```\n",
         DATA_NOTE + "\n",
         f"**Budget.** {budget}; SGD as configured in `conf/optim/sgd.yaml`; one CPU thread "
-        f"per run. Training took {wall_s / 60:.1f} minutes on a machine with "
-        f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} when the page was "
-        f"written). Tables give the mean ± sample standard deviation over seeds; n is the "
+        f"per run. Training took {timing['wall_s'] / 60:.1f} minutes on a machine with "
+        f"{timing['cores']} cores (load average {timing['load_average']} at the end of the "
+        f"runs). Tables give the mean ± sample standard deviation over seeds; n is the "
         f"number of runs.\n",
     ]
     for study in plan:
