@@ -87,7 +87,8 @@ def study_section(study, work: Path, figures_dir: Path) -> list[str]:
     return lines
 
 
-def write_page(plan, work: Path, out: Path, *, command: str, quick: bool, timing: dict) -> Path:
+def write_page(plan, work: Path, out: Path, *, command: str, quick: bool,
+               timing: dict) -> Path:
     figures_dir = out / "results"
     shutil.rmtree(figures_dir, ignore_errors=True)
     figures_dir.mkdir(parents=True)
