@@ -58,12 +58,18 @@ def train_one(run_dir: Path, overrides: list[str]) -> dict:
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
     handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logger = logging.getLogger("dropbench")
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)  # the epoch lines go to train.log, not to the terminal
+    logger.propagate = False
     logger.addHandler(handler)
     try:
         return train(cfg, run_dir, overrides)
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
         handler.close()
 
 

@@ -28,6 +28,7 @@ def test_demo_trains_both_arms_writes_the_report_and_prints_the_verdict(cli, tmp
     mean = lambda runs, key: 100 * sum(s[key] for s in runs) / len(runs)  # noqa: E731
     assert abs(on_test - mean(with_dropout, "test_acc")) < 0.051
     assert abs(off_val - mean(without, "best_val_acc")) < 0.051
+    assert "completed: best epoch" in (tmp_path / "demo" / "0" / "train.log").read_text()
     last = pd.read_csv(tmp_path / "demo" / "0" / "metrics.csv").iloc[-1]
     assert last["train_eval_acc"] == 1.0  # the net without dropout memorises its 150 digits
     # the story the demo exists to tell, on these seeds
