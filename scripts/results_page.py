@@ -1,6 +1,7 @@
 """The results page of scripts/results.py: one `dropbench report` per study, its summary as a
 compact table (test error in percent), the chosen figures copied next to the page."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -65,15 +66,46 @@ def small_data_figure(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def mc_table(study_dir: Path) -> pd.DataFrame:
+    """Test error of the MC average of T passes and of weight scaling, one row per run."""
+    rows = []
+    for path in sorted(study_dir.glob("*/*/summary.json")):
+        compare = json.loads(path.read_text()).get("eval_compare")
+        if not compare:
+            continue
+        row = {"run": path.parent.relative_to(study_dir).as_posix(),
+               "weight scaling": f"{100 * compare['scale']['test_error']:.2f}"}
+        row.update({f"T={point['samples']}": f"{100 * point['test_error']:.2f}"
+                    for point in compare["curve"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def numeric_order(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Rows sorted by the `by` columns, numbers as numbers (500 before 2000)."""
+    keys = [pd.to_numeric(summary[c], errors="coerce").fillna(0) if c in summary else None
+            for c in by]
+    frame = summary.assign(**{f"_key{i}": k for i, k in enumerate(keys) if k is not None})
+    sort_by = [c for c in frame.columns if c.startswith("_key")] + by
+    sort_by = [c for c in dict.fromkeys(sort_by) if c in frame]
+    return frame.sort_values(sort_by, kind="stable").drop(
+        columns=[c for c in frame.columns if c.startswith("_key")])
+
+
 def study_section(study, work: Path, figures_dir: Path) -> list[str]:
     report = write_report([work / study.name], out=work / study.name / "report", by=study.by)
     summary = pd.read_csv(report / "summary.csv")
+    if study.name == "small_data":
+        summary = numeric_order(summary, study.by)
     source = (f"*Data: the 10k-digit real MNIST sample (not full MNIST), "
               f"{DEFAULT_TRAIN - SAMPLE_VAL_SIZE:,} train / {SAMPLE_VAL_SIZE:,} val / "
               f"{10_000 - DEFAULT_TRAIN:,} test digits; runs in `{study.name}/` of the work "
               f"folder.*\n")
     lines = [f"## {study.title}\n", study.text + "\n", source,
              markdown(study_table(summary, study.by))]
+    if study.name == "mc":
+        lines += ["Test error (%) against the number of MC samples T:\n",
+                  markdown(mc_table(work / study.name))]
     shown = []
     for name in study.figures:
         source = report / f"{name}.png"

@@ -3,10 +3,10 @@ compares in: a run that lands exactly on the paper's number differs from it by 0
 
 import pandas as pd
 import pytest
-from test_report import make_run
 
 from conftest import REPO
 from dropbench.report.build import write_report
+from test_report import make_run
 
 PRESETS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 

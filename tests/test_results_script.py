@@ -46,3 +46,11 @@ def test_study_table_reads_errors_in_percent():
     assert table["test error (%)"].tolist() == ["4.00 ± 0.20", "2.50 ± 0.10"]
     assert table["val error (%)"].tolist()[1] == "3.00 ± 0.00"
     assert table["best epoch"].tolist() == ["12.0", "19.3"]
+
+
+def test_small_data_rows_sort_by_size_as_numbers():
+    summary = pd.DataFrame({"dataset.train_subset": [2000, 500, 7000, 500],
+                            "dropout.name": ["none", "standard", "none", "none"]})
+    ordered = results_page.numeric_order(summary, ["dataset.train_subset", "dropout.name"])
+    assert ordered["dataset.train_subset"].tolist() == [500, 500, 2000, 7000]
+    assert ordered["dropout.name"].tolist()[:2] == ["none", "standard"]
