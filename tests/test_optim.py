@@ -1,5 +1,7 @@
 """Optimisers, schedules and the explicit regularisers compared against dropout."""
 
+import inspect
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -70,3 +72,32 @@ def test_schedules_change_the_learning_rate():
     assert cosine[0] == pytest.approx(0.1) and cosine == sorted(cosine, reverse=True)
     with pytest.raises(DropbenchError, match="optim.schedule"):
         lrs("linear")
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_eager_optimizers_step_exactly_like_torchs(name):
+    """build_optimizer's classes skip torch.compile's wrappers (no torch._dynamo import) but
+    take the same steps, fire step hooks and share torch's state_dict format."""
+    torch.manual_seed(0)
+    ours, theirs = nn.Linear(6, 4), nn.Linear(6, 4)
+    theirs.load_state_dict(ours.state_dict())
+    cfg = optim_cfg(name=name, weight_decay=0.01)
+    opt = build_optimizer(cfg, ours)
+    plain = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    assert isinstance(opt, plain) and type(opt) is not plain
+    accepted = inspect.signature(plain).parameters
+    reference = plain(theirs.parameters(), **{k: v for k, v in opt.defaults.items()
+                                              if k in accepted})
+    calls = []
+    opt.register_step_post_hook(lambda *_: calls.append(1))
+    x = torch.randn(8, 6)
+    for _ in range(3):
+        for model, o in ((ours, opt), (theirs, reference)):
+            o.zero_grad()
+            model(x).square().mean().backward()
+            o.step()
+    assert calls == [1, 1, 1]
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)
+    reference.load_state_dict(opt.state_dict())  # checkpoints load into torch's own class
+    assert torch.is_grad_enabled()

@@ -1,6 +1,9 @@
 """Optimisers, LR schedules and the explicit regularisers compared against dropout:
 L2 (weight decay), L1 and the max-norm constraint of Srivastava et al. 2014."""
 
+import functools
+import inspect
+
 import torch
 from torch import nn
 
@@ -17,15 +20,41 @@ def weight_matrices(model: nn.Module):
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     params = list(model.parameters())
     if cfg.name == "sgd":
-        return fused_if_supported(torch.optim.SGD, params, lr=cfg.lr, momentum=cfg.momentum,
+        return fused_if_supported(eager(torch.optim.SGD), params, lr=cfg.lr, momentum=cfg.momentum,
                                   nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
     if cfg.name == "adam":
-        return fused_if_supported(torch.optim.Adam, params, lr=cfg.lr,
+        return fused_if_supported(eager(torch.optim.Adam), params, lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     if cfg.name == "adamw":
-        return fused_if_supported(torch.optim.AdamW, params, lr=cfg.lr,
+        return fused_if_supported(eager(torch.optim.AdamW), params, lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     raise DropbenchError(f"optim.name={cfg.name!r} is unknown; choose sgd, adam or adamw")
+
+
+# Optimizer methods that torch wraps so that torch.compile does not trace them.
+_COMPILE_GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+@functools.cache
+def eager(optimizer_class: type) -> type:
+    """`optimizer_class` without the wrappers torch puts around its methods for torch.compile.
+
+    Those wrappers import torch._dynamo when first called (step() on every call): 1.5 s of
+    CPU time on this machine, as much again as `import torch`, paid by every run before its
+    first step. dropbench compiles model forwards only, never code that calls the optimiser,
+    so the wrappers guard nothing here. The subclass runs the same update functions under
+    no_grad (what the step wrapper does for a non-differentiable optimiser); hooks, LR
+    schedulers, fused kernels and the state_dict format are the parent's.
+    """
+    step = inspect.unwrap(optimizer_class.step)
+
+    def eager_step(self, closure=None):
+        with torch.no_grad():
+            return step(self, closure)
+
+    methods = {name: inspect.unwrap(getattr(optimizer_class, name)) for name in _COMPILE_GUARDED}
+    return type(optimizer_class.__name__, (optimizer_class,), {**methods, "step": eager_step,
+                                                               "__module__": __name__})
 
 
 def fused_if_supported(optimizer_class, params, **kw) -> torch.optim.Optimizer:

@@ -1,0 +1,76 @@
+"""The CLI's quick commands stay quick: they never import torch, pandas or matplotlib.
+
+Checked by behaviour (which modules a subprocess ended up importing), not by timing; the
+startup times themselves are measured by `dropbench bench --cases startup`.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+HEAVY = ("torch", "pandas", "matplotlib", "sklearn", "torchvision")
+
+# Runs the CLI in-process in a fresh interpreter, then reports the heavy modules it imported.
+PROBE = """
+import contextlib, io, json, os, sys
+from dropbench.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        main(sys.argv[1:])
+    except SystemExit as e:
+        code = e.code or 0
+    else:
+        code = 0
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(os.environ["HEAVY"].split()))
+print(json.dumps({"code": code, "heavy": heavy, "out": out.getvalue(),
+                  "dynamo": "torch._dynamo" in sys.modules}))
+"""
+
+
+def imported_by(*argv: str, env: dict | None = None) -> dict:
+    env = {**os.environ, "HEAVY": " ".join(HEAVY), **(env or {})}
+    result = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["train", "--help"],
+                                  ["train", "--help", "model=lenet", "dropout.p=0.3"]])
+def test_quick_commands_import_nothing_heavy(argv):
+    probe = imported_by(*argv)
+    assert probe["code"] == 0
+    assert probe["heavy"] == [], f"`dropbench {' '.join(argv)}` imported {probe['heavy']}"
+
+
+def test_train_help_shows_groups_and_the_composed_config():
+    out = imported_by("train", "--help", "model=lenet", "dropout.p=0.3")["out"]
+    assert out.startswith("dropbench train: train one run")
+    assert "dropout: " in out and "standard" in out and "hydra/launcher: " in out
+    assert "name: lenet" in out and "p: 0.3" in out
+    assert "--hydra-help" in out  # the footer points to Hydra's own options
+
+
+def test_train_help_with_a_bad_override_is_one_line(cli):
+    r = cli("train", "--help", "dropout.nope=1")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "unknown config key 'dropout.nope'" in r.stderr
+
+
+def test_training_never_loads_torch_dynamo(tmp_path):
+    """torch.optim's compile wrappers would import torch._dynamo (about as costly as torch
+    itself); a run without trainer.compile trains, checkpoints and resumes without it."""
+    args = ["train", "trainer.progress=false", "trainer.threads=1", "optim.schedule=cosine",
+            f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {"DROPBENCH_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+    first = imported_by(*args, "trainer.epochs=1", env=env)
+    assert first["code"] == 0 and first["dynamo"] is False
+    resumed = imported_by(*args, "trainer.epochs=2", "trainer.resume=true", env=env)
+    assert resumed["code"] == 0 and resumed["dynamo"] is False
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs_run"] == 2
