@@ -14,15 +14,17 @@ import math
 import torch
 
 
-def keep_mask(shape, keep: float, device=None) -> torch.Tensor:
-    """Bool tensor of `shape`, each element True independently with probability `keep`."""
+def keep_mask(shape, keep: float, device=None, generator=None) -> torch.Tensor:
+    """Bool tensor of `shape`, each element True independently with probability `keep`.
+    generator: a torch.Generator on `device` to draw from instead of torch's global one."""
     device = torch.device(device or "cpu")
     if device.type != "cpu":
-        return torch.rand(shape, device=device) < keep
+        return torch.rand(shape, device=device, generator=generator) < keep
     n = math.prod(shape)
     # int64 random_() draws uniformly from [0, 2^63): as two int32 halves, the low one holds
     # 32 random bits and the high one 31 (its sign bit is 0). Clearing every half's sign bit
     # leaves 31 uniform bits per element, on either byte order.
-    bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_().view(torch.int32)
+    bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(generator=generator)
+    bits = bits.view(torch.int32)
     threshold = min(round(keep * 2**31), 2**31 - 1)
     return (bits.bitwise_and_(0x7FFFFFFF) < threshold)[:n].view(shape)

@@ -11,6 +11,7 @@ from dropbench import DropbenchError
 from dropbench.config import validate
 from dropbench.data import load_data
 from dropbench.engine import mc
+from dropbench.engine.accel import default_threads
 from dropbench.engine.io import load_checkpoint, write_json
 from dropbench.engine.seeding import seed_everything
 from dropbench.engine.tasks import TASKS
@@ -37,8 +38,11 @@ def previous_status(run_dir: Path) -> str | None:
         return None
 
 
-def train(cfg, run_dir, overrides=()) -> dict:
-    """Train one run in `run_dir` and return its summary (also written to summary.json)."""
+def train(cfg, run_dir, overrides=(), start=None, data=None):
+    """Train one run in `run_dir` and return its summary (also written to summary.json).
+
+    A batched sweep (dropbench/sweep/) passes the dataset it loaded once for all its members,
+    and a `start(run)` that keeps the prepared Run to train it together with the others."""
     run_dir = Path(run_dir)
     status = previous_status(run_dir)
     if status == "completed" and cfg.trainer.resume:
@@ -52,7 +56,7 @@ def train(cfg, run_dir, overrides=()) -> dict:
                              f"trainer.resume=true, replace it with trainer.overwrite=true, "
                              f"or pick another hydra.run.dir")
     try:
-        return _train(cfg, run_dir, overrides, status)
+        return (start or fit)(prepare(cfg, run_dir, overrides, status, data))
     except DropbenchError as e:
         if previous_status(run_dir) in (None, "running"):  # keep diverged/interrupted as they are
             write_json(run_dir / "summary.json", {"status": "failed", "error": str(e),
@@ -60,13 +64,15 @@ def train(cfg, run_dir, overrides=()) -> dict:
         raise
 
 
-def _train(cfg, run_dir: Path, overrides, status) -> dict:
+def prepare(cfg, run_dir: Path, overrides, status, data=None) -> Run:
+    """The Run for `run_dir`: seeded, data loaded, model built, resumed from its checkpoint
+    when asked."""
     validate(cfg)
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
+    torch.set_num_threads(cfg.trainer.threads or default_threads())
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
-    data = load_data(cfg.dataset, cfg.data_dir, device)
+    if data is None:  # loading draws nothing from the seeded generators
+        data = load_data(cfg.dataset, cfg.data_dir, device)
     task = TASKS[data.task](cfg, data)
     mc.check_supported(cfg.eval, task)
     model = build_model(cfg.model, cfg.dropout, data).to(device)
@@ -81,6 +87,11 @@ def _train(cfg, run_dir: Path, overrides, status) -> dict:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     log.info("model: %s (%d parameters) on %s", cfg.model.name, run.summary["n_params"], device)
     run.sinks = Sinks.open(cfg, run_dir, run.rows)
+    return run
+
+
+def fit(run: Run) -> dict:
+    """Train a prepared run to its end; its loggers' sinks close whatever happens."""
     try:
         return run_with_interrupts(run)
     finally:

@@ -10,7 +10,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -74,3 +76,39 @@ def keep_freed_memory() -> None:
         libc.mallopt(m_trim_threshold, 2**30)
     except (OSError, AttributeError):
         pass
+
+
+def default_threads() -> int:
+    """Torch CPU threads for a run that did not set trainer.threads: one per core that other
+    processes leave free, at least one. A thread pool larger than the free cores spins at
+    every parallel region, waiting for threads the scheduler has parked: on this 2-core
+    machine at load 11, one step of 12 stacked MLPs cost 15x more CPU time with 2 threads
+    than with 1 (docs/benchmarks.md)."""
+    cores = os.cpu_count() or 1
+    busy = others_load()
+    threads = cores if busy is None else max(1, min(cores, round(cores - busy)))
+    if threads < cores:
+        log.info("%d torch thread(s): other processes keep %.1f of %d cores busy (set "
+                 "trainer.threads to choose)", threads, busy, cores)
+    return threads
+
+
+def others_load() -> float | None:
+    """Cores kept busy by other processes: the smaller of the 1-minute load average and the
+    threads runnable right now outside this process (the average alone would count this
+    process's own earlier jobs of a sweep). None where /proc is missing."""
+    try:
+        fields = Path("/proc/loadavg").read_text().split()
+        load1, runnable = float(fields[0]), int(fields[3].split("/")[0])
+        own = sum(task_state(t) == "R" for t in Path("/proc/self/task").iterdir())
+    except (OSError, ValueError, IndexError):
+        return None
+    return float(min(load1, max(0, runnable - own)))
+
+
+def task_state(task: Path) -> str:
+    """A thread's scheduler state letter (R = running or runnable) from its stat file."""
+    try:
+        return task.joinpath("stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return "?"

@@ -46,6 +46,7 @@ class Run:
         self.rows: list[dict] = []
         self.best = {"epoch": None, "val_loss": math.inf}
         self.wall_s = 0.0
+        self.bad_epochs = 0  # epochs since the best val loss (early stopping)
         self.summary = {
             "status": "running",
             "metric": task.metric,
@@ -65,13 +66,18 @@ class Run:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "rng": get_rng_state(),
+            "rng": self.rng_state(),
             "shuffle": self.shuffle.get_state(),
             "scaler": self.scaler.state_dict(),
             "rows": self.rows,
             "best": self.best,
             "wall_s": self.wall_s,
         }
+
+    def rng_state(self) -> dict:
+        """The random streams this run draws from: torch's global ones (a member of a batched
+        sweep has its own, dropbench/sweep/batch.py)."""
+        return get_rng_state()
 
     def restore(self, state: dict) -> None:
         self.epoch = state["epoch"]
@@ -131,39 +137,51 @@ class Run:
         return row
 
     def fit(self) -> dict:
-        t = self.cfg.trainer
-        ckpt = self.dir / "checkpoints"
-        if self.epoch == 0 and not self.rows:
-            save_checkpoint(ckpt / "last.pt", self.state())  # always something to resume from
-        self.write_summary(status="running")
-        bad_epochs = self.epoch - (self.best["epoch"] or 0)
-        while self.epoch < t.epochs and (t.patience is None or bad_epochs < t.patience):
+        self.begin()
+        while self.wants_epoch():
             start = time.perf_counter()
             train = self.train_epoch()
-            if not math.isfinite(train["loss"]):
-                self.write_summary(status="diverged")
-                raise DropbenchError(
-                    f"training diverged in epoch {self.epoch + 1} (train loss {train['loss']}); "
-                    f"lower optim.lr. The last good checkpoint is kept in {ckpt}"
-                )
-            self.epoch += 1
-            row = self.epoch_row(train, time.perf_counter() - start)
-            if self.scheduler:
-                self.scheduler.step()
-            self.wall_s += time.perf_counter() - start
-            self.rows.append(row)
-            bad_epochs += 1
-            if row["val_loss"] < self.best["val_loss"]:
-                self.best = {"epoch": self.epoch, "val_loss": row["val_loss"]}
-                bad_epochs = 0
-                save_checkpoint(ckpt / "best.pt", {"epoch": self.epoch,
-                                                   "model": self.model.state_dict()})
-            write_csv(self.dir / "metrics.csv", self.rows)
-            save_checkpoint(ckpt / "last.pt", self.state())
-            self.write_summary(status="running")
-            log_epoch(row, t.epochs, self.task.metric)
-            self.sinks.epoch(row)
-        return self.finish(stopped_early=self.epoch < t.epochs)
+            self.end_epoch(train, time.perf_counter() - start)
+        return self.finish(stopped_early=self.epoch < self.cfg.trainer.epochs)
+
+    def begin(self) -> None:
+        if self.epoch == 0 and not self.rows:  # always something to resume from
+            save_checkpoint(self.dir / "checkpoints" / "last.pt", self.state())
+        self.write_summary(status="running")
+        self.bad_epochs = self.epoch - (self.best["epoch"] or 0)
+
+    def wants_epoch(self) -> bool:
+        """Another epoch to train: epochs left and patience not run out."""
+        t = self.cfg.trainer
+        return self.epoch < t.epochs and (t.patience is None or self.bad_epochs < t.patience)
+
+    def end_epoch(self, train: dict, train_seconds: float) -> None:
+        """Score, checkpoint and log the epoch whose training gave `train` (loss, metric)."""
+        start = time.perf_counter() - train_seconds
+        ckpt = self.dir / "checkpoints"
+        if not math.isfinite(train["loss"]):
+            self.write_summary(status="diverged")
+            raise DropbenchError(
+                f"training diverged in epoch {self.epoch + 1} (train loss {train['loss']}); "
+                f"lower optim.lr. The last good checkpoint is kept in {ckpt}"
+            )
+        self.epoch += 1
+        row = self.epoch_row(train, time.perf_counter() - start)
+        if self.scheduler:
+            self.scheduler.step()
+        self.wall_s += time.perf_counter() - start
+        self.rows.append(row)
+        self.bad_epochs += 1
+        if row["val_loss"] < self.best["val_loss"]:
+            self.best = {"epoch": self.epoch, "val_loss": row["val_loss"]}
+            self.bad_epochs = 0
+            save_checkpoint(ckpt / "best.pt", {"epoch": self.epoch,
+                                               "model": self.model.state_dict()})
+        write_csv(self.dir / "metrics.csv", self.rows)
+        save_checkpoint(ckpt / "last.pt", self.state())
+        self.write_summary(status="running")
+        log_epoch(row, self.cfg.trainer.epochs, self.task.metric)
+        self.sinks.epoch(row)
 
     def finish(self, stopped_early: bool) -> dict:
         m = self.task.metric

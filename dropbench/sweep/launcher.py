@@ -1,0 +1,66 @@
+"""`hydra/launcher=batched`: the jobs of a sweep that can share one stacked model train
+together (dropbench/sweep/plan.py says which, batch.py trains them); every other job runs
+one by one, as Hydra's basic launcher runs it, after a one-line note saying why."""
+
+import copy
+import logging
+from pathlib import Path
+
+from hydra.core.utils import configure_log, filter_overrides, run_job, setup_globals
+from omegaconf import open_dict
+
+from dropbench.sweep.plan import plan
+
+log = logging.getLogger("dropbench.sweep")
+
+
+def launch(hydra_context, task_function, config, max_batch: int, job_overrides,
+           initial_job_idx: int) -> list:
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    configs = []
+    for i, overrides in enumerate(job_overrides):
+        sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = sweep_config.hydra.job.num = initial_job_idx + i
+        configs.append(sweep_config)
+    units = plan([task_config(c) for c in configs], max_batch,
+                 chdir=bool(config.hydra.job.chdir))
+    batched = sum(len(u.jobs) for u in units if u.batched)
+    log.info("Launching %d jobs: %d in %d stacked batches, %d one by one", len(configs),
+             batched, sum(u.batched for u in units), len(configs) - batched)
+    results = {}
+    for unit in units:
+        for i in unit.jobs:
+            overrides = " ".join(filter_overrides(job_overrides[i]))
+            note = f" (alone: {unit.alone_because})" if unit.alone_because else ""
+            log.info("\t#%d : %s%s", initial_job_idx + i, overrides, note)
+        if unit.batched:
+            results.update(run_batch(hydra_context, task_function, configs, unit.jobs))
+        else:
+            i = unit.jobs[0]
+            results[i] = run_job(hydra_context=hydra_context, task_function=task_function,
+                                 config=configs[i], job_dir_key="hydra.sweep.dir",
+                                 job_subdir_key="hydra.sweep.subdir")
+        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    return [results[i] for i in range(len(configs))]
+
+
+def run_batch(hydra_context, task_function, configs, indices) -> dict:
+    """Train the jobs `indices` as one batch; returns {index: JobReturn}."""
+    from dropbench.sweep.batch import prepare_members, train_members
+    from dropbench.sweep.jobs import MemberJob
+
+    jobs = {i: MemberJob(hydra_context, task_function, configs[i]) for i in indices}
+    members, done = prepare_members(list(jobs.values()))
+    done.update(train_members(members))
+    return {i: done[job.num] for i, job in jobs.items()}
+
+
+def task_config(config):
+    """The task's part of a job config (everything but hydra), for planning."""
+    task = copy.deepcopy(config)
+    with open_dict(task):
+        del task["hydra"]
+    return task

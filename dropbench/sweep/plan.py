@@ -1,0 +1,93 @@
+"""Which jobs of a sweep train together as one stacked model, and why the others cannot.
+
+The jobs of a batch share every config value except the member keys below (each member has
+its own seed, dropout rates and optimiser settings); the stacked trainer supports what
+SUPPORTED lists. Every other job runs alone, in the same sweep, with a one-line reason.
+"""
+
+from dataclasses import dataclass, field
+
+from omegaconf import OmegaConf, open_dict
+
+# Config keys that may differ between the members of one batch.
+MEMBER_KEYS = ("seed", "dropout.p", "dropout.p_input", "optim.lr", "optim.momentum",
+               "optim.weight_decay", "optim.max_norm")
+# What the stacked trainer implements (dropbench/sweep/stacked.py): key -> allowed values.
+SUPPORTED = {
+    "model.name": ("mlp",),
+    "dropout.name": ("standard", "none"),
+    "dataset.name": ("digits", "mnist", "cifar10"),
+    "dataset.augment": (False,),
+    "optim.name": ("sgd",),
+    "optim.l1": (0.0,),
+    "optim.clip": (None,),
+    "trainer.amp": ("off",),
+    "trainer.compile": (False,),
+    "eval.mode": ("scale",),
+    "eval.compare": (False,),
+}
+
+
+@dataclass
+class Unit:
+    """Jobs (indices into the sweep) trained together, or one job alone with the reason."""
+
+    jobs: list[int] = field(default_factory=list)
+    alone_because: str | None = None
+
+    @property
+    def batched(self) -> bool:
+        return len(self.jobs) > 1
+
+
+def why_alone(cfg, chdir: bool = False) -> str | None:
+    """Why this job (task config) cannot join a batch, in a few words; None if it can."""
+    if chdir:
+        return "hydra.job.chdir=true changes directory per job"
+    for key, allowed in SUPPORTED.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value not in allowed:
+            return (f"{key}={as_override(value)} is not batched (batched: "
+                    f"{', '.join(map(as_override, allowed))})")
+    return None
+
+
+def as_override(value) -> str:
+    """A value as one writes it in an override: null, true, 0.5."""
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def batch_key(cfg) -> str:
+    """What members of one batch share: the config without the member keys."""
+    shared = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    with open_dict(shared):
+        for key in MEMBER_KEYS:
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(shared, parent) if parent else shared
+            if node is not None and leaf in node:
+                del node[leaf]
+    return OmegaConf.to_yaml(shared, sort_keys=True)
+
+
+def plan(configs: list, max_batch: int, chdir: bool = False) -> list[Unit]:
+    """Split the sweep's task configs into batches of at most max_batch compatible jobs and
+    jobs that run alone, in the order of each unit's first job."""
+    units: list[Unit] = []
+    open_batches: dict[str, Unit] = {}
+    for i, cfg in enumerate(configs):
+        reason = why_alone(cfg, chdir)
+        if reason is not None:
+            units.append(Unit([i], reason))
+            continue
+        key = batch_key(cfg)
+        unit = open_batches.get(key)
+        if unit is None or len(unit.jobs) >= max_batch:
+            unit = open_batches[key] = Unit()
+            units.append(unit)
+        unit.jobs.append(i)
+    for unit in units:
+        if not unit.batched and unit.alone_because is None:
+            unit.alone_because = "no other job left to share a stack with"
+    return units

@@ -1,0 +1,1 @@
+"""dropbench's Hydra launcher plugin (see batched_launcher.py)."""

@@ -1,0 +1,141 @@
+"""hydra/launcher=batched: jobs of a sweep trained as one stacked model, each member in its own
+run dir, with the results of the same job run alone."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dropbench.sweep.plan import plan
+from dropbench.sweep.stacked import MemberSettings, StackedMLP
+
+TINY = ["model.hidden=[32]", "trainer.progress=false", "~hydra.callbacks.report"]
+# Two seeds x dropout on/off, on 100 digits so that early stopping ends members at different
+# epochs: every path a member can take through the stack.
+SWEEP = ["dropout.p=0,0.5", "seed=0,1", "optim.lr=0.3", "dataset.train_subset=100",
+         "trainer.epochs=10", "trainer.patience=2", *TINY]
+
+
+def summaries(sweep: Path) -> list[dict]:
+    jobs = sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return [json.loads((job / "summary.json").read_text()) for job in jobs]
+
+
+def metrics(run: Path) -> list[dict]:
+    with open(run / "metrics.csv") as f:
+        return [{k: float(v) for k, v in row.items() if k != "seconds"}
+                for row in csv.DictReader(f)]
+
+
+def weights(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=False)["model"]
+
+
+def test_plan_batches_compatible_jobs_and_says_why_not_the_others(compose):
+    jobs = [compose(o) for o in (["seed=0"], ["seed=1", "dropout.p=0.2", "optim.lr=0.1"],
+                                 ["model=lenet"], ["optim=adam"], ["seed=2"],
+                                 ["model.hidden=[64]"])]
+    units = plan(jobs, max_batch=2)
+    assert [u.jobs for u in units] == [[0, 1], [2], [3], [4], [5]]
+    assert "model.name=lenet is not batched" in units[1].alone_because
+    assert "optim.name=adam" in units[2].alone_because
+    assert "no other job" in units[3].alone_because  # its batch was full (max_batch=2)
+    assert "no other job" in units[4].alone_because  # another architecture
+    assert plan(jobs[:2], max_batch=1)[0].alone_because is not None
+
+
+def test_stacked_dropout_draws_each_members_mask_at_its_rate():
+    """Each member is masked at its own rate, from its own generator, as a lone run would."""
+    settings = [MemberSettings(0.0, [p], 0.1, 0.0, 0.0, None, torch.Generator().manual_seed(s))
+                for s, p in enumerate([0.0, 0.2, 0.7])]
+    linears = [[torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)] for _ in settings]
+    stack = StackedMLP(linears, torch.nn.ReLU(), settings, nesterov=False)
+    h = torch.ones(3, 200, 500)
+    out = stack.dropout(h, [0.0, 0.2, 0.7])
+    assert torch.equal(out[0], h[0])  # p = 0: untouched, and nothing drawn
+    for k, p in ((1, 0.2), (2, 0.7)):
+        dropped = (out[k] == 0).float().mean().item()
+        assert abs(dropped - p) < 0.01  # 100,000 draws: 5 sigma is under 0.008
+        assert torch.allclose(out[k][out[k] != 0], torch.tensor(1 / (1 - p)))
+    torch.manual_seed(1)  # member 1's stream, as its lone run would draw it
+    from dropbench.dropout.masks import keep_mask
+
+    assert torch.equal(out[1] != 0, keep_mask((200, 500), 0.8))
+
+
+def test_batched_sweep_matches_the_same_jobs_run_alone(cli, tmp_path):
+    batched = cli("train", "-m", "hydra/launcher=batched", *SWEEP, "hydra.sweep.dir=batched")
+    assert batched.returncode == 0, batched.stderr
+    assert "4 in 1 stacked batches" in batched.stdout + batched.stderr
+    alone = cli("train", "-m", *SWEEP, "hydra.sweep.dir=alone")
+    assert alone.returncode == 0, alone.stderr
+    epochs_run = set()
+    for i, (b, a) in enumerate(zip(summaries(tmp_path / "batched"),
+                                   summaries(tmp_path / "alone"), strict=True)):
+        assert b["status"] == a["status"] == "completed"
+        assert b["epochs_run"] == a["epochs_run"] and b["best_epoch"] == a["best_epoch"]
+        assert b["test_acc"] == pytest.approx(a["test_acc"], abs=0.01)
+        epochs_run.add(b["epochs_run"])
+        run_b, run_a = tmp_path / "batched" / str(i), tmp_path / "alone" / str(i)
+        for row_b, row_a in zip(metrics(run_b), metrics(run_a), strict=True):
+            assert row_b == pytest.approx(row_a, rel=1e-4, abs=1e-4)
+        for name, w in weights(run_a).items():  # same seed: same init, data order and masks
+            torch.testing.assert_close(weights(run_b)[name], w, rtol=1e-4, atol=1e-4)
+        assert (run_b / ".hydra" / "overrides.yaml").is_file()
+        assert "] - epoch 1/10" in (run_b / "train.log").read_text()
+    assert len(epochs_run) > 1, "members should stop at different epochs"
+
+
+def test_batched_sweep_resumes_and_reports(cli, tmp_path):
+    args = ["train", "-m", "hydra/launcher=batched", "dropout.p=0,0.5", *TINY,
+            "hydra.sweep.dir=sweep"]
+    first = cli(*args, "trainer.epochs=1")
+    assert first.returncode == 0, first.stderr
+    longer = cli(*args, "trainer.epochs=2", "trainer.resume=true")
+    assert longer.returncode == 0, longer.stderr
+    straight = cli("train", "-m", "dropout.p=0,0.5", *TINY, "trainer.epochs=2",
+                   "hydra.sweep.dir=straight")
+    assert straight.returncode == 0, straight.stderr
+    for i in (0, 1):
+        resumed, alone = tmp_path / "sweep" / str(i), tmp_path / "straight" / str(i)
+        assert [r["epoch"] for r in metrics(resumed)] == [1, 2]
+        for row_r, row_a in zip(metrics(resumed), metrics(alone), strict=True):
+            assert row_r == pytest.approx(row_a, rel=1e-4, abs=1e-4)
+    report = cli("report", tmp_path / "sweep")
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "sweep" / "report" / "report.html").is_file()
+
+
+def test_jobs_that_cannot_be_batched_run_alone_with_a_note(cli, tmp_path):
+    r = cli("train", "-m", "hydra/launcher=batched", "optim=sgd,adam", "trainer.epochs=1",
+            *TINY, "hydra.sweep.dir=sweep")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "alone: optim.name=adam is not batched (batched: sgd)" in out
+    assert "alone: no other job" in out  # the sgd job had nobody to share a stack with
+    assert [s["status"] for s in summaries(tmp_path / "sweep")] == ["completed"] * 2
+
+
+def test_max_batch_must_be_positive(cli):
+    r = cli("train", "-m", "hydra/launcher=batched", "hydra.launcher.max_batch=0",
+            "trainer.epochs=0", *TINY)
+    assert r.returncode == 2 and "max_batch=0 must be >= 1" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_batched_members_have_the_distribution_of_lone_runs_over_seeds(cli, tmp_path):
+    """Over 6 seeds at dropout 0.5, the batched members' validation accuracies have the mean
+    of the lone runs' within 0.005 (each seed's run within 0.002: same masks, same order)."""
+    seeds = "seed=" + ",".join(map(str, range(6)))
+    for launcher in ("batched", "basic"):
+        r = cli("train", "-m", f"hydra/launcher={launcher}", seeds, "dropout.p=0.5",
+                "trainer.epochs=3", *TINY, f"hydra.sweep.dir={launcher}")
+        assert r.returncode == 0, r.stderr
+    batched = [s["best_val_acc"] for s in summaries(tmp_path / "batched")]
+    alone = [s["best_val_acc"] for s in summaries(tmp_path / "basic")]
+    assert len(batched) == len(alone) == 6
+    assert abs(sum(batched) / 6 - sum(alone) / 6) < 0.005
+    assert max(abs(b - a) for b, a in zip(batched, alone, strict=True)) < 0.002
