@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from dropbench.bench.harness import sync
 from dropbench.dropout.dropconnect import DropConnectConv2d, DropConnectLinear
 
 CASES = {  # name -> (layer factory, input shape)
@@ -25,12 +26,10 @@ def time_step(layer, x, repeats: int) -> float:
     """Median seconds of forward + backward."""
     times = []
     for _ in range(repeats + 2):  # the first two warm up
-        if x.is_cuda:
-            torch.cuda.synchronize()
+        sync(x.device)
         start = time.perf_counter()
         layer(x).sum().backward()
-        if x.is_cuda:
-            torch.cuda.synchronize()
+        sync(x.device)
         times.append(time.perf_counter() - start)
     return sorted(times[2:])[len(times[2:]) // 2]
 

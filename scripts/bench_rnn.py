@@ -12,6 +12,7 @@ import time
 import torch
 from omegaconf import OmegaConf
 
+from dropbench.bench.harness import sync
 from dropbench.data.text import LanguageModelData
 from dropbench.engine.lm import detach
 from dropbench.models.rnn import build_rnn_lm
@@ -37,11 +38,6 @@ def build(size: str, scheme: dict, device):
     ids = torch.arange(VOCAB)
     data = LanguageModelData(ids, ids, ids, [str(i) for i in range(VOCAB)])
     return build_rnn_lm(model_cfg, dropout_cfg, data).to(device), bptt
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def train_rate(model, bptt, windows, warmup, device) -> float:

@@ -1,15 +1,10 @@
 """Write small datasets in their real on-disk formats, for tests that cannot download."""
 
-import struct
 from pathlib import Path
 
 import numpy as np
 
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """IDX format (MNIST): magic 0x0000 + dtype code 0x08 (ubyte) + ndim, big-endian sizes."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+from dropbench.bench.vision import write_idx  # the one IDX writer (the bench needs it too)
 
 
 def write_mnist(root: Path, n_train: int = 120, n_test: int = 40, seed: int = 0) -> Path:

@@ -20,31 +20,36 @@ import torch
 
 from dropbench.bench import harness
 
-CASES = ["mlp", "schemes", "cnn", "lm"]
+CASES = ["startup", "mlp", "schemes", "cnn", "lm", "sweep"]
 
 
 def case_functions():
     from dropbench.bench.lm import lm_case
+    from dropbench.bench.startup import startup_case
+    from dropbench.bench.sweep import sweep_case
     from dropbench.bench.vision import cnn_case, mlp_case, scheme_case
 
-    return {"mlp": mlp_case, "schemes": scheme_case, "cnn": cnn_case, "lm": lm_case}
+    return {"startup": startup_case, "mlp": mlp_case, "schemes": scheme_case, "cnn": cnn_case,
+            "lm": lm_case, "sweep": sweep_case}
 
 
 def run_bench(cases, settings) -> dict:
     """Run the named cases; returns the bench.json document."""
-    from dropbench.bench.harness import Ratio
+    from dropbench.bench.harness import Check
 
     machine = harness.machine_info(settings.device)
     start = time.perf_counter()
-    rows, ratios = [], []
+    rows, targets = [], []
     functions = case_functions()
     for name in cases:
-        case_rows, case_ratios = functions[name](settings)
+        case_rows, case_targets = functions[name](settings)
         rows += case_rows
-        ratios += case_ratios
+        targets += case_targets
         print_rows(case_rows, flush=True)
     by_key = {r.key: r for r in rows}
-    ratios = [Ratio.compute(r, by_key) for r in ratios]
+    targets = [t.compute(by_key) for t in targets]
+    ratios = [t for t in targets if not isinstance(t, Check)]
+    checks = [t for t in targets if isinstance(t, Check)]
     machine["load_average_1min_end"] = harness.load_average()
     return {
         "machine": machine,
@@ -53,6 +58,7 @@ def run_bench(cases, settings) -> dict:
         "wall_s": round(time.perf_counter() - start, 1),
         "rows": [r.to_dict() for r in rows],
         "ratios": [vars(r) for r in ratios],
+        "checks": [vars(c) for c in checks],
     }
 
 
@@ -62,15 +68,16 @@ def print_rows(rows, flush=False) -> None:
             print(f"{r.case:<8} {r.name:<48} {r.note}", flush=flush)
             continue
         cuda = f" {r.peak_cuda_mb:>8.0f}" if r.peak_cuda_mb is not None else ""
+        rss = "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}"  # a subprocess's: not ours
         print(f"{r.case:<8} {r.name:<48} {r.work:>8} {min(r.seconds):>8.3f} {r.median:>8.3f} "
-              f"{max(r.seconds):>8.3f} {r.rate:>11,.0f} {r.unit:<7} {r.peak_rss_mb:>7.0f}{cuda}",
+              f"{max(r.seconds):>8.3f} {r.rate:>11,.0f} {r.unit:<7} {rss:>7}{cuda}",
               flush=flush)
 
 
 def print_ratios(ratios: list[dict]) -> None:
-    print(f"\n{'ratio':<66} {'value':>7}  target   met")
+    print(f"\n{'ratio / check':<66} {'value':>7}  target   met")
     for r in ratios:
-        value = "n/a" if r["value"] is None else f"{r['value']:.2f}"
+        value = "n/a" if r["value"] is None else f"{r['value']:.3g}"
         target = f"{r['op']} {r['target']}" if r["op"] else "-"
         met = {True: "yes", False: "NO", None: ""}[r["met"]]
         print(f"{r['label']:<66} {value:>7}  {target:<8} {met}")
@@ -89,11 +96,13 @@ def markdown(result: dict) -> str:
             continue
         lines.append(f"| {r['case']} | {r['name']} | {r['work']:,} {r['unit']} | "
                      f"{r['min_s']:.3f} | {r['median_s']:.3f} | {r['max_s']:.3f} | "
-                     f"{r['rate']:,.0f} | {r['peak_rss_mb']:,.0f} |"
+                     f"{r['rate']:,.0f} | "
+                     + ("-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:,.0f}") + " |"
                      + (f" {r['peak_cuda_mb']:,.0f} |" if cuda else ""))
-    lines += ["", "| ratio (from the medians) | value | target | met |", "|---|---:|---|---|"]
-    for r in result["ratios"]:
-        value = "n/a" if r["value"] is None else f"{r['value']:.2f}"
+    lines += ["", "| ratio (from the medians) or check | value | target | met |",
+              "|---|---:|---|---|"]
+    for r in result["ratios"] + result.get("checks", []):
+        value = "n/a" if r["value"] is None else f"{r['value']:.3g}"
         target = f"{r['op']} {r['target']}" if r["op"] else ""
         met = {True: "yes", False: "**no**", None: ""}[r["met"]]
         lines.append(f"| {r['label']} | {value} | {target} | {met} |")
@@ -113,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile dropbench's model "
                    "(CUDA only; the references stay eager)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads "
-                   "(default: torch's choice, one per core)")
+                   "(default: one per core that other processes leave free, as `dropbench "
+                   "train`)")
     p.add_argument("--out", default="bench.json", help="where to write the JSON results")
     p.add_argument("--markdown", help="also write the tables as markdown to this file")
     return p
@@ -122,11 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     from dropbench.bench.common import Settings
     from dropbench.engine import pick_device
-    from dropbench.engine.accel import keep_freed_memory
+    from dropbench.engine.accel import default_threads, keep_freed_memory
 
     args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or default_threads())
     device = pick_device(args.device)
     # dropbench's Run does this on the CPU; doing it first gives the reference loops the same
     # allocator, so the comparison is between the loops and not glibc settings.
@@ -142,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
         settings = Settings(device, Path(tmp), args.reps, args.warmup, args.scale, amp,
                             args.compile)
         result = run_bench(args.cases, settings)
-    print_ratios(result["ratios"])
+    print_ratios(result["ratios"] + result["checks"])
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     if args.markdown:
         Path(args.markdown).write_text(markdown(result))

@@ -78,6 +78,27 @@ class Ratio:
         return self
 
 
+@dataclass
+class Check:
+    """A measured value against an absolute target: seconds of a row's median (`row` set),
+    or a value the case computed itself (e.g. how far two launchers' results differ)."""
+
+    label: str
+    op: str  # "<=" or ">="
+    target: float
+    row: str | None = None
+    value: float | None = None
+    met: bool | None = None
+
+    def compute(self, rows: dict[str, Row]) -> "Check":
+        r = rows.get(self.row) if self.row else None
+        if r is not None and r.available and r.seconds:
+            self.value = r.median
+        if self.value is not None:
+            self.met = self.value <= self.target if self.op == "<=" else self.value >= self.target
+        return self
+
+
 def unavailable(case: str, name: str, unit: str, why: str) -> Row:
     return Row(case, name, unit, 0, available=False, note=f"not available: {why}")
 
@@ -102,6 +123,30 @@ def peak_rss_mb() -> float:
     return kb / 1024 / (1024 if platform.system() == "Darwin" else 1)  # macOS reports bytes
 
 
+def run_timed(argv: list[str], cwd: Path, env: dict | None = None,
+              timeout: float = 3600) -> tuple[float, float]:
+    """Run a command to its end: (wall seconds, CPU seconds of the child and its children).
+    Raises RuntimeError with the command's last stderr line when it fails."""
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"{' '.join(argv[:6])} ... failed: {last}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def rotated(items: list, r: int) -> list:
+    """items in the order of round r: rotated by r, so no variant always runs first."""
+    return items[r % len(items):] + items[: r % len(items)] if items else []
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -120,7 +165,7 @@ def measure_all(variants: list[tuple[Row, Callable]], device: torch.device, warm
     over rounds) counts only this variant next to the case's shared data.
     """
     for r in range(reps if variants else 0):
-        for row, prepare in variants[r % len(variants):] + variants[: r % len(variants)]:
+        for row, prepare in rotated(variants, r):
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -167,15 +167,18 @@ def scheme_case(s: Settings):
     return rows, ratios
 
 
-def synthetic_cifar10(n: int, device) -> ClassificationData:
+def synthetic_cifar10(n: int, device, augment: bool = False) -> ClassificationData:
     """Normalised (N, 3, 32, 32) noise and random labels, laid out as load_cifar10 lays out
-    real images (channels_last on CUDA)."""
+    real images (channels_last on CUDA); augment: random crops and flips per batch."""
+    from dropbench.data.augment import random_crop_flip
+
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 3, 32, 32, generator=g).to(device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     split = Split(x, torch.randint(0, 10, (n,), generator=g).to(device))
-    return ClassificationData(split, split.head(BATCH), split.head(BATCH), (3, 32, 32), 10)
+    return ClassificationData(split, split.head(BATCH), split.head(BATCH), (3, 32, 32), 10,
+                              augment=random_crop_flip if augment else None)
 
 
 def cnn_case(s: Settings):
