@@ -44,6 +44,9 @@ class ModelConfig:
     tied: bool = False  # share the embedding matrix with the softmax weights
     init_scale: float | None = 0.1  # uniform init in +-init_scale; null = PyTorch defaults
     bptt: int = 35  # truncated back-propagation window, in time steps
+    variable_bptt: bool = False  # window lengths drawn around bptt, lr scaled (Merity et al.)
+    ar: float = 0.0  # activation regularisation: weight of mean(dropped last output^2)
+    tar: float = 0.0  # temporal AR: weight of mean((h_t - h_{t-1})^2), raw last output
 
 
 @dataclass
@@ -80,6 +83,7 @@ class OptimConfig:
     gamma: float = 0.1
     lr_decay: float = 1.0  # schedule=decay_after: divide the lr by this every epoch after...
     decay_after: int = 0  # ...this many epochs at the initial lr (Zaremba et al. 2014)
+    nonmono: int = 5  # ntasgd: average once val is worse than the best before the last n epochs
 
 
 @dataclass

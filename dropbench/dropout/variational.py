@@ -31,54 +31,46 @@ def unit_mask(batch: int, hidden: int, p: float, like: torch.Tensor) -> torch.Te
     return keep.mul_(1 / (1 - p))
 
 
-class VariationalLSTM(nn.LSTM):
-    """A one-layer nn.LSTM whose h_{t-1} is dropped with one mask per sequence in training."""
+class VariationalRecurrence:
+    """Shared by both cells: the fused kernel in eval mode, the masked loop in training."""
 
     def __init__(self, input_size: int, hidden_size: int, p: float):
         super().__init__(input_size, hidden_size)
         self.p = p
 
-    def forward(self, x: torch.Tensor, state=None):  # (T, B, I) -> (T, B, H), (h, c)
+    def forward(self, x: torch.Tensor, state=None):  # (T, B, I) -> (T, B, H), state
         if not self.training or self.p == 0:
             return super().forward(x, state)
         return self.recurrence(x, state, unit_mask(x.size(1), self.hidden_size, self.p, x))
 
-    def recurrence(self, x: torch.Tensor, state, mask: torch.Tensor):
-        """The hand-written loop with h_{t-1} multiplied by `mask` (B, H) at every step."""
-        if state is None:
-            zeros = x.new_zeros(1, x.size(1), self.hidden_size, dtype=torch.float32)
-            state = (zeros, zeros)
-        pre = F.linear(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0)  # (T, B, 4H)
-        out, c = LSTMRecurrence.apply(pre, self.weight_hh_l0, state[0][0], state[1][0], mask)
-        return out, (out[-1:], c.unsqueeze(0))
+    def zero_state(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(1, x.size(1), self.hidden_size, dtype=torch.float32)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, p_recurrent={self.p} (per example, per sequence)"
 
 
-class VariationalGRU(nn.GRU):
+class VariationalLSTM(VariationalRecurrence, nn.LSTM):
+    """A one-layer nn.LSTM whose h_{t-1} is dropped with one mask per sequence in training."""
+
+    def recurrence(self, x: torch.Tensor, state, mask: torch.Tensor):
+        """The hand-written loop with h_{t-1} multiplied by `mask` (B, H) at every step."""
+        h0, c0 = state if state is not None else (self.zero_state(x), self.zero_state(x))
+        pre = F.linear(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0)  # (T, B, 4H)
+        out, c = LSTMRecurrence.apply(pre, self.weight_hh_l0, h0[0], c0[0], mask)
+        return out, (out[-1:], c.unsqueeze(0))
+
+
+class VariationalGRU(VariationalRecurrence, nn.GRU):
     """A one-layer nn.GRU whose h_{t-1} is dropped with one mask per sequence in training: the
     mask falls on the recurrent projections of all three gates, while the interpolation
     z * h_{t-1} keeps the undropped state."""
 
-    def __init__(self, input_size: int, hidden_size: int, p: float):
-        super().__init__(input_size, hidden_size)
-        self.p = p
-
-    def forward(self, x: torch.Tensor, state=None):  # (T, B, I) -> (T, B, H), h
-        if not self.training or self.p == 0:
-            return super().forward(x, state)
-        return self.recurrence(x, state, unit_mask(x.size(1), self.hidden_size, self.p, x))
-
     def recurrence(self, x: torch.Tensor, state, mask: torch.Tensor):
-        if state is None:
-            state = x.new_zeros(1, x.size(1), self.hidden_size, dtype=torch.float32)
+        h0 = state if state is not None else self.zero_state(x)
         pre = F.linear(x, self.weight_ih_l0, self.bias_ih_l0)  # (T, B, 3H)
-        out = GRURecurrence.apply(pre, self.weight_hh_l0, self.bias_hh_l0, state[0], mask)
+        out = GRURecurrence.apply(pre, self.weight_hh_l0, self.bias_hh_l0, h0[0], mask)
         return out, out[-1:]
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, p_recurrent={self.p} (per example, per sequence)"
 
 
 VARIATIONAL_CELLS = {"lstm": VariationalLSTM, "gru": VariationalGRU}

@@ -5,6 +5,11 @@ The stream is split into B contiguous columns; window i of every column is one b
 column b at window i+1 continues exactly where it stopped at window i. The state crosses the
 window boundary with its gradient history cut (detached). Training order is never shuffled.
 
+Variable-length BPTT (Merity et al. 2017, `model.variable_bptt`): each training window's length
+is drawn from N(bptt, 5) with probability 0.95, else from N(bptt / 2, 5), at least 5 steps, and
+that window trains at lr * length / bptt (`lr_scale`, read by the trainer). The draws use the
+trainer's seeded, checkpointed batch-order generator, so a resumed run sees the same windows.
+
 Monte-Carlo evaluation (Gal & Ghahramani 2016): T stochastic passes over the split, each from a
 zero state with its own masks (drawn per window, as in training) and its own carried state; the
 probabilities each pass gives the correct next word are averaged, so the MC perplexity is
@@ -63,8 +68,9 @@ class LanguageModelTask:
     supports_mc = True  # eval.mode=mc and eval.compare work (Gal's MC perplexity)
 
     def __init__(self, data, batch_size: int, bptt: int, train_eval_tokens: int,
-                 mc_samples: int = 0):
-        self.bptt = bptt
+                 mc_samples: int = 0, variable_bptt: bool = False):
+        self.bptt, self.variable_bptt = bptt, variable_bptt
+        self.lr_scale = 1.0  # of the current training window (variable-length BPTT)
         self.mc_samples = mc_samples  # > 0: score by the MC average of this many passes
         self.train = batchify(data.train, batch_size)  # (T, B)
         val_stream = batchify(data.val, EVAL_BATCH_SIZE)
@@ -86,7 +92,21 @@ class LanguageModelTask:
 
     def train_batches(self, generator: torch.Generator = None):
         self.state = None  # every epoch starts from a zero state at the top of the columns
-        yield from windows(self.train, self.bptt)
+        if not self.variable_bptt:
+            yield from windows(self.train, self.bptt)
+            return
+        start, last = 0, self.train.size(0) - 1
+        while start < last:
+            length = min(self.draw_window_length(generator), last - start)
+            self.lr_scale = length / self.bptt
+            yield self.train[start : start + length], self.train[start + 1 : start + 1 + length]
+            start += length
+        self.lr_scale = 1.0
+
+    def draw_window_length(self, generator: torch.Generator = None) -> int:
+        """Merity et al.: N(bptt, 5) with probability 0.95, else N(bptt / 2, 5); at least 5."""
+        mean = self.bptt if torch.rand((), generator=generator) < 0.95 else self.bptt / 2
+        return max(5, int(torch.normal(mean, 5.0, (), generator=generator)))
 
     def step(self, model, batch):
         """Mean token NLL of one window, carrying the hidden state on to the next window."""

@@ -1,5 +1,8 @@
 """Optimisers, LR schedules and the explicit regularisers compared against dropout:
-L2 (weight decay), L1 and the max-norm constraint of Srivastava et al. 2014."""
+L2 (weight decay), L1 and the max-norm constraint of Srivastava et al. 2014; NT-ASGD for the
+AWD-LSTM recipe."""
+
+from contextlib import contextmanager
 
 import functools
 import inspect
@@ -28,7 +31,13 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.name == "adamw":
         return fused_if_supported(eager(torch.optim.AdamW), params, lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
-    raise DropbenchError(f"optim.name={cfg.name!r} is unknown; choose sgd, adam or adamw")
+    if cfg.name == "ntasgd":
+        if cfg.momentum != 0:
+            raise DropbenchError(f"optim=ntasgd is plain averaged SGD; set optim.momentum=0 "
+                                 f"(got {cfg.momentum})")
+        return NTASGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, nonmono=cfg.nonmono)
+    raise DropbenchError(f"optim.name={cfg.name!r} is unknown; choose sgd, adam, adamw or "
+                         f"ntasgd")
 
 
 # Optimizer methods that torch wraps so that torch.compile does not trace them.
@@ -99,3 +108,95 @@ def apply_max_norm(model: nn.Module, c: float | None) -> None:
         return
     for w in weight_matrices(model):
         torch.renorm(w, p=2, dim=0, maxnorm=c, out=w)
+
+
+class NTASGD(torch.optim.Optimizer):
+    """Non-monotonically triggered averaged SGD (Merity et al. 2017, algorithm 1).
+
+    Plain SGD (with L2 weight decay) until a validation check is worse than the best of all
+    checks but the last `nonmono`; from then on the steps stay the same but the optimiser also
+    keeps the running average of the iterates since the switch, and that average is the model
+    that gets evaluated and saved (`evaluation_weights`). The trainer reports one check per
+    epoch (`observe`). The check history and the switch live in the param group, the averages
+    in the per-parameter state, so `state_dict()` carries everything a resume needs."""
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0, nonmono: int = 5):
+        defaults = {"lr": lr, "weight_decay": weight_decay, "nonmono": nonmono,
+                    "val_history": [], "averaging_since": None, "averaged_steps": 0}
+        super().__init__(params, defaults)
+
+    @property
+    def averaging(self) -> bool:
+        return self.param_groups[0]["averaging_since"] is not None
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                p.add_(p.grad + group["weight_decay"] * p, alpha=-group["lr"])
+            if group["averaging_since"] is None:
+                continue
+            group["averaged_steps"] += 1
+            weight = 1.0 / group["averaged_steps"]  # uniform mean of the iterates since the switch
+            for p in params:
+                state = self.state[p]
+                if "average" not in state:
+                    state["average"] = p.detach().clone()
+                state["average"].lerp_(p, weight)
+        return loss
+
+    def observe(self, val_loss: float, check: int) -> bool:
+        """Record validation check number `check`; switch to averaging (returns True) when it
+        is worse than the best of all checks before the last `nonmono`."""
+        group = self.param_groups[0]
+        history, n = group["val_history"], group["nonmono"]
+        switch = (not self.averaging and len(history) > n and val_loss > min(history[:-n]))
+        history.append(val_loss)
+        if switch:
+            for g in self.param_groups:
+                g["averaging_since"] = check
+        return switch
+
+    def swap_average(self) -> None:
+        """Exchange the parameters with their running averages (call twice to undo)."""
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    average = self.state[p].get("average")
+                    if average is not None:
+                        swapped = p.detach().clone()
+                        p.copy_(average)
+                        average.copy_(swapped)
+
+
+@contextmanager
+def evaluation_weights(optimizer):
+    """Inside: the weights to evaluate and save, i.e. NT-ASGD's running average once it
+    averages, else the trained weights as they are."""
+    if not getattr(optimizer, "averaging", False):
+        yield
+        return
+    optimizer.swap_average()
+    try:
+        yield
+    finally:
+        optimizer.swap_average()
+
+
+@contextmanager
+def scaled_lr(optimizer, scale: float):
+    """Every group's lr multiplied by `scale` inside (variable-length BPTT: a window of length
+    L trains at lr * L / bptt, Merity et al. 2017)."""
+    if scale == 1.0:
+        yield
+        return
+    saved = [g["lr"] for g in optimizer.param_groups]
+    for g in optimizer.param_groups:
+        g["lr"] *= scale
+    try:
+        yield
+    finally:
+        for g, lr in zip(optimizer.param_groups, saved, strict=True):
+            g["lr"] = lr

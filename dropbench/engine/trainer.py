@@ -20,7 +20,14 @@ from dropbench import DropbenchError
 from dropbench.dropout import hooks
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
 from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
-from dropbench.engine.optim import apply_max_norm, build_optimizer, build_scheduler, l1_penalty
+from dropbench.engine.optim import (
+    apply_max_norm,
+    build_optimizer,
+    build_scheduler,
+    evaluation_weights,
+    l1_penalty,
+    scaled_lr,
+)
 from dropbench.engine.seeding import get_rng_state, set_rng_state
 from dropbench.loggers import Sinks
 
@@ -115,7 +122,8 @@ class Run:
             if opt.clip is not None:
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt.clip)
-            self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
+            with scaled_lr(self.optimizer, getattr(self.task, "lr_scale", 1.0)):
+                self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
             self.scaler.update()
             apply_max_norm(self.model, opt.max_norm)
             sums += batch_sums
@@ -166,22 +174,33 @@ class Run:
                 f"lower optim.lr. The last good checkpoint is kept in {ckpt}"
             )
         self.epoch += 1
-        row = self.epoch_row(train, time.perf_counter() - start)
+        with evaluation_weights(self.optimizer):  # NT-ASGD: its average is the model
+            row = self.epoch_row(train, time.perf_counter() - start)
+            improved = row["val_loss"] < self.best["val_loss"]
+            if improved:
+                save_checkpoint(ckpt / "best.pt", {"epoch": self.epoch,
+                                                   "model": self.model.state_dict()})
+        self.optimizer_check(row["val_loss"])
         if self.scheduler:
             self.scheduler.step()
         self.wall_s += time.perf_counter() - start
         self.rows.append(row)
         self.bad_epochs += 1
-        if row["val_loss"] < self.best["val_loss"]:
+        if improved:
             self.best = {"epoch": self.epoch, "val_loss": row["val_loss"]}
             self.bad_epochs = 0
-            save_checkpoint(ckpt / "best.pt", {"epoch": self.epoch,
-                                               "model": self.model.state_dict()})
         write_csv(self.dir / "metrics.csv", self.rows)
         save_checkpoint(ckpt / "last.pt", self.state())
         self.write_summary(status="running")
         log_epoch(row, self.cfg.trainer.epochs, self.task.metric)
         self.sinks.epoch(row)
+
+    def optimizer_check(self, val_loss: float) -> None:
+        """Optimisers that react to validation (NT-ASGD's switch to averaging) see each epoch's."""
+        if hasattr(self.optimizer, "observe") and self.optimizer.observe(val_loss, self.epoch):
+            log.info("NT-ASGD: val loss %.4f is above the best before the last %d epochs; "
+                     "averaging from epoch %d on", val_loss, self.cfg.optim.nonmono,
+                     self.epoch + 1)
 
     def finish(self, stopped_early: bool) -> dict:
         m = self.task.metric

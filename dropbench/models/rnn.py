@@ -7,8 +7,13 @@ Every recurrent layer is its own one-layer module (fused nn.LSTM/nn.GRU unless t
 otherwise), so the scheme decides what the dropout modules between them do (a fresh mask per
 time step for `standard`, one per sequence for `variational`) and how the recurrent weights are
 regularised (`p_recurrent`). All modules come from the dropout registry.
+
+Activation regularisation (Merity et al. 2017), `model.ar` and `model.tar`: in training the loss
+gets ar * mean(dropped last-layer output^2) + tar * mean((h_t - h_{t-1})^2) over the raw
+last-layer outputs, means over all elements as in the authors' code (`regularizer`).
 """
 
+import torch
 from torch import nn
 
 from dropbench import DropbenchError
@@ -18,8 +23,10 @@ from dropbench.dropout import make_dropout, make_embedding, make_recurrent
 
 class RNNLanguageModel(nn.Module):
     def __init__(self, cell: str, vocab_size: int, embed_size: int, hidden: list,
-                 tied: bool, dropout_cfg):
+                 tied: bool, dropout_cfg, ar: float = 0.0, tar: float = 0.0):
         super().__init__()
+        self.ar, self.tar = ar, tar
+        self.penalty = None  # AR + TAR of the last training forward, taken by regularizer()
         d = dropout_cfg
         rate = {k: check_rate(d[k], f"dropout.{k}")
                 for k in ("p_embed", "p_input", "p_output", "p_recurrent")}
@@ -46,7 +53,16 @@ class RNNLanguageModel(nn.Module):
             new_state.append(layer_state)
             if i < len(self.drop_between):
                 x = self.drop_between[i](x)
-        return self.decoder(self.drop_output(x)), new_state
+        dropped = self.drop_output(x)
+        if self.training and (self.ar or self.tar) and torch.is_grad_enabled():
+            self.penalty = (self.ar * dropped.pow(2).mean()
+                            + self.tar * (x[1:] - x[:-1]).pow(2).mean())
+        return self.decoder(dropped), new_state
+
+    def regularizer(self):
+        """The AR/TAR term of the last training forward (0 when off), added to the loss once."""
+        penalty, self.penalty = self.penalty, None
+        return 0.0 if penalty is None else penalty
 
     def init_weights(self, scale) -> None:
         """Uniform in +-scale everywhere (Zaremba et al.); with scale None keep PyTorch's
@@ -70,9 +86,12 @@ def build_rnn_lm(model_cfg, dropout_cfg, data) -> RNNLanguageModel:
     if model_cfg.tied and hidden[-1] != embed:
         raise DropbenchError(f"model.tied=true needs the last hidden width ({hidden[-1]}) to "
                              f"equal model.embed_size ({embed}); change one of them")
+    ar, tar = model_cfg.get("ar", 0.0), model_cfg.get("tar", 0.0)  # absent: off
+    if ar < 0 or tar < 0:
+        raise DropbenchError(f"model.ar={ar} and model.tar={tar} must be >= 0 (0 = off)")
     if model_cfg.init_scale is not None and model_cfg.init_scale <= 0:
         raise DropbenchError(f"model.init_scale={model_cfg.init_scale} must be > 0 (or null)")
     model = RNNLanguageModel(model_cfg.name, data.vocab_size, embed, hidden, model_cfg.tied,
-                             dropout_cfg)
+                             dropout_cfg, ar, tar)
     model.init_weights(model_cfg.init_scale)
     return model
