@@ -211,6 +211,12 @@ def validate(cfg) -> None:
         raise DropbenchError(f"optim.decay_after={cfg.optim.decay_after} must be >= 0")
     if cfg.model.bptt < 1:
         raise DropbenchError(f"model.bptt={cfg.model.bptt} must be >= 1")
+    if cfg.model.ar < 0 or cfg.model.tar < 0:
+        raise DropbenchError(f"model.ar={cfg.model.ar} and model.tar={cfg.model.tar} must be "
+                             f">= 0 (0 = off)")
+    if cfg.optim.nonmono < 1:
+        raise DropbenchError(f"optim.nonmono={cfg.optim.nonmono} must be >= 1 (validation "
+                             f"checks before NT-ASGD compares)")
     validate_eval(cfg.eval)
     if cfg.dropout.inference == "gaussian" and cfg.eval.mode != "mc":
         raise DropbenchError("dropout.inference=gaussian samples at test time; average the "

@@ -119,6 +119,16 @@ def test_variable_bptt_windows_cover_the_stream_and_scale_the_lr():
     assert abs(draws[draws >= 150].mean().item() - 199.5) < 0.4  # std of the mean ~0.08
 
 
+def test_bad_recipe_values_fail_before_any_data_loads(compose):
+    from dropbench import DropbenchError
+    from dropbench.config import validate
+
+    with pytest.raises(DropbenchError, match=r"model.ar=-1.0 and model.tar=0.0 must be >= 0"):
+        validate(compose(["model=lstm", "model.ar=-1"]))
+    with pytest.raises(DropbenchError, match="optim.nonmono=0 must be >= 1"):
+        validate(compose(["optim=ntasgd", "optim.nonmono=0"]))
+
+
 def test_scaled_lr_multiplies_inside_and_restores():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
     with scaled_lr(opt, 0.25):
