@@ -211,9 +211,9 @@ def validate(cfg) -> None:
         raise DropbenchError(f"optim.decay_after={cfg.optim.decay_after} must be >= 0")
     if cfg.model.bptt < 1:
         raise DropbenchError(f"model.bptt={cfg.model.bptt} must be >= 1")
-    if cfg.model.ar < 0 or cfg.model.tar < 0:
-        raise DropbenchError(f"model.ar={cfg.model.ar} and model.tar={cfg.model.tar} must be "
-                             f">= 0 (0 = off)")
+    ar, tar = cfg.model.get("ar", 0.0), cfg.model.get("tar", 0.0)  # language models only
+    if ar < 0 or tar < 0:
+        raise DropbenchError(f"model.ar={ar} and model.tar={tar} must be >= 0 (0 = off)")
     if cfg.optim.nonmono < 1:
         raise DropbenchError(f"optim.nonmono={cfg.optim.nonmono} must be >= 1 (validation "
                              f"checks before NT-ASGD compares)")

@@ -75,6 +75,6 @@ TASKS = {
     "lm": lambda cfg, data: LanguageModelTask(
         data, cfg.trainer.batch_size, cfg.model.bptt, cfg.trainer.train_eval_size,
         mc_samples=cfg.eval.mc_samples if cfg.eval.mode == "mc" else 0,
-        variable_bptt=cfg.model.variable_bptt,
+        variable_bptt=cfg.model.get("variable_bptt", False),
     ),
 }
