@@ -2,10 +2,9 @@
 L2 (weight decay), L1 and the max-norm constraint of Srivastava et al. 2014; NT-ASGD for the
 AWD-LSTM recipe."""
 
-from contextlib import contextmanager
-
 import functools
 import inspect
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -35,7 +34,8 @@ def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
         if cfg.momentum != 0:
             raise DropbenchError(f"optim=ntasgd is plain averaged SGD; set optim.momentum=0 "
                                  f"(got {cfg.momentum})")
-        return NTASGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, nonmono=cfg.nonmono)
+        return eager(NTASGD)(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                             nonmono=cfg.nonmono)
     raise DropbenchError(f"optim.name={cfg.name!r} is unknown; choose sgd, adam, adamw or "
                          f"ntasgd")
 
