@@ -18,9 +18,16 @@ SWEEP = ["dropout.p=0,0.5", "seed=0,1", "optim.lr=0.3", "dataset.train_subset=10
          "trainer.epochs=10", "trainer.patience=2", *TINY]
 
 
+def jobs(sweep: Path) -> dict[tuple, Path]:
+    """The sweep's job dirs by their overrides (whatever the dirs are named)."""
+    return {tuple(sorted(json.loads(p.read_text())["overrides"])): p.parent
+            for p in sweep.glob("*/summary.json")}
+
+
 def summaries(sweep: Path) -> list[dict]:
-    jobs = sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    return [json.loads((job / "summary.json").read_text()) for job in jobs]
+    """Every job's summary.json, in the order of their sorted overrides."""
+    return [json.loads((job / "summary.json").read_text())
+            for _, job in sorted(jobs(sweep).items())]
 
 
 def metrics(run: Path) -> list[dict]:
@@ -72,13 +79,15 @@ def test_batched_sweep_matches_the_same_jobs_run_alone(cli, tmp_path):
     alone = cli("train", "-m", *SWEEP, "hydra.sweep.dir=alone")
     assert alone.returncode == 0, alone.stderr
     epochs_run = set()
-    for i, (b, a) in enumerate(zip(summaries(tmp_path / "batched"),
-                                   summaries(tmp_path / "alone"), strict=True)):
+    batched_jobs, alone_jobs = jobs(tmp_path / "batched"), jobs(tmp_path / "alone")
+    assert len(batched_jobs) == 4 and batched_jobs.keys() == alone_jobs.keys()
+    for key, run_b in batched_jobs.items():
+        run_a = alone_jobs[key]
+        b, a = (json.loads((r / "summary.json").read_text()) for r in (run_b, run_a))
         assert b["status"] == a["status"] == "completed"
         assert b["epochs_run"] == a["epochs_run"] and b["best_epoch"] == a["best_epoch"]
         assert b["test_acc"] == pytest.approx(a["test_acc"], abs=0.01)
         epochs_run.add(b["epochs_run"])
-        run_b, run_a = tmp_path / "batched" / str(i), tmp_path / "alone" / str(i)
         for row_b, row_a in zip(metrics(run_b), metrics(run_a), strict=True):
             assert row_b == pytest.approx(row_a, rel=1e-4, abs=1e-4)
         for name, w in weights(run_a).items():  # same seed: same init, data order and masks
@@ -98,8 +107,11 @@ def test_batched_sweep_resumes_and_reports(cli, tmp_path):
     straight = cli("train", "-m", "dropout.p=0,0.5", *TINY, "trainer.epochs=2",
                    "hydra.sweep.dir=straight")
     assert straight.returncode == 0, straight.stderr
-    for i in (0, 1):
-        resumed, alone = tmp_path / "sweep" / str(i), tmp_path / "straight" / str(i)
+    resumed_jobs, straight_jobs = jobs(tmp_path / "sweep"), jobs(tmp_path / "straight")
+    assert len(resumed_jobs) == 2
+    for key, resumed in resumed_jobs.items():  # the same jobs: the epochs override differs
+        p = next(o for o in key if o.startswith("dropout.p="))
+        alone = next(d for k, d in straight_jobs.items() if p in k)
         assert [r["epoch"] for r in metrics(resumed)] == [1, 2]
         for row_r, row_a in zip(metrics(resumed), metrics(alone), strict=True):
             assert row_r == pytest.approx(row_a, rel=1e-4, abs=1e-4)

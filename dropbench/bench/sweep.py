@@ -32,8 +32,10 @@ def sweep_args(s: Settings, n_train: int) -> list[str]:
 
 
 def results(sweep_dir) -> list[dict]:
-    jobs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    return [json.loads((job / "summary.json").read_text()) for job in jobs]
+    """Every job's summary.json, in the order of their sorted overrides (job dirs may be
+    named by number or by overrides)."""
+    found = [json.loads(p.read_text()) for p in sweep_dir.glob("*/summary.json")]
+    return sorted(found, key=lambda s: sorted(s["overrides"]))
 
 
 def sweep_case(s: Settings):
