@@ -103,6 +103,14 @@ def user_error(e: Exception) -> str | None:
     if not isinstance(e, (HydraException, OmegaConfBaseException)):
         return None
     text = str(e)
+    foreign = re.search(r"Key '(\w+)' not in '(\w+)'", f"{text}\n{e.__cause__}")
+    if foreign:
+        from dropbench.config import foreign_key_message
+
+        source = re.match(r"In '([^']+)'", text)
+        message = foreign_key_message(*foreign.groups(), source and source.group(1))
+        if message:
+            return message
     unknown = re.match(r"Could not override '([^']+)'", text)
     if unknown and "not in" in str(e.__cause__ or text):
         return (f"unknown config key '{unknown.group(1)}'; `dropbench train --cfg job` shows "
@@ -129,18 +137,26 @@ def describe(path: Path) -> str:
     return ""
 
 
-def scheme_parameters(path: Path) -> str:
-    """A dropout yaml's settings, e.g. `p=0.5 p_input=0.2`."""
+def declared_details(group: str, path: Path) -> tuple[str, str]:
+    """(places, second line) from the scheme's or model's declaration, for `dropbench list`."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # show ${...} as written
-    shown = {k: str(v).lower() if isinstance(v, bool) else v for k, v in cfg.items()}
-    return " ".join(f"{k}={v}" for k, v in shown.items() if k not in ("defaults", "name"))
+    from dropbench.dropout import SCHEMES
+    from dropbench.dropout.describe import scheme_summary
+    from dropbench.models import MODELS
+
+    values = OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # ${...} as written
+    if group == "dropout" and path.stem in SCHEMES:
+        scheme = SCHEMES[path.stem]
+        return f" [{', '.join(scheme.kinds) or 'nothing'}]", scheme_summary(scheme, values)
+    if group == "model" and path.stem in MODELS:
+        places = MODELS[path.stem][1](OmegaConf.create(values))
+        return "", "dropout places: " + ", ".join(map(str, places))
+    return "", ""
 
 
 def list_command(_args) -> None:
     from dropbench.config import config_dir
-    from dropbench.dropout import SCHEMES
 
     root = config_dir()
     for group in GROUPS:
@@ -149,12 +165,10 @@ def list_command(_args) -> None:
             continue
         print(f"{group}:")
         for f in files:
-            where = ""
-            if group == "dropout" and f.stem in SCHEMES:
-                where = f" [{', '.join(SCHEMES[f.stem].places)}]"
-            print(f"  {f.stem:<28} {describe(f)}{where}")
-            if group == "dropout":
-                print(f"  {'':<28} {scheme_parameters(f)}")
+            kinds, details = declared_details(group, f)
+            print(f"  {f.stem:<28} {describe(f)}{kinds}")
+            if details:
+                print(f"  {'':<28} {details}")
         print()
 
 

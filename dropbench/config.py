@@ -5,14 +5,15 @@ Each group's yaml files start with `defaults: [base_<group>]`; fields that a gro
 declares get their default here, so a yaml file only states what differs.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, ListConfig
+from omegaconf import MISSING
 
 from dropbench import DropbenchError
+from dropbench.dropout.params import check_rate, layer_rates  # noqa: F401  (used by callers)
 from dropbench.loggers.config import LoggerConfig
 
 
@@ -29,17 +30,37 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
+    """Every model family's config starts here; each family has its own keys (MODEL_SCHEMAS),
+    so a key of another family (model.bptt on an MLP) fails when the config is composed."""
+
     name: str = MISSING
-    hidden: list[int] = field(default_factory=lambda: [512, 512])
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    hidden: list[int] = field(default_factory=lambda: [512, 512])  # widths of the hidden layers
     activation: str = "relu"
-    # convolutional nets (lenet, alexnet, resnet)
-    channels: list[int] = field(default_factory=list)  # filters per conv layer / resnet stage
+
+
+@dataclass
+class ConvNetConfig(MLPConfig):  # lenet, alexnet: `hidden` are the fully connected layers
+    channels: list[int] = field(default_factory=list)  # filters per conv layer
     kernel_size: int = 5
     pool_size: int = 2  # max-pool window after each conv layer
     pool_stride: int = 2
-    batchnorm: bool = False  # BatchNorm after each conv/FC layer (resnet: always)
-    blocks: list[int] = field(default_factory=list)  # resnet: residual blocks per stage
-    # recurrent language models (lstm, gru); `hidden` gives one width per layer
+    batchnorm: bool = False  # BatchNorm after each conv/FC layer
+
+
+@dataclass
+class ResNetConfig(ModelConfig):
+    channels: list[int] = field(default_factory=list)  # width of each stage
+    blocks: list[int] = field(default_factory=list)  # residual blocks per stage
+    batchnorm: bool = True  # always on in a ResNet
+
+
+@dataclass
+class RNNConfig(ModelConfig):  # recurrent language models (lstm, gru)
+    hidden: list[int] = field(default_factory=lambda: [200, 200])  # one width per layer
     embed_size: int | None = None  # word vector size; null = the first hidden width
     tied: bool = False  # share the embedding matrix with the softmax weights
     init_scale: float | None = 0.1  # uniform init in +-init_scale; null = PyTorch defaults
@@ -49,23 +70,8 @@ class ModelConfig:
     tar: float = 0.0  # temporal AR: weight of mean((h_t - h_{t-1})^2), raw last output
 
 
-@dataclass
-class DropoutConfig:
-    name: str = MISSING
-    p: Any = 0.5  # a number, or a list with one rate per layer
-    p_input: float = 0.0
-    where: str = "all"  # CNNs: fc = fully connected layers only, all = input, conv and fc
-    block_size: int = 7  # dropblock: side of the dropped squares
-    ramp_epochs: int = 0  # dropblock: raise p linearly from 0 over this many epochs; 0 = off
-    p_output: float = 0.0  # RNN LMs: the last layer's output, before the softmax
-    p_recurrent: float = 0.0  # RNN LMs: recurrent connections (weight_hh, or the gate's update)
-    p_embed: float = 0.0  # RNN LMs: whole word rows of the embedding matrix
-    compile: bool = False  # dropout=gate: torch.compile its recurrent step function
-    per_example: bool = False  # dropconnect: a fresh weight mask per example (costly) or per batch
-    inference: str = "mean"  # dropconnect at test: mean (weight scaling) | gaussian (sampling)
-    temperature: float = 0.1  # concrete: relaxed Bernoulli temperature
-    length_scale: float = 1e-2  # concrete: prior length-scale l of the weight penalty
-    dropout_reg: float = 1.0  # concrete: multiplier of the rate (entropy) penalty
+MODEL_SCHEMAS = {"mlp": MLPConfig, "lenet": ConvNetConfig, "alexnet": ConvNetConfig,
+                 "resnet": ResNetConfig, "lstm": RNNConfig, "gru": RNNConfig}
 
 
 @dataclass
@@ -112,8 +118,8 @@ class EvalConfig:
 @dataclass
 class Config:
     dataset: DatasetConfig = MISSING
-    model: ModelConfig = MISSING
-    dropout: DropoutConfig = MISSING
+    model: Any = MISSING  # one schema per family: MODEL_SCHEMAS
+    dropout: Any = MISSING  # one schema per scheme: dropout/<scheme>.py declares its params
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -129,12 +135,33 @@ def register_schemas() -> None:
     cs.store(name="base_config", node=Config)
     for group, node in [
         ("dataset", DatasetConfig),
-        ("model", ModelConfig),
-        ("dropout", DropoutConfig),
         ("optim", OptimConfig),
         ("trainer", TrainerConfig),
     ]:
         cs.store(group=group, name=f"base_{group}", node=node)
+    for name, node in MODEL_SCHEMAS.items():  # each conf/model/<name>.yaml starts from its own
+        cs.store(group="model", name=f"base_model_{name}", node=node)
+    from dropbench.dropout import SCHEMES  # each conf/dropout/<name>.yaml starts from its own
+
+    for name, scheme in SCHEMES.items():
+        cs.store(group="dropout", name=f"base_dropout_{name}", node=scheme.params)
+
+
+def foreign_key_message(key: str, type_name: str, source: str | None) -> str | None:
+    """One line for a key the chosen model or scheme does not have (a Hydra compose error
+    names the key and the schema class), or None when the class is neither."""
+    families = [name for name, node in MODEL_SCHEMAS.items() if node.__name__ == type_name]
+    if not families:
+        from dropbench.dropout.registry import foreign_key_message as scheme_key_message
+
+        return scheme_key_message(key, type_name, source)
+    keys = [f.name for f in fields(MODEL_SCHEMAS[families[0]]) if f.name != "name"]
+    owners = [name for name, node in MODEL_SCHEMAS.items()
+              if key in {f.name for f in fields(node)}]
+    where = f" (set in {source})" if source and not source.startswith("model/") else ""
+    hint = f"; {key} is a key of model={', '.join(owners)}" if owners else ""
+    return (f"model={' / '.join(families)} has no key '{key}'{where}; its keys: "
+            f"{', '.join(keys)}{hint}")
 
 
 def config_dir() -> Path:
@@ -144,33 +171,6 @@ def config_dir() -> Path:
         if (candidate / "config.yaml").is_file():
             return candidate
     raise DropbenchError(f"config tree not found next to {here}; reinstall dropbench")
-
-
-def layer_rates(p: Any, n_layers: int, what: str = "dropout.p") -> list[float]:
-    """Expand a single rate or a per-layer list into one rate per layer."""
-    rates = list(p) if _is_list(p) else [p] * n_layers
-    if len(rates) != n_layers:
-        raise DropbenchError(
-            f"{what} has {len(rates)} rates but the model has {n_layers} places for dropout; "
-            f"give one number or a list of {n_layers}"
-        )
-    return [check_rate(r, what) for r in rates]
-
-
-def _is_list(x: Any) -> bool:
-    return isinstance(x, (list, tuple, ListConfig))
-
-
-def check_rate(p: Any, what: str) -> float:
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise DropbenchError(
-            f"{what}={p!r} is not a number; use a drop probability in [0, 1)"
-        ) from None
-    if not 0.0 <= p < 1.0:
-        raise DropbenchError(f"{what}={p} is out of range; use a drop probability in [0, 1)")
-    return p
 
 
 def validate(cfg) -> None:
@@ -192,24 +192,14 @@ def validate(cfg) -> None:
         raise DropbenchError(f"dataset.val_size={cfg.dataset.val_size} must be >= 1")
     if cfg.dataset.train_subset is not None and cfg.dataset.train_subset < 1:
         raise DropbenchError(f"dataset.train_subset={cfg.dataset.train_subset} must be >= 1")
-    p = cfg.dropout.p
-    for r in p if _is_list(p) else [p]:
-        check_rate(r, "dropout.p")
-    if cfg.dropout.where not in ("fc", "all"):
-        raise DropbenchError(f"dropout.where={cfg.dropout.where!r} is unknown; use fc (fully "
-                             f"connected layers only) or all (input, conv and fc layers)")
-    if cfg.dropout.block_size < 1 or cfg.dropout.ramp_epochs < 0:
-        raise DropbenchError("dropout.block_size must be >= 1 and dropout.ramp_epochs >= 0")
     if t.amp not in ("off", "bf16", "fp16"):
         raise DropbenchError(f"trainer.amp={t.amp!r} is unknown; use off, bf16 or fp16")
-    for place in ("p_input", "p_output", "p_recurrent", "p_embed"):
-        check_rate(cfg.dropout[place], f"dropout.{place}")
     if cfg.optim.lr_decay < 1:
         raise DropbenchError(f"optim.lr_decay={cfg.optim.lr_decay} must be >= 1 (it divides "
                              f"the lr; 1 = no decay)")
     if cfg.optim.decay_after < 0:
         raise DropbenchError(f"optim.decay_after={cfg.optim.decay_after} must be >= 0")
-    if cfg.model.bptt < 1:
+    if cfg.model.get("bptt", 1) < 1:
         raise DropbenchError(f"model.bptt={cfg.model.bptt} must be >= 1")
     ar, tar = cfg.model.get("ar", 0.0), cfg.model.get("tar", 0.0)  # language models only
     if ar < 0 or tar < 0:
@@ -218,7 +208,10 @@ def validate(cfg) -> None:
         raise DropbenchError(f"optim.nonmono={cfg.optim.nonmono} must be >= 1 (validation "
                              f"checks before NT-ASGD compares)")
     validate_eval(cfg.eval)
-    if cfg.dropout.inference == "gaussian" and cfg.eval.mode != "mc":
+    from dropbench.models import check_dropout
+
+    check_dropout(cfg.model, cfg.dropout)  # each rate on a place the model has, the scheme serves
+    if cfg.dropout.get("inference") == "gaussian" and cfg.eval.mode != "mc":
         raise DropbenchError("dropout.inference=gaussian samples at test time; average the "
                              "samples with eval.mode=mc (eval.mc_samples=T)")
 

@@ -14,6 +14,8 @@ from omegaconf import OmegaConf
 
 from dropbench.bench.harness import sync
 from dropbench.data.text import LanguageModelData
+from dropbench.dropout import get_scheme
+from dropbench.dropout.registry import scheme_config
 from dropbench.engine.lm import detach
 from dropbench.models.rnn import build_rnn_lm
 
@@ -32,9 +34,9 @@ def build(size: str, scheme: dict, device):
     hidden, bptt = SIZES[size]
     model_cfg = OmegaConf.create({"name": "lstm", "hidden": [hidden, hidden], "embed_size": None,
                                   "tied": False, "init_scale": 0.05, "bptt": bptt})
-    dropout_cfg = OmegaConf.create({"p": 0.5, "p_input": 0.5, "p_output": 0.5,
-                                    "p_recurrent": 0.0, "p_embed": 0.0, "compile": False,
-                                    **scheme})
+    rates = {"p": 0.5, "p_input": 0.5, "p_output": 0.5, **scheme}
+    keys = get_scheme(scheme["name"]).keys
+    dropout_cfg = scheme_config(scheme["name"], **{k: v for k, v in rates.items() if k in keys})
     ids = torch.arange(VOCAB)
     data = LanguageModelData(ids, ids, ids, [str(i) for i in range(VOCAB)])
     return build_rnn_lm(model_cfg, dropout_cfg, data).to(device), bptt

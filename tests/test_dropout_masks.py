@@ -19,6 +19,21 @@ def test_kept_fraction_overall_and_in_both_halves_of_each_draw(keep):
         assert abs(half.float().mean().item() - keep) < 0.0045  # 6 sigma of N/2 draws
 
 
+@pytest.mark.parametrize("keep", [0.3, 0.5, 0.95])
+def test_15_bit_draw_keeps_the_fraction_in_every_quarter_of_a_draw(keep):
+    """bits=15: four elements per 64-bit draw; each quarter keeps `keep` within 6 sigma of N/4
+    draws (sd <= 0.001), and neighbours in one draw are independent (E[m_i m_j] = keep^2)."""
+    torch.manual_seed(2)
+    mask = keep_mask((N,), keep, bits=15)
+    assert mask.dtype == torch.bool and mask.shape == (N,)
+    assert abs(mask.float().mean().item() - keep) < 0.003
+    for quarter in range(4):
+        assert abs(mask[quarter::4].float().mean().item() - keep) < 0.006
+    m = mask.float()
+    assert abs((m[0::4] * m[1::4]).mean().item() - keep**2) < 0.006
+    assert keep_mask((3, 5), keep, bits=15).shape == (3, 5)
+
+
 def test_neighbours_are_independent():
     torch.manual_seed(1)
     mask = keep_mask((N,), 0.5).float()

@@ -4,7 +4,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from dropbench.dropout import make_dropout
+from dropbench import DropbenchError
+from dropbench.dropout import Place, make_dropout
 from dropbench.dropout.standard import BernoulliDropout
 
 N = 1_000_000  # elements: the drop fraction's standard error is <= 0.0005, so 0.003 is ~6 sigma
@@ -40,9 +41,13 @@ def test_masks_differ_between_calls_and_repeat_with_seed():
     assert torch.equal(m(x), a)
 
 
-def test_registry_gives_identity_for_zero_rate_and_none():
+def test_registry_gives_identity_only_for_a_zero_rate():
     cfg = OmegaConf.create({"name": "standard"})
-    assert isinstance(make_dropout(cfg, 0.0), torch.nn.Identity)
-    assert isinstance(make_dropout(cfg, 0.3), BernoulliDropout)
-    assert isinstance(make_dropout(OmegaConf.create({"name": "none"}), 0.3), torch.nn.Identity)
-    assert "p=0.3" in repr(make_dropout(cfg, 0.3))
+    hidden = Place("hidden", "p", "dense", layer=True)
+    assert isinstance(make_dropout(cfg, 0.0, hidden), torch.nn.Identity)
+    assert isinstance(make_dropout(cfg, 0.3, hidden), BernoulliDropout)
+    assert "p=0.3" in repr(make_dropout(cfg, 0.3, hidden))
+    with pytest.raises(DropbenchError, match="dropout=none drops nothing"):
+        make_dropout(OmegaConf.create({"name": "none"}), 0.3, hidden)
+    with pytest.raises(DropbenchError, match="cannot drop the recurrent place"):
+        make_dropout(cfg, 0.3, Place("recurrent", "p_recurrent", "recurrent"))

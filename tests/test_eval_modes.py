@@ -2,7 +2,6 @@
 
 import json
 import math
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -12,22 +11,23 @@ from torch import nn
 from dropbench import DropbenchError
 from dropbench.config import validate
 from dropbench.data import Split
-from dropbench.dropout import make_dropout, make_linear
+from dropbench.dropout import Place, make_dropout, make_linear
+from dropbench.dropout.registry import scheme_config
 from dropbench.engine import mc
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def scheme_cfg(name, **kw):
-    return SimpleNamespace(name=name, per_example=False, inference="mean", temperature=0.1,
-                           length_scale=1e-2, dropout_reg=1.0, **kw)
+    return scheme_config(name, **kw)
 
 
 def linear_model(scheme: str, p=0.4) -> nn.Module:
     """A linear model with dropout on its input (or on its weights, for DropConnect)."""
     torch.manual_seed(0)
     cfg = scheme_cfg(scheme)
-    return nn.Sequential(make_dropout(cfg, p), make_linear(cfg, 20, 3, p))
+    place = Place("hidden", "p", "dense", layer=True)  # units before the layer, or its weights
+    return nn.Sequential(make_dropout(cfg, p, place), make_linear(cfg, 20, 3, p, place))
 
 
 def test_mc_mode_switches_only_dropout_on_and_restores():
@@ -115,7 +115,8 @@ def test_list_shows_each_scheme_with_places_and_parameters(capsys):
     list_command(None)
     out = capsys.readouterr().out
     assert "dropconnect" in out and "[dense, conv]" in out
-    assert "per_example=false inference=mean" in out
+    assert "p=0.5 where=all per_example=false mask_bias=true inference=mean" in out
+    assert "dropout places: input (dropout.p_input), hidden (dropout.p)" in out  # model=mlp
     assert "temperature=0.1 length_scale=0.01 dropout_reg=1.0" in out
 
 
@@ -125,7 +126,8 @@ def test_compare_and_learned_rates_end_to_end(compose, tmp_path, scheme):
     Both with eval.compare, trained in-process on the embedded digits data."""
     from dropbench.engine import train
 
-    cfg = compose([f"dropout={scheme}", "dropout.inference=gaussian", "eval.mode=mc",
+    gaussian = ["dropout.inference=gaussian"] if scheme == "dropconnect" else []
+    cfg = compose([f"dropout={scheme}", *gaussian, "eval.mode=mc",
                    "eval.mc_samples=4", "eval.compare=true", "eval.curve=[1,2]",
                    "model.hidden=[32]", "trainer.epochs=2", "trainer.progress=false",
                    f"data_dir={tmp_path}", "device=cpu"])

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from dropbench.data.text import LanguageModelData
+from dropbench.dropout.registry import scheme_config
 from dropbench.engine.lm import LanguageModelTask, windows
 from dropbench.models.rnn import build_rnn_lm
 from dropbench.report.collect import mc_points
@@ -26,13 +27,13 @@ def lm_data():
 
 
 def model_and_task(scheme="variational", rate=0.4):
-    dropout = {"name": scheme, "p": rate, "p_input": rate, "p_output": rate,
-               "p_recurrent": rate, "p_embed": rate if scheme != "none" else 0.0}
+    dropout = scheme_config(scheme, p=rate, p_input=rate, p_output=rate, p_recurrent=rate,
+                            p_embed=rate if scheme != "none" else 0.0)
     model = {"name": "lstm", "hidden": [12, 12], "embed_size": None, "tied": False,
              "init_scale": 0.3, "bptt": 6}
     data = lm_data()
     torch.manual_seed(0)
-    lm = build_rnn_lm(OmegaConf.create(model), OmegaConf.create(dropout), data)
+    lm = build_rnn_lm(OmegaConf.create(model), dropout, data)
     return lm, LanguageModelTask(data, batch_size=4, bptt=6, train_eval_tokens=100)
 
 

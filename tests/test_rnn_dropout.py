@@ -7,9 +7,11 @@ from torch import nn
 
 from dropbench import DropbenchError
 from dropbench.data.text import LanguageModelData
+from dropbench.dropout import Place, get_scheme, make_embedding, make_recurrent
 from dropbench.dropout.embedding import EmbeddingDropout
 from dropbench.dropout.gate import GateDropoutRNN
 from dropbench.dropout.locked import LockedDropout
+from dropbench.dropout.registry import scheme_config
 from dropbench.dropout.weight_drop import WeightDropRNN
 from dropbench.models.rnn import build_rnn_lm
 
@@ -111,10 +113,45 @@ def test_gate_dropout_keeps_the_memory_of_a_dropped_unit():
     torch.testing.assert_close(c, c0)
 
 
+def counting_lstm(mask: str) -> GateDropoutRNN:
+    """An LSTM gate layer whose cell adds its (masked) update 1 at every step: input and forget
+    gates saturated at 1, candidate tanh(50) = 1, no weights. So c_T = sum over t of mask_t."""
+    gate = GateDropoutRNN("lstm", 2, 400, p=0.5, mask=mask).train()
+    with torch.no_grad():
+        for w in gate.parameters():
+            w.zero_()
+        gate.bias_ih_l0[:1200] = 50.0  # i, f, g of nn.LSTM's (i, f, g, o) order
+    return gate
+
+
+@pytest.mark.parametrize("mask", ["per_sequence", "per_step"])
+def test_gate_masks_per_sequence_or_per_step(mask):
+    """T = 10 steps at p = 0.5, kept updates scaled by 2, 8 examples x 400 units. A mask per
+    sequence gives c_T in {0, 20} only; a mask per step gives Binomial(10, 0.5) * 2, which is 0
+    or 20 with probability 2/1024, so over 3200 cells at least 95 % lie strictly between."""
+    torch.manual_seed(0)
+    _, (_, c) = counting_lstm(mask)(torch.zeros(10, 8, 2))
+    c = c[0]  # (B, H)
+    assert c.mean().item() == pytest.approx(10.0, abs=0.5)  # E[c_T] = T: sd of the mean ~0.06
+    between = ((c > 0.5) & (c < 19.5)).float().mean().item()
+    if mask == "per_sequence":
+        assert between == 0.0 and set(c.round().unique().tolist()) == {0.0, 20.0}
+        assert not torch.equal(c[0], c[1])  # each example draws its own mask
+    else:
+        assert between > 0.95
+    gate = counting_lstm(mask).eval()
+    _, (_, c_eval) = gate(torch.zeros(10, 8, 2))
+    torch.testing.assert_close(c_eval, torch.full_like(c_eval, 10.0))  # no mask in eval
+
+
 def dropout_cfg(name, **rates):
-    base = {"name": name, "p": 0.3, "p_input": 0.3, "p_output": 0.3, "p_recurrent": 0.3,
-            "p_embed": 0.1, "compile": False}
-    return OmegaConf.create({**base, **rates})
+    """The scheme's typed config with these rates wherever the scheme has the key."""
+    keys = get_scheme(name).keys
+    base = {"p": 0.3, "p_input": 0.3, "p_output": 0.3, "p_recurrent": 0.3, "p_embed": 0.1}
+    return scheme_config(name, **{k: v for k, v in {**base, **rates}.items() if k in keys})
+
+
+ALL_ZERO = {"p": 0.0, "p_input": 0.0, "p_output": 0.0, "p_recurrent": 0.0, "p_embed": 0.0}
 
 
 def model_cfg(cell, **kw):
@@ -128,8 +165,8 @@ DATA = LanguageModelData(torch.arange(30), torch.arange(30), torch.arange(30),
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("scheme, rates", [
-    ("none", {}),
-    ("standard", {"p_recurrent": 0.0, "p_embed": 0.0}),
+    ("none", ALL_ZERO),
+    ("standard", {}),
     ("variational", {}),
     ("locked", {}),
     ("weight_drop", {}),
@@ -154,16 +191,19 @@ def test_tied_weights_share_one_matrix_and_check_sizes():
                          dropout_cfg("locked"), DATA)
     assert model.decoder.weight is model.embedding.weight
     with pytest.raises(DropbenchError, match="model.tied=true needs"):
-        build_rnn_lm(model_cfg("lstm", tied=True, embed_size=8), dropout_cfg("none"), DATA)
+        build_rnn_lm(model_cfg("lstm", tied=True, embed_size=8), dropout_cfg("none", **ALL_ZERO),
+                     DATA)
 
 
 def test_init_scale_bounds_every_parameter():
-    model = build_rnn_lm(model_cfg("gru", init_scale=0.05), dropout_cfg("none"), DATA)
+    model = build_rnn_lm(model_cfg("gru", init_scale=0.05), dropout_cfg("none", **ALL_ZERO), DATA)
     assert max(p.abs().max().item() for p in model.parameters()) <= 0.05
 
 
 def test_standard_scheme_refuses_recurrent_and_embedding_rates():
-    with pytest.raises(DropbenchError, match="dropout.p_recurrent=0"):
-        build_rnn_lm(model_cfg("lstm"), dropout_cfg("standard", p_embed=0.0), DATA)
+    """`standard` has no p_recurrent/p_embed keys; asked directly, the registry refuses."""
+    cfg = dropout_cfg("standard")
+    with pytest.raises(DropbenchError, match="schemes that can: gate, .*dropout.p_recurrent=0"):
+        make_recurrent(cfg, "lstm", 4, 4, 0.3, Place("recurrent", "p_recurrent", "recurrent"))
     with pytest.raises(DropbenchError, match="dropout.p_embed=0"):
-        build_rnn_lm(model_cfg("lstm"), dropout_cfg("standard", p_recurrent=0.0), DATA)
+        make_embedding(cfg, 10, 4, 0.3, Place("embedding", "p_embed", "embedding"))

@@ -17,6 +17,7 @@ from dropbench.dropout.classic import ClassicDropout
 from dropbench.dropout.concrete import ConcreteDropout, bernoulli_entropy
 from dropbench.dropout.dropconnect import DropConnectConv2d, DropConnectLinear
 from dropbench.dropout.gaussian import GaussianDropout
+from dropbench.dropout.masked_linear import draw_masks
 from dropbench.dropout.masks import keep_mask
 
 N = 200_000  # elements for the moment checks
@@ -124,9 +125,10 @@ def dropconnect_linear(p=P, **kw):
 
 
 def linear_moments(layer, x0):
-    """Formula: mean W x + b, variance p/(1-p) * sum_j W_ij^2 x_j^2 per output unit."""
-    w = layer.weight.detach()
-    return w @ x0 + layer.bias.detach(), (w**2 @ x0**2) * layer.p / (1 - layer.p)
+    """Formula: mean W x + b, variance p/(1-p) (sum_j W_ij^2 x_j^2 + b_i^2) per output unit
+    (the b_i^2 term because biases are masked too, the default)."""
+    w, b = layer.weight.detach(), layer.bias.detach()
+    return w @ x0 + b, (w**2 @ x0**2 + b**2) * layer.p / (1 - layer.p)
 
 
 @pytest.mark.parametrize("mode", ["train_per_example", "eval_gaussian"])
@@ -151,6 +153,47 @@ def test_dropconnect_per_batch_shares_one_mask():
     assert not torch.equal(per_example, per_example[:1].expand(8, 4))
 
 
+@pytest.mark.parametrize("per_example", [False, True])
+def test_dropconnect_masks_biases_unless_told_not_to(per_example):
+    """On a zero input the output is the bias alone: each unit's bias kept (scaled 1/(1-p)) or
+    dropped, in a fraction p of 4 x 2000 draws (sd 0.005, tolerance 0.03); with
+    mask_bias=false it is the bias itself."""
+    torch.manual_seed(9)
+    layer = DropConnectLinear(16, 4, P, per_example=per_example).train()
+    zeros = torch.zeros(2000 if per_example else 1, 16)
+    with torch.no_grad():
+        outs = torch.cat([layer(zeros) for _ in range(1 if per_example else 2000)])  # (2000, 4)
+    bias = layer.bias.detach()
+    kept = torch.isclose(outs, (bias / (1 - P)).expand_as(outs))
+    assert bool((kept | (outs == 0)).all())
+    assert abs((outs == 0).float().mean().item() - P) < 0.03
+    layer.mask_bias = False
+    with torch.no_grad():
+        torch.testing.assert_close(layer(zeros), bias.expand(len(zeros), 4))
+
+
+def test_per_example_chunks_equal_the_plain_formulation(monkeypatch):
+    """The chunked per-example product gives the plain (B, out, in) formulation's output and
+    gradients for the same masks (same RNG state), also when the batch spans many chunks."""
+    from dropbench.dropout import masked_linear as ml
+
+    monkeypatch.setattr(ml, "CHUNK_ELEMENTS", {"cpu": 130})  # 2 examples of 7x9 per chunk
+    torch.manual_seed(13)
+    x, w, b = (torch.randn(*s, requires_grad=True) for s in [(11, 9), (7, 9), (7,)])
+    upstream = torch.randn(11, 7)
+    results = []
+    for fn in (ml.per_example_linear, ml.reference_per_example_linear):
+        torch.manual_seed(14)
+        out = fn(x, w, b, P)
+        (out * upstream).sum().backward()
+        results.append([out.detach()] + [t.grad.clone() for t in (x, w, b)])
+        for t in (x, w, b):
+            t.grad = None
+    for fast, plain in zip(*results, strict=True):
+        torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-6)
+    assert len(ml.chunks(11, 7, 9, x.device)) == 6
+
+
 def test_dropconnect_mean_inference_is_the_plain_layer_and_deterministic():
     layer = dropconnect_linear().eval()
     x = torch.randn(5, 16)
@@ -166,8 +209,10 @@ def test_dropconnect_gradient_reaches_only_kept_weights(per_example):
     state = torch.get_rng_state()
     layer(x).sum().backward()
     torch.set_rng_state(state)  # the same mask again, drawn by the reference
-    shape = (1, 256, 256) if per_example else (256, 256)
-    keep = keep_mask(shape, 1 - P).float().reshape(256, 256)  # dropconnect's mask draw
+    if per_example:
+        keep = draw_masks(1, layer.weight, True, P)[0].float().reshape(256, 256)
+    else:
+        keep = keep_mask((256, 256), 1 - P).float()  # dropconnect's per-batch mask draw
     # d/dW sum((W * keep/(1-p)) x) = keep/(1-p) * x^T, row by row
     torch.testing.assert_close(layer.weight.grad, keep / (1 - P) * x)
     assert torch.equal(layer.weight.grad == 0, keep == 0)
@@ -183,6 +228,7 @@ def test_dropconnect_conv_moments_and_per_example_plumbing():
         out = conv(x0.expand(n, 3, 5, 5))  # (n, 4, 5, 5)
         mean = nn.functional.conv2d(x0, conv.weight, conv.bias, padding=1)[0]
         var = nn.functional.conv2d(x0**2, conv.weight**2, padding=1)[0] * P / (1 - P)
+        var += (conv.bias**2 * P / (1 - P))[:, None, None]  # biases are masked too
     assert ((out.mean(0) - mean).abs() < 5 * (var / n).sqrt() + 1e-6).all()
     torch.testing.assert_close(out.var(0), var, rtol=0.08, atol=1e-4)
     # Examples must not mix in the grouped convolution: with a negligible rate, per-example
@@ -292,8 +338,10 @@ def test_eval_is_deterministic_and_p0_is_plain(compose, scheme):
     model = build_model(cfg.model, cfg.dropout, fake_data()).eval()
     x = torch.randn(7, 64)
     assert torch.equal(model(x), model(x))
-    plain = compose([f"dropout={scheme}", "model.hidden=[32]", "dropout.p=0",
-                     "dropout.p_input=0"])
+    from dropbench.dropout import get_scheme
+
+    zero_input = ["dropout.p_input=0"] if "p_input" in get_scheme(scheme).keys else []
+    plain = compose([f"dropout={scheme}", "model.hidden=[32]", "dropout.p=0", *zero_input])
     plain_model = build_model(plain.model, plain.dropout, fake_data())
     assert all(type(m) in (nn.Linear, nn.ReLU, nn.Identity, nn.Flatten, nn.Sequential)
                for m in plain_model.modules() if m is not plain_model)

@@ -86,7 +86,7 @@ def test_completed_run_is_never_overwritten(cli, tmp_path):
         (["dataset=nope"], "no dataset named 'nope'"),
         (["trainer.epochs=-1"], "trainer.epochs=-1 must be >= 0"),
         (["trainer.epochs=abc"], "trainer.epochs"),
-        (["dropout.pp=0.5"], "unknown config key 'dropout.pp'"),
+        (["dropout.pp=0.5"], "dropout=standard has no key 'pp'; its keys: p, p_input"),
         (["model.activation=swish"], "model.activation='swish' is unknown"),
         (["dataset=mnist", "dataset.download=false"], "t10k-images-idx3-ubyte"),
         (["optim.name=lbfgs"], "optim.name='lbfgs' is unknown"),

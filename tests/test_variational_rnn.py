@@ -9,6 +9,7 @@ from torch import nn
 from dropbench.data.text import LanguageModelData
 from dropbench.dropout import recurrence
 from dropbench.dropout.embedding import SequenceEmbeddingDropout
+from dropbench.dropout.registry import scheme_config
 from dropbench.dropout.variational import VARIATIONAL_CELLS, unit_mask
 from dropbench.models.rnn import build_rnn_lm
 
@@ -140,11 +141,9 @@ DATA = LanguageModelData(torch.arange(30), torch.arange(30), torch.arange(30),
 
 
 def language_model(scheme, cell, **rates):
-    dropout = {"name": scheme, "p": 0.0, "p_input": 0.0, "p_output": 0.0, "p_recurrent": 0.0,
-               "p_embed": 0.0, "compile": False, **rates}
     model = {"name": cell, "hidden": [16, 16], "embed_size": None, "tied": False,
              "init_scale": 0.1, "bptt": 5}
-    return build_rnn_lm(OmegaConf.create(model), OmegaConf.create(dropout), DATA)
+    return build_rnn_lm(OmegaConf.create(model), scheme_config(scheme, **rates), DATA)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

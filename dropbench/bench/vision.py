@@ -130,17 +130,24 @@ def mlp_case(s: Settings):
     return rows, ratios
 
 
+def scheme_overrides(name: str) -> list[str]:
+    """p=0.5 on the hidden layers and 0.2 on the input, where the scheme has those places
+    (DropConnect has no input rate; `none` no rates at all)."""
+    keys = SCHEMES[name].keys if name in SCHEMES and name != "none" else []
+    rates = {"p": 0.5, "p_input": 0.2}
+    return [f"dropout={name}", *(f"dropout.{k}={v}" for k, v in rates.items() if k in keys)]
+
+
 def scheme_case(s: Settings):
     """Case 2: time of a partial MLP epoch with each dense scheme vs. no dropout."""
     n_steps = max(2, round(80 * s.scale))  # 10240 samples at scale 1
     n_file = s.amount(MNIST_TRAIN, minimum=4 * BATCH)
     if not (s.workdir / "data" / "MNIST").exists():
         write_random_mnist(s.workdir / "data", n_file)
-    dense = [name for name, sch in SCHEMES.items() if "dense" in sch.places and name != "none"]
+    dense = [name for name, sch in SCHEMES.items() if "dense" in sch.kinds and name != "none"]
     names = ["none", *dense, *(n for n in SCHEME_TARGETS if n not in dense)]
     # (label, overrides, training examples timed, batch size)
-    variants = [(n, [f"dropout={n}", "dropout.p=0.5", "dropout.p_input=0.2"],
-                 n_steps * BATCH, BATCH) for n in names]
+    variants = [(n, scheme_overrides(n), n_steps * BATCH, BATCH) for n in names]
     # The paper's DropConnect: a weight mask per example, B times the work: one step only
     # (and a smaller batch when the whole bench is scaled down, as in the tests).
     per_example_batch = min(BATCH, s.amount(BATCH, minimum=8))

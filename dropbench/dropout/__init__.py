@@ -14,6 +14,8 @@ from dropbench.dropout import (  # noqa: F401  (each module registers its scheme
     variational,
     weight_drop,
 )
+from dropbench.dropout.params import Place
+from dropbench.dropout.plan import plan_rates
 from dropbench.dropout.registry import (
     SCHEMES,
     get_scheme,
@@ -25,5 +27,5 @@ from dropbench.dropout.registry import (
     register,
 )
 
-__all__ = ["SCHEMES", "get_scheme", "make_conv", "make_dropout", "make_embedding", "make_linear",
-           "make_recurrent", "register"]
+__all__ = ["SCHEMES", "Place", "get_scheme", "make_conv", "make_dropout", "make_embedding",
+           "make_linear", "make_recurrent", "plan_rates", "register"]

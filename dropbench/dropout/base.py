@@ -5,7 +5,10 @@ from torch import nn
 
 
 class RateDropout(nn.Module):
-    """Applies the subclass's `drop(x, p)` in training; the identity in eval mode or at p = 0."""
+    """Applies the subclass's `drop(x, p)` in training; the identity in eval mode or at p = 0.
+    Each call draws a fresh mask for every element (describe.py: how masks are shared)."""
+
+    drops, mask_examples, mask_steps = "units", "per example", "per step"
 
     def __init__(self, p: float):
         super().__init__()

@@ -14,10 +14,13 @@ The block side is clipped to the feature map. On a (B, D) fully connected input 
 is a 1x1 map, so DropBlock there is Bernoulli dropout with a batch-wise rescaling.
 """
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dropbench.dropout.params import ConvUnitRates, at_least
 from dropbench.dropout.registry import register
 
 
@@ -53,6 +56,8 @@ def drop_block(x: torch.Tensor, p: float, block_size: int, training: bool = True
 
 
 class DropBlock(nn.Module):
+    drops = "blocks"
+
     def __init__(self, p: float, block_size: int, ramp_epochs: int = 0):
         super().__init__()
         self.p, self.block_size, self.ramp_epochs = p, block_size, ramp_epochs
@@ -75,10 +80,17 @@ class DropBlock(nn.Module):
         return f"p={self.p}, block_size={self.block_size}, ramp_epochs={self.ramp_epochs}"
 
 
+@dataclass
+class DropBlockParams(ConvUnitRates):
+    block_size: int = at_least(7, 1, "side of the dropped squares")
+    ramp_epochs: int = at_least(0, 0, "raise p linearly from 0 over this many epochs; 0 = off")
+
+
 register(
     "dropblock",
     "DropBlock: drop block_size x block_size squares of each feature map, p ramped up from 0 "
     "(Ghiasi et al. 2018)",
-    places=("conv", "dense"),
+    DropBlockParams,
+    kinds=("conv", "dense"),
     activation=lambda p, cfg: DropBlock(p, cfg.block_size, cfg.ramp_epochs),
 )

@@ -22,6 +22,9 @@ def embedding_dropout(weight: torch.Tensor, p: float) -> torch.Tensor:
 class EmbeddingDropout(nn.Embedding):
     """An nn.Embedding (so `.weight` can be tied to the softmax) that drops words in training."""
 
+    drops = "words"
+    mask_examples, mask_steps = "per batch", "per sequence"  # one word mask per forward call
+
     def __init__(self, num_embeddings: int, embedding_dim: int, p: float):
         super().__init__(num_embeddings, embedding_dim)
         self.p = p
@@ -39,6 +42,8 @@ class SequenceEmbeddingDropout(nn.Embedding):
     """Word dropout per sequence (Gal & Ghahramani 2016): each example drops its own word types,
     so a dropped word is zero wherever it occurs in that sequence (one BPTT window) and nowhere
     else; kept words are scaled by 1/(1-p)."""
+
+    drops, mask_examples, mask_steps = "words", "per example", "per sequence"
 
     def __init__(self, num_embeddings: int, embedding_dim: int, p: float):
         super().__init__(num_embeddings, embedding_dim)

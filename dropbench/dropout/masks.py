@@ -14,13 +14,20 @@ import math
 import torch
 
 
-def keep_mask(shape, keep: float, device=None, generator=None) -> torch.Tensor:
+def keep_mask(shape, keep: float, device=None, generator=None, bits: int = 31) -> torch.Tensor:
     """Bool tensor of `shape`, each element True independently with probability `keep`.
-    generator: a torch.Generator on `device` to draw from instead of torch's global one."""
+    generator: a torch.Generator on `device` to draw from instead of torch's global one.
+
+    On the CPU `bits=15` draws 15 random bits per element instead of 31, about twice as fast,
+    with `keep` rounded to a multiple of 2^-15 (an error below 1.6e-5)."""
     device = torch.device(device or "cpu")
     if device.type != "cpu":
         return torch.rand(shape, device=device, generator=generator) < keep
     n = math.prod(shape)
+    if bits == 15:  # the same trick on four int16 quarters of each int64 draw
+        words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(generator=generator)
+        threshold = min(round(keep * 2**15), 2**15 - 1)
+        return (words.view(torch.int16).bitwise_and_(0x7FFF) < threshold)[:n].view(shape)
     # int64 random_() draws uniformly from [0, 2^63): as two int32 halves, the low one holds
     # 32 random bits and the high one 31 (its sign bit is 0). Clearing every half's sign bit
     # leaves 31 uniform bits per element, on either byte order.

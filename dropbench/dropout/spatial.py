@@ -6,10 +6,13 @@ barely removes information; zeroing a whole channel does. On a (B, D) input from
 connected layer each unit is its own channel, so this is standard dropout there.
 """
 
+from dataclasses import dataclass
+
 import torch
 
 from dropbench.dropout.base import RateDropout
 from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.params import ConvUnitRates
 from dropbench.dropout.registry import register
 
 
@@ -25,12 +28,19 @@ def spatial_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.T
 
 class SpatialDropout(RateDropout):
     drop = staticmethod(spatial_dropout)
+    drops = "channels"
+
+
+@dataclass
+class SpatialParams(ConvUnitRates):
+    pass
 
 
 register(
     "spatial",
     "spatial dropout: drop whole feature maps (channels) with probability p (Tompson et al. "
     "2015); on fully connected layers a channel is one unit",
-    places=("conv", "dense"),
+    SpatialParams,
+    kinds=("conv", "dense"),
     activation=lambda p, cfg: SpatialDropout(p),
 )

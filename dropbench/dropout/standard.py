@@ -2,11 +2,14 @@
 units are zeroed with probability p during training and the survivors scaled by 1/(1-p), so
 evaluation needs no rescaling and is the identity."""
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from dropbench.dropout.base import RateDropout
 from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.params import AnyUnitRates, RecurrentRates
 from dropbench.dropout.registry import register
 
 
@@ -23,10 +26,21 @@ class BernoulliDropout(RateDropout):
     drop = staticmethod(bernoulli_dropout)
 
 
+@dataclass
+class StandardParams(AnyUnitRates):
+    pass
+
+
+@dataclass
+class NoneParams(RecurrentRates):
+    """`none` keeps every rate key (all 0) so sweeps can set them; a nonzero rate is refused."""
+
+
 register(
     "standard",
     "inverted Bernoulli dropout: drop units with probability p, scale survivors by 1/(1-p)",
-    places=("dense", "conv", "recurrent"),
+    StandardParams,
+    kinds=("dense", "conv", "sequence"),
     activation=lambda p, cfg: BernoulliDropout(p),
 )
-register("none", "no dropout anywhere (the baseline)", places=("dense", "conv", "recurrent"))
+register("none", "no dropout anywhere (the baseline)", NoneParams)

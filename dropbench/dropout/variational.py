@@ -14,6 +14,8 @@ variant his code offers as the faster one. In eval mode (and at p_recurrent = 0)
 plain fused nn.LSTM / nn.GRU it subclasses; in training the loop runs by hand (recurrence.py).
 """
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +23,7 @@ from torch import nn
 from dropbench.dropout.embedding import SequenceEmbeddingDropout
 from dropbench.dropout.locked import LockedDropout
 from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.params import RecurrentRates
 from dropbench.dropout.recurrence import GRURecurrence, LSTMRecurrence
 from dropbench.dropout.registry import register
 
@@ -33,6 +36,8 @@ def unit_mask(batch: int, hidden: int, p: float, like: torch.Tensor) -> torch.Te
 
 class VariationalRecurrence:
     """Shared by both cells: the fused kernel in eval mode, the masked loop in training."""
+
+    drops, mask_examples, mask_steps = "units of h_{t-1}", "per example", "per sequence"
 
     def __init__(self, input_size: int, hidden_size: int, p: float):
         super().__init__(input_size, hidden_size)
@@ -75,11 +80,18 @@ class VariationalGRU(VariationalRecurrence, nn.GRU):
 
 VARIATIONAL_CELLS = {"lstm": VariationalLSTM, "gru": VariationalGRU}
 
+
+@dataclass
+class VariationalParams(RecurrentRates):
+    pass
+
+
 register(
     "variational",
     "Gal & Ghahramani 2016: per-example masks drawn once per sequence (BPTT window) on words, "
     "layer inputs, outputs and h_{t-1} (tied across gates); loops over time in training",
-    places=("recurrent",),
+    VariationalParams,
+    kinds=("sequence", "recurrent", "embedding"),
     activation=lambda p, cfg: LockedDropout(p),
     recurrent=lambda cell, i, h, p, cfg: VARIATIONAL_CELLS[cell](i, h, p),
     embedding=lambda n, d, p, cfg: SequenceEmbeddingDropout(n, d, p),

@@ -7,11 +7,14 @@ fused nn.LSTM / nn.GRU kernel (cuDNN on GPU): the dropped matrix is passed to th
 module through `torch.func.functional_call`, and the stored parameter is never modified.
 """
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from dropbench.dropout.embedding import EmbeddingDropout
+from dropbench.dropout.params import RecurrentRates
 from dropbench.dropout.registry import RECURRENT_CELLS, register
 from dropbench.dropout.standard import BernoulliDropout, bernoulli_dropout
 
@@ -23,6 +26,8 @@ def drop_weight(weight: torch.Tensor, p: float) -> torch.Tensor:
 
 class WeightDropRNN(nn.Module):
     """A one-layer nn.LSTM/nn.GRU whose `weight_hh_l0` is dropped afresh each training forward."""
+
+    drops, mask_examples, mask_steps = "recurrent weights", "per batch", "per sequence"
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, p: float):
         super().__init__()
@@ -45,11 +50,17 @@ class WeightDropRNN(nn.Module):
         return f"p_recurrent={self.p}"
 
 
+@dataclass
+class WeightDropParams(RecurrentRates):
+    pass
+
+
 register(
     "weight_drop",
     "DropConnect on the LSTM/GRU hidden-to-hidden weights (dropout.p_recurrent), one mask per "
     "window; ordinary dropout at the other places",
-    places=("recurrent",),
+    WeightDropParams,
+    kinds=("sequence", "recurrent", "embedding"),
     activation=lambda p, cfg: BernoulliDropout(p),
     recurrent=lambda cell, i, h, p, cfg: WeightDropRNN(cell, i, h, p),
     embedding=lambda n, d, p, cfg: EmbeddingDropout(n, d, p),

@@ -10,6 +10,7 @@ import torch
 from dropbench import DropbenchError
 from dropbench.config import validate
 from dropbench.data import load_data
+from dropbench.dropout.describe import format_built
 from dropbench.engine import mc
 from dropbench.engine.accel import default_threads
 from dropbench.engine.io import load_checkpoint, write_json
@@ -86,6 +87,8 @@ def prepare(cfg, run_dir: Path, overrides, status, data=None) -> Run:
         log.info("overwriting the %s run in %s", status, run_dir)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     log.info("model: %s (%d parameters) on %s", cfg.model.name, run.summary["n_params"], device)
+    for line in format_built(run.summary["dropout_built"]):
+        log.info(line)
     run.sinks = Sinks.open(cfg, run_dir, run.rows)
     return run
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 import dropbench
 from dropbench import DropbenchError
 from dropbench.dropout import hooks
+from dropbench.dropout.describe import describe_dropout
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
 from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
 from dropbench.engine.optim import (
@@ -64,6 +65,7 @@ class Run:
             "versions": {"dropbench": dropbench.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
             "overrides": list(overrides),
+            "dropout_built": describe_dropout(model),  # one entry per dropout module
         }
 
     # --- checkpoints -------------------------------------------------------------------

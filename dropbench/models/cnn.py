@@ -4,9 +4,10 @@ MNIST) and the CIFAR-10 net of Srivastava et al. 2014 (`alexnet`). Both are one 
     input -> drop -> [conv -> (BN) -> act -> max-pool -> drop] x len(channels)
           -> flatten -> [linear -> (BN) -> act -> drop] x len(hidden) -> linear -> logits
 
-Places for dropout, in the order `dropout.p` lists them: one per conv block, then one per
-hidden fully connected layer. The input has its own rate, `dropout.p_input`.
-`dropout.where=fc` keeps only the fully connected places (input and conv blocks get rate 0).
+Places for dropout (`convnet_places`), in the order `dropout.p` lists them: one per conv
+block, then one per hidden fully connected layer. The input has its own rate,
+`dropout.p_input`. `dropout.where=fc` keeps only the fully connected places (input and conv
+blocks get rate 0).
 
 Dropout comes after BatchNorm, the activation and the pooling, so BN normalises activations
 dropout has not touched; dropout placed before BN makes the variance BN sees in training
@@ -18,17 +19,14 @@ import torch
 from torch import nn
 
 from dropbench import DropbenchError
-from dropbench.config import check_rate, layer_rates
-from dropbench.dropout import make_conv, make_dropout, make_linear
+from dropbench.dropout import Place, make_conv, make_dropout, make_linear, plan_rates
 from dropbench.models.mlp import activation_module
 
 
-def dropout_places(dropout_cfg, n_conv: int, n_fc: int):
-    """(input rate, [rate per conv place], [rate per fc place]) from the dropout config."""
-    rates = layer_rates(dropout_cfg.p, n_conv + n_fc)
-    if dropout_cfg.where == "fc":
-        return 0.0, [0.0] * n_conv, rates[n_conv:]
-    return check_rate(dropout_cfg.p_input, "dropout.p_input"), rates[:n_conv], rates[n_conv:]
+def convnet_places(model_cfg) -> list[Place]:
+    return [Place("input", "p_input", "conv"),
+            Place("conv", "p", "conv", count=len(model_cfg.channels), layer=True),
+            Place("fc", "p", "dense", count=len(model_cfg.hidden), layer=True)]
 
 
 @torch.no_grad()
@@ -45,28 +43,29 @@ class ConvNet(nn.Module):
     def __init__(self, input_shape, num_classes: int, model_cfg, dropout_cfg):
         super().__init__()
         m = model_cfg
-        p_input, p_conv, p_fc = dropout_places(dropout_cfg, len(m.channels), len(m.hidden))
-        layers = [make_dropout(dropout_cfg, p_input, "conv")]
+        at_input, at_conv, at_fc = places = convnet_places(m)
+        rates = plan_rates(m.name, places, dropout_cfg)
+        layers = [make_dropout(dropout_cfg, rates["input"][0], at_input)]
         width = input_shape[0]
-        for out, p in zip(m.channels, p_conv, strict=True):
-            layers.append(make_conv(dropout_cfg, width, out, m.kernel_size, p,
+        for out, p in zip(m.channels, rates["conv"], strict=True):
+            layers.append(make_conv(dropout_cfg, width, out, m.kernel_size, p, at_conv,
                                     padding=m.kernel_size // 2, bias=not m.batchnorm))
             if m.batchnorm:
                 layers.append(nn.BatchNorm2d(out))
             # ceil_mode: 3x3/2 pooling takes 32 -> 16 -> 8 -> 4 as in cuda-convnet
             layers += [activation_module(m.activation),
                        nn.MaxPool2d(m.pool_size, m.pool_stride, ceil_mode=True),
-                       make_dropout(dropout_cfg, p, "conv")]
+                       make_dropout(dropout_cfg, p, at_conv)]
             width = out
         self.features = nn.Sequential(*layers)  # (B, C, H, W) -> (B, channels[-1], h, w)
 
         layers = [nn.Flatten()]
         width = flat_size(self.features, input_shape)
-        for out, p in zip(m.hidden, p_fc, strict=True):
-            layers.append(make_linear(dropout_cfg, width, out, p))
+        for out, p in zip(m.hidden, rates["fc"], strict=True):
+            layers.append(make_linear(dropout_cfg, width, out, p, at_fc))
             if m.batchnorm:
                 layers.append(nn.BatchNorm1d(out))
-            layers += [activation_module(m.activation), make_dropout(dropout_cfg, p, "dense")]
+            layers += [activation_module(m.activation), make_dropout(dropout_cfg, p, at_fc)]
             width = out
         layers.append(nn.Linear(width, num_classes))
         self.classifier = nn.Sequential(*layers)  # (B, C, h, w) -> (B, num_classes)

@@ -5,8 +5,7 @@ import math
 from torch import nn
 
 from dropbench import DropbenchError
-from dropbench.config import check_rate, layer_rates
-from dropbench.dropout import make_dropout, make_linear
+from dropbench.dropout import Place, make_dropout, make_linear, plan_rates
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "selu": nn.SELU}
 
@@ -19,18 +18,24 @@ def activation_module(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+def mlp_places(model_cfg) -> list[Place]:
+    return [Place("input", "p_input", "dense"),
+            Place("hidden", "p", "dense", count=len(model_cfg.hidden), layer=True)]
+
+
 class MLP(nn.Module):
-    def __init__(self, in_features: int, num_classes: int, hidden, activation: str, dropout_cfg):
+    def __init__(self, in_features: int, num_classes: int, model_cfg, dropout_cfg):
         super().__init__()
-        rates = layer_rates(dropout_cfg.p, len(hidden))
-        layers = [nn.Flatten(), make_dropout(dropout_cfg, check_rate(dropout_cfg.p_input,
-                                                                      "dropout.p_input"))]
+        hidden, activation = model_cfg.hidden, model_cfg.activation
+        places = mlp_places(model_cfg)
+        rates = plan_rates(model_cfg.name, places, dropout_cfg)
+        layers = [nn.Flatten(), make_dropout(dropout_cfg, rates["input"][0], places[0])]
         width = in_features
-        for out, p in zip(hidden, rates, strict=True):
+        for out, p in zip(hidden, rates["hidden"], strict=True):
             layers += [
-                make_linear(dropout_cfg, width, out, p),
+                make_linear(dropout_cfg, width, out, p, places[1]),
                 activation_module(activation),
-                make_dropout(dropout_cfg, p),
+                make_dropout(dropout_cfg, p, places[1]),
             ]
             width = out
         layers.append(nn.Linear(width, num_classes))
@@ -55,4 +60,4 @@ def build_mlp(model_cfg, dropout_cfg, data) -> MLP:
     if any(h < 1 for h in model_cfg.hidden):
         raise DropbenchError(f"model.hidden={list(model_cfg.hidden)} needs widths >= 1")
     in_features = math.prod(data.input_shape)
-    return MLP(in_features, data.num_classes, model_cfg.hidden, model_cfg.activation, dropout_cfg)
+    return MLP(in_features, data.num_classes, model_cfg, dropout_cfg)

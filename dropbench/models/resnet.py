@@ -2,17 +2,26 @@
 where Ghiasi et al. 2018 put DropBlock: in every residual block of the last two stages, after
 both convolutions and on the skip connection; plus dropout before the classifier.
 
-Places for dropout, in the order `dropout.p` lists them: the second-to-last stage, the last
-stage, the classifier input. `dropout.p_input` drops the input image. `dropout.where=fc`
-keeps only the classifier place. BatchNorm is always on; dropout follows it.
+Places for dropout (`resnet_places`), in the order `dropout.p` lists them: the second-to-last
+stage, the last stage, the classifier (its input units, or its weights for DropConnect).
+`dropout.p_input` drops the input image. `dropout.where=fc` keeps only the classifier place.
+BatchNorm is always on; dropout follows it.
 """
 
 import torch.nn.functional as F
 from torch import nn
 
 from dropbench import DropbenchError
-from dropbench.dropout import make_conv, make_dropout
-from dropbench.models.cnn import check_images, dropout_places, match_data_layout
+from dropbench.dropout import Place, make_conv, make_dropout, make_linear, plan_rates
+from dropbench.models.cnn import check_images, match_data_layout
+
+AT_INPUT = Place("input", "p_input", "conv")
+AT_STAGES = Place("stage", "p", "conv", count=2, layer=True)  # the last two stages
+AT_CLASSIFIER = Place("classifier", "p", "dense", layer=True)
+
+
+def resnet_places(model_cfg) -> list[Place]:
+    return [AT_INPUT, AT_STAGES, AT_CLASSIFIER]
 
 
 class BasicBlock(nn.Module):
@@ -20,18 +29,19 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, p: float, dropout_cfg):
         super().__init__()
-        self.conv1 = make_conv(dropout_cfg, in_ch, out_ch, 3, p, stride=stride, padding=1,
+        at = AT_STAGES
+        self.conv1 = make_conv(dropout_cfg, in_ch, out_ch, 3, p, at, stride=stride, padding=1,
                                bias=False)
         self.bn1 = nn.BatchNorm2d(out_ch)
-        self.drop1 = make_dropout(dropout_cfg, p, "conv")
-        self.conv2 = make_conv(dropout_cfg, out_ch, out_ch, 3, p, padding=1, bias=False)
+        self.drop1 = make_dropout(dropout_cfg, p, at)
+        self.conv2 = make_conv(dropout_cfg, out_ch, out_ch, 3, p, at, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_ch)
-        self.drop2 = make_dropout(dropout_cfg, p, "conv")
+        self.drop2 = make_dropout(dropout_cfg, p, at)
         shortcut = []
         if stride != 1 or in_ch != out_ch:  # projection to the new shape
-            shortcut = [make_conv(dropout_cfg, in_ch, out_ch, 1, p, stride=stride, bias=False),
-                        nn.BatchNorm2d(out_ch)]
-        self.shortcut = nn.Sequential(*shortcut, make_dropout(dropout_cfg, p, "conv"))
+            shortcut = [make_conv(dropout_cfg, in_ch, out_ch, 1, p, at, stride=stride,
+                                  bias=False), nn.BatchNorm2d(out_ch)]
+        self.shortcut = nn.Sequential(*shortcut, make_dropout(dropout_cfg, p, at))
 
     def forward(self, x):  # (B, in_ch, H, W) -> (B, out_ch, H / stride, W / stride)
         out = self.drop1(F.relu(self.bn1(self.conv1(x))))
@@ -42,11 +52,11 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     def __init__(self, input_shape, num_classes: int, channels, blocks, dropout_cfg):
         super().__init__()
-        p_input, p_stages, (p_fc,) = dropout_places(dropout_cfg, 2, 1)
+        rates = plan_rates("resnet", resnet_places(None), dropout_cfg)
         # rate per stage: 0 except the last two
-        stage_rates = [0.0] * (len(channels) - 2) + p_stages
+        stage_rates = [0.0] * (len(channels) - 2) + rates["stage"]
         width = channels[0]
-        layers = [make_dropout(dropout_cfg, p_input, "conv"),
+        layers = [make_dropout(dropout_cfg, rates["input"][0], AT_INPUT),
                   nn.Conv2d(input_shape[0], width, 3, padding=1, bias=False),
                   nn.BatchNorm2d(width), nn.ReLU()]
         for i, (out, n_blocks, p) in enumerate(zip(channels, blocks, stage_rates, strict=True)):
@@ -55,10 +65,11 @@ class ResNet(nn.Module):
                 layers.append(BasicBlock(width, out, stride, p, dropout_cfg))
                 width = out
         self.features = nn.Sequential(*layers)  # (B, C, H, W) -> (B, channels[-1], h, w)
+        (p_fc,) = rates["classifier"]
         self.classifier = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, channels[-1])
-            make_dropout(dropout_cfg, p_fc, "dense"),
-            nn.Linear(width, num_classes),
+            make_dropout(dropout_cfg, p_fc, AT_CLASSIFIER),
+            make_linear(dropout_cfg, width, num_classes, p_fc, AT_CLASSIFIER),
         )
 
     def forward(self, x):  # (B, C, H, W) -> (B, num_classes)

@@ -3,6 +3,8 @@
     tokens (T, B) -> embedding [p_embed] -> dropout [p_input] -> layer 1 -> dropout [p] -> ...
                   -> layer n -> dropout [p_output] -> linear -> logits (T, B, V)
 
+with `p_recurrent` on the recurrent connections inside every layer (`rnn_places`).
+
 Every recurrent layer is its own one-layer module (fused nn.LSTM/nn.GRU unless the scheme says
 otherwise), so the scheme decides what the dropout modules between them do (a fresh mask per
 time step for `standard`, one per sequence for `variational`) and how the recurrent weights are
@@ -17,31 +19,40 @@ import torch
 from torch import nn
 
 from dropbench import DropbenchError
-from dropbench.config import check_rate, layer_rates
-from dropbench.dropout import make_dropout, make_embedding, make_recurrent
+from dropbench.dropout import Place, make_dropout, make_embedding, make_recurrent, plan_rates
+
+
+def rnn_places(model_cfg) -> list[Place]:
+    n = len(model_cfg.hidden)
+    return [Place("embedding", "p_embed", "embedding"),
+            Place("input", "p_input", "sequence"),
+            Place("hidden", "p", "sequence", count=n - 1),  # between layers
+            Place("recurrent", "p_recurrent", "recurrent", count=n),
+            Place("output", "p_output", "sequence")]
 
 
 class RNNLanguageModel(nn.Module):
-    def __init__(self, cell: str, vocab_size: int, embed_size: int, hidden: list,
-                 tied: bool, dropout_cfg, ar: float = 0.0, tar: float = 0.0):
+    def __init__(self, vocab_size: int, embed_size: int, model_cfg, dropout_cfg,
+                 ar: float = 0.0, tar: float = 0.0):
         super().__init__()
         self.ar, self.tar = ar, tar
         self.penalty = None  # AR + TAR of the last training forward, taken by regularizer()
-        d = dropout_cfg
-        rate = {k: check_rate(d[k], f"dropout.{k}")
-                for k in ("p_embed", "p_input", "p_output", "p_recurrent")}
-        self.embedding = make_embedding(d, vocab_size, embed_size, rate["p_embed"])
-        self.drop_input = make_dropout(d, rate["p_input"], "recurrent")
+        d, cell, hidden = dropout_cfg, model_cfg.name, list(model_cfg.hidden)
+        at = {place.role: place for place in rnn_places(model_cfg)}
+        rate = plan_rates(cell, list(at.values()), d)
+        self.embedding = make_embedding(d, vocab_size, embed_size, rate["embedding"][0],
+                                        at["embedding"])
+        self.drop_input = make_dropout(d, rate["input"][0], at["input"])
         sizes = [embed_size, *hidden]
         self.layers = nn.ModuleList(
-            make_recurrent(d, cell, n_in, n_out, rate["p_recurrent"])
-            for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+            make_recurrent(d, cell, n_in, n_out, p, at["recurrent"])
+            for n_in, n_out, p in zip(sizes[:-1], sizes[1:], rate["recurrent"], strict=True)
         )
-        between = layer_rates(d.p, len(hidden) - 1, "dropout.p (between recurrent layers)")
-        self.drop_between = nn.ModuleList(make_dropout(d, p, "recurrent") for p in between)
-        self.drop_output = make_dropout(d, rate["p_output"], "recurrent")
+        self.drop_between = nn.ModuleList(make_dropout(d, p, at["hidden"])
+                                          for p in rate["hidden"])
+        self.drop_output = make_dropout(d, rate["output"][0], at["output"])
         self.decoder = nn.Linear(hidden[-1], vocab_size)
-        if tied:
+        if model_cfg.tied:
             self.decoder.weight = self.embedding.weight  # (V, E), one matrix for both ends
 
     def forward(self, tokens, state=None):  # (T, B) -> logits (T, B, V), per-layer states
@@ -91,7 +102,6 @@ def build_rnn_lm(model_cfg, dropout_cfg, data) -> RNNLanguageModel:
         raise DropbenchError(f"model.ar={ar} and model.tar={tar} must be >= 0 (0 = off)")
     if model_cfg.init_scale is not None and model_cfg.init_scale <= 0:
         raise DropbenchError(f"model.init_scale={model_cfg.init_scale} must be > 0 (or null)")
-    model = RNNLanguageModel(model_cfg.name, data.vocab_size, embed, hidden, model_cfg.tied,
-                             dropout_cfg, ar, tar)
+    model = RNNLanguageModel(data.vocab_size, embed, model_cfg, dropout_cfg, ar, tar)
     model.init_weights(model_cfg.init_scale)
     return model

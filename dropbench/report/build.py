@@ -203,6 +203,10 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
         shown = tables.paper_markdown_frame(paper)
         md += ["## Paper vs. ours\n", tables.markdown(shown)]
         table_parts += [html.subheading("Paper vs. ours"), html.table(shown)]
+    built = tables.dropout_built_table(col.runs, groups)
+    if not built.empty:
+        md += ["## Dropout built\n", tables.markdown(built)]
+        table_parts += [html.subheading("Dropout built"), html.table(built)]
     trouble = problems(col, job_errors or {})
     if not trouble.empty:
         md += ["## Runs not completed or not included\n", tables.markdown(trouble)]

@@ -191,11 +191,31 @@ def derived_fields(summary: dict, metrics: pd.DataFrame, m: str) -> dict:
     return fields
 
 
+def built_text(entries: list) -> str:
+    """summary.json's `dropout_built` (one record per dropout module) as one line, equal
+    neighbours counted: `input standard p=0.2 (units, per example); hidden standard p=0.5 x2
+    (...)`. `none` when the model has no dropout module."""
+    parts: list[list] = []  # [label, count]
+    for e in entries:
+        if not isinstance(e, dict):
+            continue
+        label = (f"{e.get('place')} {e.get('scheme')} p={format_value(e.get('rate'))} "
+                 f"({e.get('drops', 'units')}, {e.get('masks')})")
+        if parts and parts[-1][0] == label:
+            parts[-1][1] += 1
+        else:
+            parts.append([label, 1])
+    return "; ".join(label.replace(" (", f" x{n} (", 1) if n > 1 else label
+                     for label, n in parts) or "none"
+
+
 def summary_fields(summary: dict) -> dict:
     """summary.json as flat columns; the `eval_compare` block is read separately (mc_points)."""
     plain = {k: v for k, v in summary.items() if k != "eval_compare"}
     if isinstance(plain.get("overrides"), list):
         plain["overrides"] = " ".join(map(str, plain["overrides"]))
+    if isinstance(plain.get("dropout_built"), list):
+        plain["dropout_built"] = built_text(plain["dropout_built"])
     return flatten(plain)
 
 

@@ -80,6 +80,18 @@ def summary_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- paper vs ours ----------------------------------------------------------------------------
+def dropout_built_table(runs: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """The dropout each configuration's runs were built with (summary.json `dropout_built`),
+    one row per configuration and distinct build; empty when no run recorded it."""
+    if "dropout_built" not in runs:
+        return pd.DataFrame()
+    rows = []
+    for group in groups:
+        built = runs.loc[runs["group"] == group, "dropout_built"].dropna().unique()
+        rows += [{"configuration": group, "dropout built": b} for b in built]
+    return pd.DataFrame(rows)
+
+
 def paper_metric(runs: pd.DataFrame, name: str) -> pd.Series | None:
     """A run's value for the paper's metric name. Names ending in _acc or _error are in percent
     (as papers quote them): `test_error` is 100 * (1 - test_acc)."""

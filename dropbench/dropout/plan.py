@@ -1,0 +1,63 @@
+"""From a model's declared places and the composed dropout config to one rate per place.
+
+`plan_rates` is the single place where rates are read and checked: config validation calls it
+before any data loads, and the model builders call it again for the rates they build with, so
+what is validated is what is built. It fails with one line when the scheme gets a key it does
+not use, a rate lands on a place the model lacks, or a nonzero rate lands on a place the scheme
+cannot serve.
+"""
+
+from dropbench import DropbenchError
+from dropbench.dropout.params import RATE_KEYS, Place, check_params, is_list, layer_rates
+from dropbench.dropout.registry import get_scheme, require
+
+
+def _nonzero(value) -> bool:
+    return any(float(v) != 0 for v in (value if is_list(value) else [value]))
+
+
+def _expand(cfg, key: str, group: list[Place]) -> list[float]:
+    total = sum(place.count for place in group)
+    if key not in cfg:  # the scheme has no such key, so it never drops there
+        return [0.0] * total
+    return layer_rates(cfg[key], total, f"dropout.{key}")
+
+
+def _only_fc(cfg, places: list[Place], rates: dict) -> None:
+    """dropout.where=fc: conv places (a CNN's input and conv layers) get rate 0. A rate given
+    for one of them explicitly (p_input, or a per-layer list) contradicts that and fails."""
+    for place in places:
+        if place.kind != "conv" or not any(rates[place.role]):
+            continue
+        if place.key != "p" or is_list(cfg.p):
+            raise DropbenchError(
+                f"dropout.where=fc keeps dropout off the input and conv layers, but the "
+                f"{place.role} place has dropout.{place.key}={cfg[place.key]}; set those rates "
+                f"to 0 or use dropout.where=all")
+        rates[place.role] = [0.0] * place.count
+
+
+def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
+    """{place role: [rate per instance]} for `model` (its name, for messages)."""
+    scheme = get_scheme(cfg.name)
+    check_params(cfg, scheme.params, scheme.name)
+    groups: dict[str, list[Place]] = {}
+    for place in places:
+        groups.setdefault(place.key, []).append(place)
+    for key in RATE_KEYS:
+        if key in cfg and key not in groups and _nonzero(cfg[key]):
+            raise DropbenchError(
+                f"model={model} has no place for dropout.{key}={cfg[key]} (its places: "
+                f"{', '.join(map(str, places))}); set dropout.{key}=0")
+    rates = {}
+    for key, group in groups.items():
+        values = _expand(cfg, key, group)
+        for place in group:
+            rates[place.role], values = values[:place.count], values[place.count:]
+    if cfg.get("where", "all") == "fc":
+        _only_fc(cfg, places, rates)
+    for place in places:
+        for p in rates[place.role]:
+            if p:
+                require(scheme, place, p)
+    return rates

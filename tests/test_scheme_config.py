@@ -1,0 +1,156 @@
+"""Typed per-scheme configs and the dropout a model actually builds.
+
+Every (scheme, model) pair, with a distinct nonzero rate on every rate key the scheme has:
+either validation refuses it with one line (and the builder refuses it the same way), or the
+built model's described dropout covers exactly the places that got a nonzero rate, each at
+its rate. Foreign keys fail when the config is composed, through the real CLI.
+"""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from dropbench import DropbenchError
+from dropbench.config import MODEL_SCHEMAS, config_dir
+from dropbench.data import ClassificationData, Split
+from dropbench.data.text import LanguageModelData
+from dropbench.dropout import SCHEMES, get_scheme
+from dropbench.dropout.describe import describe_dropout, format_built
+from dropbench.dropout.registry import scheme_config
+from dropbench.models import MODELS, build_model, check_dropout
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+RATES = {"p_input": 0.1, "p": 0.2, "p_output": 0.3, "p_recurrent": 0.25, "p_embed": 0.15}
+TINY = {  # model -> settings that keep it small
+    "mlp": {"hidden": [8, 8]},
+    "lenet": {"channels": [3, 4], "hidden": [8, 8]},
+    "alexnet": {"channels": [3, 4, 4], "hidden": [8, 8]},
+    "resnet": {"channels": [4, 4, 4, 4], "blocks": [1, 1, 1, 1]},
+    "lstm": {"hidden": [8, 8]},
+    "gru": {"hidden": [8, 8, 8]},
+}
+
+
+def model_config(model: str):
+    """conf/model/<model>.yaml on its typed schema, made tiny (no Hydra: 72 pairs stay fast)."""
+    yaml_values = OmegaConf.load(config_dir() / "model" / f"{model}.yaml")
+    yaml_values.pop("defaults")
+    return OmegaConf.merge(OmegaConf.structured(MODEL_SCHEMAS[model]), yaml_values, TINY[model])
+
+
+def fake_data(model: str):
+    if model in ("lstm", "gru"):
+        words = torch.arange(40) % 30
+        return LanguageModelData(words, words, words, [str(i) for i in range(30)])
+    shape = (64,) if model == "mlp" else (3, 16, 16)
+    split = Split(torch.zeros(100, *shape), torch.zeros(100, dtype=torch.long))
+    return ClassificationData(split, split, split, shape, 5)
+
+
+def example(model: str, data):
+    if model in ("lstm", "gru"):
+        return torch.randint(30, (5, 2))  # (T, B) tokens
+    return torch.randn(4, *data.input_shape)
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+def test_every_pair_builds_what_it_asked_for_or_refuses_in_one_line(scheme, model):
+    rates = {k: v for k, v in RATES.items() if k in get_scheme(scheme).keys}
+    cfg = SimpleNamespace(model=model_config(model), dropout=scheme_config(scheme, **rates))
+    data = fake_data(model)
+    try:
+        planned = check_dropout(cfg.model, cfg.dropout)
+    except DropbenchError as e:
+        assert "\n" not in str(e) and "dropout.p" in str(e)
+        with pytest.raises(DropbenchError, match="^" + str(e)[:40].replace("(", r"\(")):
+            build_model(cfg.model, cfg.dropout, data)  # the builder agrees with validation
+        return
+    torch.manual_seed(0)
+    net = build_model(cfg.model, cfg.dropout, data)
+    built = describe_dropout(net)
+    asked = {role: rs for role, rs in planned.items() if any(rs)}
+    assert {e["place"] for e in built} == set(asked), (built, planned)
+    for entry in built:
+        assert entry["scheme"] == scheme
+        assert entry["rate"] == pytest.approx(RATES[entry["key"]])
+    for role, rs in asked.items():  # at least one module per place instance with a rate
+        assert sum(e["place"] == role for e in built) >= sum(r > 0 for r in rs)
+    assert len(format_built(built)) == max(1, len(built))
+    out = net.train()(example(model, data))
+    out = out[0] if isinstance(out, tuple) else out
+    assert torch.isfinite(out).all()
+
+
+def test_no_scheme_silently_drops_the_rates_of_an_lstm(compose):
+    """dataset=ptb model=lstm dropout=dropconnect with every rate 0.5 must not train a plain
+    LSTM: it is refused, naming the place and the schemes that serve it."""
+    cfg = compose(["dataset=ptb", "model=lstm", "dropout=dropconnect", "dropout.p=0.5"])
+    with pytest.raises(DropbenchError, match=r"cannot drop the hidden place .*schemes that "
+                                             r"can: classic, gate, gaussian, standard"):
+        check_dropout(cfg.model, cfg.dropout)
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["model=mlp", "dropout=standard", "dropout.p_output=0.3"],
+     "model=mlp has no place for dropout.p_output=0.3"),
+    (["model=lenet", "dropout=standard", "dropout.where=fc", "dropout.p_input=0.2"],
+     "dropout.where=fc keeps dropout off the input"),
+    (["model=mlp", "dropout=none", "dropout.p=0.5"], "dropout=none drops nothing"),
+    (["model=mlp", "dropout=dropblock", "dropout.block_size=0"], "dropout.block_size=0 must"),
+    (["model=mlp", "dropout=concrete", "dropout.temperature=0"], "dropout.temperature=0.0 must"),
+    (["model=mlp", "dropout=dropconnect", "dropout.inference=median"],
+     "dropout.inference='median' is unknown"),
+])
+def test_validation_names_the_problem(compose, overrides, fragment):
+    from dropbench.config import validate
+
+    with pytest.raises(DropbenchError, match=fragment.replace(".", r"\.").replace("(", r"\(")):
+        validate(compose(overrides))
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["dropout=standard", "dropout.block_size=5"],
+     "dropout=standard has no key 'block_size'; its keys: p, p_input, where, p_output; "
+     "block_size is a key of dropblock"),
+    (["dropout=dropconnect", "+experiment=zaremba_medium"],
+     "dropout=dropconnect has no key 'p_input' (set in experiment/zaremba_medium)"),
+    (["dropout=standard", "+dropout.foo=1"], "dropout=standard has no key 'foo'"),
+    (["dataset=ptb", "model=lstm", "dropout=dropconnect", "dropout.p=0.5"],
+     "dropout=dropconnect cannot drop the hidden place (dropout.p=0.5)"),
+])
+def test_foreign_keys_and_places_fail_in_one_line_through_the_cli(cli, args, fragment):
+    r = cli("train", *args, "hydra.run.dir=bad")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith("dropbench: error: ") and fragment in lines[0], lines[0]
+
+
+def test_report_shows_the_dropout_each_configuration_built(tmp_path):
+    import json
+
+    from dropbench.report.build import write_report
+    from dropbench.report.collect import built_text
+    from tests.test_report import make_run
+
+    hidden = {"place": "hidden", "scheme": "standard", "rate": 0.5, "drops": "units",
+              "masks": "per example"}
+    entries = [{**hidden, "place": "input", "rate": 0.2}, hidden, hidden]
+    assert built_text(entries) == ("input standard p=0.2 (units, per example); "
+                                   "hidden standard p=0.5 x2 (units, per example)")
+    assert built_text([]) == "none"
+    for i, p in enumerate([0.0, 0.5]):
+        run = make_run(tmp_path / "sweep" / str(i), p=p)
+        summary = json.loads((run / "summary.json").read_text())
+        summary["dropout_built"] = entries if p else []
+        (run / "summary.json").write_text(json.dumps(summary))
+    out = write_report([tmp_path / "sweep"])
+    html = (out / "report.html").read_text()
+    assert "Dropout built" in html and "hidden standard p=0.5 x2" in html
+    md = (out / "summary.md").read_text()
+    rows = [line for line in md.splitlines() if "none |" in line]
+    assert len(rows) == 1 and "0.5" not in rows[0]  # the p=0 configuration built nothing
