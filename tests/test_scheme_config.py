@@ -90,7 +90,7 @@ def test_no_scheme_silently_drops_the_rates_of_an_lstm(compose):
     LSTM: it is refused, naming the place and the schemes that serve it."""
     cfg = compose(["dataset=ptb", "model=lstm", "dropout=dropconnect", "dropout.p=0.5"])
     with pytest.raises(DropbenchError, match=r"cannot drop the hidden place .*schemes that "
-                                             r"can: classic, gate, gaussian, standard"):
+                                             r"can: classic, gate, gaussian, locked, standard"):
         check_dropout(cfg.model, cfg.dropout)
 
 
