@@ -23,9 +23,10 @@ def test_every_option_composes(compose, group):
 
 
 @pytest.mark.parametrize("preset", options("experiment"))
-def test_every_experiment_composes(compose, preset):
+def test_every_experiment_composes_and_validates(compose, preset):
     cfg = compose([f"+experiment={preset}"])
     assert cfg.trainer.epochs >= 1
+    validate(cfg)  # every preset rate lands on a place its model has and its scheme serves
 
 
 def test_defaults_are_the_offline_mlp(compose):

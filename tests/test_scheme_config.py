@@ -154,3 +154,30 @@ def test_report_shows_the_dropout_each_configuration_built(tmp_path):
     md = (out / "summary.md").read_text()
     rows = [line for line in md.splitlines() if "none |" in line]
     assert len(rows) == 1 and "0.5" not in rows[0]  # the p=0 configuration built nothing
+
+
+@pytest.mark.parametrize("model, scheme, settings, expected", [
+    ("mlp", "standard", {"p": 0.5}, {"hidden": "units, per example"}),
+    ("mlp", "dropconnect", {"p": 0.5}, {"hidden": "weights, per batch"}),
+    ("mlp", "dropconnect", {"p": 0.5, "per_example": True}, {"hidden": "weights, per example"}),
+    ("lenet", "spatial", {"p": 0.1},
+     {"conv": "channels, per example", "fc": "channels, per example"}),
+    ("lstm", "standard", {"p_input": 0.5}, {"input": "units, per example, per step"}),
+    ("lstm", "locked", {"p_input": 0.5, "p_recurrent": 0.5, "p_embed": 0.1},
+     {"input": "units, per example, per sequence", "embedding": "words, per batch, per sequence",
+      "recurrent": "recurrent weights, per batch, per sequence"}),
+    ("gru", "variational", {"p_recurrent": 0.5, "p_embed": 0.1},
+     {"recurrent": "units of h_{t-1}, per example, per sequence",
+      "embedding": "words, per example, per sequence"}),
+    ("lstm", "gate", {"p_recurrent": 0.5, "mask": "per_step"},
+     {"recurrent": "cell updates, per example, per step"}),
+    ("lstm", "gate", {"p_recurrent": 0.5},
+     {"recurrent": "cell updates, per example, per sequence"}),
+])
+def test_built_dropout_states_how_masks_are_shared(model, scheme, settings, expected):
+    """The described mask sharing of each module class, as train.log and the report show it."""
+    defaults = {k: 0.0 for k in RATES if k in get_scheme(scheme).keys}
+    net = build_model(model_config(model), scheme_config(scheme, **{**defaults, **settings}),
+                      fake_data(model))
+    described = {e["place"]: f"{e['drops']}, {e['masks']}" for e in describe_dropout(net)}
+    assert described == expected
