@@ -97,8 +97,6 @@ def test_no_scheme_silently_drops_the_rates_of_an_lstm(compose):
 @pytest.mark.parametrize("overrides, fragment", [
     (["model=mlp", "dropout=standard", "dropout.p_output=0.3"],
      "model=mlp has no place for dropout.p_output=0.3"),
-    (["model=lenet", "dropout=standard", "dropout.where=fc", "dropout.p_input=0.2"],
-     "dropout.where=fc keeps dropout off the input"),
     (["model=mlp", "dropout=none", "dropout.p=0.5"], "dropout=none drops nothing"),
     (["model=mlp", "dropout=dropblock", "dropout.block_size=0"], "dropout.block_size=0 must"),
     (["model=mlp", "dropout=concrete", "dropout.temperature=0"], "dropout.temperature=0.0 must"),
@@ -181,3 +179,11 @@ def test_built_dropout_states_how_masks_are_shared(model, scheme, settings, expe
                       fake_data(model))
     described = {e["place"]: f"{e['drops']}, {e['masks']}" for e in describe_dropout(net)}
     assert described == expected
+
+
+def test_where_fc_keeps_only_the_fully_connected_places(compose):
+    """where=fc overrides p_input and the conv entries of p (explicit or default rates)."""
+    cfg = compose(["model=lenet", "dropout=standard", "dropout.where=fc", "dropout.p_input=0.2",
+                   "dropout.p=[0.1,0.2,0.3,0.4]"])
+    assert check_dropout(cfg.model, cfg.dropout) == {"input": [0.0], "conv": [0.0, 0.0],
+                                                     "fc": [0.3, 0.4]}

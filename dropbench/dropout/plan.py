@@ -23,18 +23,13 @@ def _expand(cfg, key: str, group: list[Place]) -> list[float]:
     return layer_rates(cfg[key], total, f"dropout.{key}")
 
 
-def _only_fc(cfg, places: list[Place], rates: dict) -> None:
-    """dropout.where=fc: conv places (a CNN's input and conv layers) get rate 0. A rate given
-    for one of them explicitly (p_input, or a per-layer list) contradicts that and fails."""
+def _only_fc(places: list[Place], rates: dict) -> None:
+    """dropout.where=fc asks for dropout in the fully connected layers only: the conv places (a
+    CNN's input and conv layers) get rate 0 whatever p_input and p say for them (the model's
+    default per-place rates included); train.log's built-dropout lines show the result."""
     for place in places:
-        if place.kind != "conv" or not any(rates[place.role]):
-            continue
-        if place.key != "p" or is_list(cfg.p):
-            raise DropbenchError(
-                f"dropout.where=fc keeps dropout off the input and conv layers, but the "
-                f"{place.role} place has dropout.{place.key}={cfg[place.key]}; set those rates "
-                f"to 0 or use dropout.where=all")
-        rates[place.role] = [0.0] * place.count
+        if place.kind == "conv":
+            rates[place.role] = [0.0] * place.count
 
 
 def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
@@ -55,7 +50,7 @@ def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
         for place in group:
             rates[place.role], values = values[:place.count], values[place.count:]
     if cfg.get("where", "all") == "fc":
-        _only_fc(cfg, places, rates)
+        _only_fc(places, rates)
     for place in places:
         for p in rates[place.role]:
             if p:
