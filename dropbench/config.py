@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, ListConfig
 
 from dropbench import DropbenchError
-from dropbench.dropout.params import check_rate, layer_rates  # noqa: F401  (used by callers)
 from dropbench.loggers.config import LoggerConfig
 
 
@@ -130,7 +129,11 @@ class Config:
     paper: dict | None = None  # experiment presets: the published result they target
 
 
-def register_schemas() -> None:
+def register_schemas(typed_dropout: bool = True) -> None:
+    """Store every schema in Hydra's ConfigStore. The dropout schemas are declared next to the
+    schemes (dropbench/dropout/*.py, which import torch); `typed_dropout=False` stores an
+    untyped base per conf/dropout/*.yaml instead, for commands that only print a composed
+    config and must not import torch (`dropbench train --help`)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, node in [
@@ -141,6 +144,10 @@ def register_schemas() -> None:
         cs.store(group=group, name=f"base_{group}", node=node)
     for name, node in MODEL_SCHEMAS.items():  # each conf/model/<name>.yaml starts from its own
         cs.store(group="model", name=f"base_model_{name}", node=node)
+    if not typed_dropout:
+        for path in (config_dir() / "dropout").glob("*.yaml"):
+            cs.store(group="dropout", name=f"base_dropout_{path.stem}", node={})
+        return
     from dropbench.dropout import SCHEMES  # each conf/dropout/<name>.yaml starts from its own
 
     for name, scheme in SCHEMES.items():
@@ -171,6 +178,33 @@ def config_dir() -> Path:
         if (candidate / "config.yaml").is_file():
             return candidate
     raise DropbenchError(f"config tree not found next to {here}; reinstall dropbench")
+
+
+def is_list(x: Any) -> bool:
+    return isinstance(x, (list, tuple, ListConfig))
+
+
+def check_rate(p: Any, what: str) -> float:
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise DropbenchError(
+            f"{what}={p!r} is not a number; use a drop probability in [0, 1)"
+        ) from None
+    if not 0.0 <= p < 1.0:
+        raise DropbenchError(f"{what}={p} is out of range; use a drop probability in [0, 1)")
+    return p
+
+
+def layer_rates(p: Any, n_layers: int, what: str = "dropout.p") -> list[float]:
+    """Expand a single rate or a per-layer list into one rate per layer."""
+    values = list(p) if is_list(p) else [p] * n_layers
+    if len(values) != n_layers:
+        raise DropbenchError(
+            f"{what} has {len(values)} rates but the model has {n_layers} places for it; "
+            f"give one number or a list of {n_layers}"
+        )
+    return [check_rate(r, what) for r in values]
 
 
 def validate(cfg) -> None:

@@ -18,9 +18,10 @@ Rate keys mean the same kind of thing in every model family:
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from omegaconf import MISSING, ListConfig
+from omegaconf import MISSING
 
 from dropbench import DropbenchError
+from dropbench.config import check_rate, is_list, layer_rates  # noqa: F401  (torch-free home)
 
 KINDS = {
     "dense": "units of fully connected layers (and an MLP's input)",
@@ -120,33 +121,6 @@ class RecurrentRates(DropoutParams):
 
 
 # --- checking ------------------------------------------------------------------------------
-def is_list(x: Any) -> bool:
-    return isinstance(x, (list, tuple, ListConfig))
-
-
-def check_rate(p: Any, what: str) -> float:
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise DropbenchError(
-            f"{what}={p!r} is not a number; use a drop probability in [0, 1)"
-        ) from None
-    if not 0.0 <= p < 1.0:
-        raise DropbenchError(f"{what}={p} is out of range; use a drop probability in [0, 1)")
-    return p
-
-
-def layer_rates(p: Any, n_layers: int, what: str = "dropout.p") -> list[float]:
-    """Expand a single rate or a per-layer list into one rate per layer."""
-    values = list(p) if is_list(p) else [p] * n_layers
-    if len(values) != n_layers:
-        raise DropbenchError(
-            f"{what} has {len(values)} rates but the model has {n_layers} places for it; "
-            f"give one number or a list of {n_layers}"
-        )
-    return [check_rate(r, what) for r in values]
-
-
 def declared(params_type) -> list:
     """The declared fields of a scheme's params dataclass, `name` left out."""
     return [f for f in fields(params_type) if f.name != "name"]
