@@ -11,7 +11,11 @@ import re
 import sys
 from pathlib import Path
 
-from dropbench import DropbenchError, __version__
+from dropbench import DropbenchError, __version__, jobdir
+
+# Sweep job dirs are named by a resolver (conf/config.yaml, hydra.sweep.subdir). Parallel
+# launchers resolve it in their workers, which import this module to unpickle _train_task.
+jobdir.register()
 
 GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "logger", "experiment",
           "hydra/launcher", "hydra/sweeper"]
@@ -35,7 +39,8 @@ def _train_task(cfg):
         with open_dict(cfg):
             cfg.trainer.threads = threads_per_job(hc)
     try:
-        summary = train(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task))
+        summary = train(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task),
+                        hydra_cfg=hc)
     except DropbenchError as e:
         if hc.mode == RunMode.RUN:
             die(str(e))  # SystemExit passes through Hydra without its extra report lines
@@ -217,6 +222,13 @@ def demo_command(args) -> None:
     print(html.resolve())
 
 
+# --- diff --------------------------------------------------------------------------------
+def diff_command(args) -> None:
+    from dropbench.diff import diff
+
+    print(diff(args.run_a, args.run_b))
+
+
 # --- bench -------------------------------------------------------------------------------
 def bench_command(args: list[str]) -> None:
     from dropbench.bench import main as bench_main  # its own argparse: `dropbench bench -h`
@@ -236,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dropbench {__version__}")
     sub = parser.add_subparsers(dest="command",
-                                metavar="{train,demo,list,data,report,status,bench}")
+                                metavar="{train,demo,list,data,report,status,diff,bench}")
     sub.add_parser("train", help="train a run or a sweep (Hydra overrides follow)")
     demo = sub.add_parser("demo", help="overfitting with vs without dropout, offline, in a "
                           "minute: runs, report and a verdict")
@@ -263,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS",
                         help="refresh every SECONDS (default 5) until every job has ended")
     status.set_defaults(func=status_command)
+    compare = sub.add_parser("diff", help="what differs between two runs (or two sweeps, job by "
+                             "job): config, manifest, final metrics")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.set_defaults(func=diff_command)
     sub.add_parser("bench", help="speed benchmark vs. plain PyTorch loops (`bench -h`)")
     return parser
 

@@ -44,7 +44,7 @@ def cifar_cfg(**kw):
     return OmegaConf.create(cfg)
 
 
-def test_tiny_batches_load_through_torchvision(tmp_path):
+def test_tiny_batches_load_in_channel_order(tmp_path):
     write_cifar10(tmp_path)
     (x_tr, y_tr), (x_te, y_te) = cifar10_splits(tmp_path, download=False, checksums=False)
     assert x_tr.shape == (100, 3, 32, 32) and x_tr.dtype == torch.uint8

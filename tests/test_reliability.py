@@ -108,11 +108,13 @@ def test_divergence_inside_a_sweep_spares_the_other_jobs(cli, tmp_path):
     r = cli("train", "-m", "optim.lr=0.05,1e6", "trainer.epochs=2", "model.hidden=[32]",
             "hydra.sweep.dir=sweep")
     assert r.returncode == 2 and "diverged" in r.stderr
-    assert summary(tmp_path / "sweep/0")["status"] == "completed"
-    assert summary(tmp_path / "sweep/1")["status"] == "diverged"
+    # job dirs: the sorted overrides, values as the sweeper spells them
+    fixed = "model.hidden=[32],optim.lr={},trainer.epochs=2"
+    assert summary(tmp_path / "sweep" / fixed.format("0.05"))["status"] == "completed"
+    assert summary(tmp_path / "sweep" / fixed.format("1000000.0"))["status"] == "diverged"
     # the sweep's report lists the diverged job by the state the trainer wrote
     report = (tmp_path / "sweep/report/summary.md").read_text()
-    assert "| 1 | diverged | DropbenchError: training diverged" in report
+    assert f"| {fixed.format('1000000.0')} | diverged | DropbenchError: training diverged" in report
 
 
 @pytest.mark.parametrize("damage", ["truncate", "alter"])

@@ -14,7 +14,8 @@ FAST = ["trainer.epochs=1", "model.hidden=[32]", "trainer.progress=false"]
 
 
 def job_dirs(sweep: Path) -> list[Path]:
-    return sorted((p for p in sweep.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    """The sweep's job dirs, in the order of their names (the job's sorted overrides)."""
+    return sorted(p.parent.parent for p in sweep.glob("*/.hydra/config.yaml"))
 
 
 def status(job: Path) -> str:

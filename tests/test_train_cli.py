@@ -45,7 +45,7 @@ def test_train_writes_the_run_dir_contract(cli, tmp_path):
 def test_multirun_sweep_runs_every_job(cli, tmp_path):
     r = cli("train", "-m", "dropout.p=0,0.5", "seed=0,1", *FAST, "hydra.sweep.dir=sweep")
     assert r.returncode == 0, r.stderr
-    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name.isdigit())
+    jobs = sorted(p.parent for p in (tmp_path / "sweep").glob("*/summary.json"))
     assert len(jobs) == 4
     seen = {(tuple(summary(j)["overrides"][:2])) for j in jobs}
     assert seen == {(f"dropout.p={p}", f"seed={s}") for p in ("0", "0.5") for s in (0, 1)}

@@ -1,4 +1,4 @@
-"""CIFAR-10 through torchvision's dataset class, held as normalised tensors on the device."""
+"""CIFAR-10 from the official python batches, held as normalised tensors on the device."""
 
 import logging
 import pickle
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-# What a truncated, altered or foreign pickle raises inside torchvision's reader.
+# What a truncated, altered or foreign pickle raises inside the batch reader.
 DAMAGED = (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, IndexError)
 
 
@@ -35,40 +35,123 @@ def cifar10_damaged_message(root: Path, why: str) -> str:
     )
 
 
-def _torchvision_cifar10(root: Path, train: bool, download: bool, checksums: bool):
+class BatchUnpickler(pickle.Unpickler):
+    """Builds what a CIFAR-10 batch holds (dicts, lists, strings, bytes, numbers and numpy
+    arrays) and refuses every other global, so a crafted batch cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        allowed = SAFE_GLOBALS.get((module, name))
+        if allowed is None:
+            raise UnsafePickle(f"{module}.{name}")
+        return allowed
+
+
+class UnsafePickle(pickle.UnpicklingError):
+    pass
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """Protocol-2 pickles spell bytes as _codecs.encode(text, 'latin1')."""
+    if encoding.replace("-", "").lower() != "latin1":
+        raise UnsafePickle(f"_codecs.encode with {encoding!r}")
+    return text.encode("latin1")
+
+
+def _safe_globals() -> dict:
+    import numpy as np
+
+    core = np._core if hasattr(np, "_core") else np.core  # numpy 2 renamed numpy.core
+    table = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+             ("_codecs", "encode"): _latin1_encode}
+    for prefix in ("numpy.core", "numpy._core"):  # pickles name either, whichever wrote them
+        table[(f"{prefix}.multiarray", "_reconstruct")] = core.multiarray._reconstruct
+        table[(f"{prefix}.multiarray", "scalar")] = core.multiarray.scalar
+        table[(f"{prefix}.numeric", "_frombuffer")] = core.numeric._frombuffer
+    return table
+
+
+SAFE_GLOBALS = _safe_globals()
+
+
+def read_batch(path: Path) -> dict:
+    with open(path, "rb") as f:
+        entry = BatchUnpickler(f, encoding="latin1").load()
+    if not isinstance(entry, dict):
+        raise TypeError(f"a batch holds a dict, not a {type(entry).__name__}")
+    return entry
+
+
+def _md5s() -> dict:
     from torchvision.datasets import CIFAR10
 
-    if checksums:
-        return CIFAR10(str(root), train=train, download=download)
+    return {**dict(CIFAR10.train_list + CIFAR10.test_list),
+            CIFAR10.meta["filename"]: CIFAR10.meta["md5"]}
 
-    class UncheckedCIFAR10(CIFAR10):
-        # With md5 None, torchvision's check_integrity only checks that each file exists.
-        train_list = [[name, None] for name, _ in CIFAR10.train_list]
-        test_list = [[name, None] for name, _ in CIFAR10.test_list]
-        meta = {**CIFAR10.meta, "md5": None}
 
-    return UncheckedCIFAR10(str(root), train=train, download=download)
+def _problems(folder: Path, checksums: bool) -> tuple[list[str], list[str]]:
+    """(missing file names, names whose md5 differs from torchvision's list)."""
+    from torchvision.datasets.utils import check_integrity
+
+    missing = [name for name in CIFAR10_FILES if not (folder / name).is_file()]
+    if not checksums:
+        return missing, []
+    sums = _md5s()
+    return missing, [n for n in CIFAR10_FILES
+                     if n not in missing and not check_integrity(str(folder / n), sums[n])]
+
+
+def _download(root: Path) -> None:
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename,
+                                 md5=CIFAR10.tgz_md5)
+
+
+def _read_split(folder: Path, names: list[str]):
+    import numpy as np
+
+    images, labels = [], []
+    for name in names:
+        entry = read_batch(folder / name)
+        images.append(entry["data"])
+        labels += entry["labels"] if "labels" in entry else entry["fine_labels"]
+    x = np.vstack(images).reshape(-1, 3, 32, 32)  # rows: 1024 red, 1024 green, 1024 blue
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)), torch.tensor(
+        labels, dtype=torch.long)
 
 
 def cifar10_splits(root: Path, download: bool, checksums: bool = True):
-    """The official (train, test) splits as (uint8 (N, 3, 32, 32), int64 (N,)) tensors."""
+    """The official (train, test) splits as (uint8 (N, 3, 32, 32), int64 (N,)) tensors.
+
+    Files, md5s and the archive come from torchvision's CIFAR10 class; the batches are read
+    by BatchUnpickler (torchvision's reader would unpickle anything), md5s checked or not."""
     folder = root / CIFAR10_FOLDER
-    splits = []
-    for train in (True, False):
+    missing, damaged = _problems(folder, checksums)
+    if (missing or damaged) and download:
         try:
-            ds = _torchvision_cifar10(root, train, download, checksums)
-        except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
-            if any(not (folder / name).is_file() for name in CIFAR10_FILES):
-                raise DropbenchError(cifar10_missing_message(root)) from e
-            raise DropbenchError(cifar10_damaged_message(root, "md5 mismatch")) from e
-        except OSError as e:  # no network (URLError and friends), or unreadable files
-            what = "could not download CIFAR-10" if download else f"cannot read {folder}"
-            raise DropbenchError(f"{what} ({e}); " + cifar10_missing_message(root)) from e
-        except DAMAGED as e:
-            raise DropbenchError(cifar10_damaged_message(root, type(e).__name__)) from e
-        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> NCHW
-        splits.append((x, torch.tensor(ds.targets, dtype=torch.long)))
-    return splits
+            _download(root)
+        except OSError as e:  # no network (URLError and friends), or an unwritable root
+            raise DropbenchError(f"could not download CIFAR-10 ({e}); "
+                                 + cifar10_missing_message(root)) from e
+        missing, damaged = _problems(folder, checksums)
+    if missing:
+        raise DropbenchError(cifar10_missing_message(root))
+    if damaged:
+        raise DropbenchError(cifar10_damaged_message(root, "md5 mismatch"))
+    try:
+        return [_read_split(folder, [f"data_batch_{i}" for i in range(1, 6)]),
+                _read_split(folder, ["test_batch"])]
+    except UnsafePickle as e:
+        raise DropbenchError(
+            f"CIFAR-10 files in {folder} ask to run code when read ({e} is not data); they "
+            f"are not the official batches: delete that folder and run `dropbench data "
+            f"download cifar10`") from None
+    except OSError as e:
+        raise DropbenchError(f"cannot read {folder} ({e}); " + cifar10_missing_message(root)
+                             ) from e
+    except DAMAGED as e:
+        raise DropbenchError(cifar10_damaged_message(root, type(e).__name__)) from e
 
 
 def load_cifar10(cfg, root: Path, device) -> ClassificationData:

@@ -1,24 +1,35 @@
-"""Set up a run from a composed config and train it. Entry point: `train(cfg, run_dir)`."""
+"""Set up a run from a composed config and train it. Entry point: `train(cfg, run_dir)`.
 
-import json
+Order of events in a run dir: take the lock; decide fresh / resume / nothing to do (reading
+only, so a refusal leaves the dir as it was); then write the config, the manifest session
+and, epoch by epoch, checkpoints before metrics and summary (docs/run-dir.md).
+"""
+
+import contextlib
 import logging
 import shutil
 from pathlib import Path
 
 import torch
+import yaml
+from omegaconf import OmegaConf
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
 from dropbench.config import validate
 from dropbench.data import load_data
 from dropbench.dropout.describe import format_built
-from dropbench.engine import mc
+from dropbench.engine import mc, process
 from dropbench.engine.accel import default_threads
-from dropbench.engine.io import load_checkpoint, write_json
+from dropbench.engine.io import atomic_write_bytes, load_checkpoint, write_json
+from dropbench.engine.lock import RunDirLock
+from dropbench.engine.manifest import Manifest, command_line, data_fingerprint
+from dropbench.engine.resume import check_same_data, plan_start, read_json, resolved
 from dropbench.engine.seeding import seed_everything
 from dropbench.engine.tasks import TASKS
 from dropbench.engine.trainer import Run, run_with_interrupts
 from dropbench.loggers import Sinks
 from dropbench.models import build_model
+from dropbench.rundir import RunDirRefused
 
 log = logging.getLogger("dropbench")
 
@@ -33,59 +44,98 @@ def pick_device(name: str) -> torch.device:
 
 
 def previous_status(run_dir: Path) -> str | None:
-    try:
-        return json.loads((run_dir / "summary.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return None
+    return (read_json(run_dir / rundir.SUMMARY) or {}).get("status")
 
 
-def train(cfg, run_dir, overrides=(), start=None, data=None):
+def write_config(run_dir: Path, cfg, overrides, hydra_cfg=None) -> None:
+    """.hydra/: the resolved config, the overrides and Hydra's settings of this job."""
+    atomic_write_bytes(run_dir / rundir.CONFIG, OmegaConf.to_yaml(cfg, resolve=True).encode())
+    atomic_write_bytes(run_dir / rundir.OVERRIDES,
+                       yaml.safe_dump(list(overrides), default_flow_style=False).encode())
+    if hydra_cfg is not None:
+        atomic_write_bytes(run_dir / rundir.HYDRA,
+                           OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})).encode())
+
+
+def clear_results(run_dir: Path) -> None:
+    """Remove a previous run's results before a fresh start writes its config."""
+    for name in rundir.RESULT_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+
+def train(cfg, run_dir, overrides=(), hydra_cfg=None, start=None, data=None):
     """Train one run in `run_dir` and return its summary (also written to summary.json).
 
     A batched sweep (dropbench/sweep/) passes the dataset it loaded once for all its members,
-    and a `start(run)` that keeps the prepared Run to train it together with the others."""
+    and a `start(run)` that keeps the prepared Run to train it together with the others; the
+    run dir then stays locked until that process ends."""
     run_dir = Path(run_dir)
-    status = previous_status(run_dir)
-    if status == "completed" and cfg.trainer.resume:
-        done = json.loads((run_dir / "summary.json").read_text())
-        if done.get("stopped_early") or done.get("epochs_run", 0) >= cfg.trainer.epochs:
-            log.info("%s already holds a completed run; nothing to do", run_dir)
-            return done
-        # otherwise a larger trainer.epochs extends the finished run from its last checkpoint
-    if status is not None and not (cfg.trainer.resume or cfg.trainer.overwrite):
-        raise DropbenchError(f"{run_dir} already holds a run ({status}); resume it with "
-                             f"trainer.resume=true, replace it with trainer.overwrite=true, "
-                             f"or pick another hydra.run.dir")
+    lock = RunDirLock(run_dir).acquire()
+    deferred = False
     try:
-        return (start or fit)(prepare(cfg, run_dir, overrides, status, data))
+        # a deferred run trains after this returns: its process settings must stay in force
+        with process.process_state() if start is None else contextlib.nullcontext():
+            result = _train(cfg, run_dir, overrides, hydra_cfg, lock, start, data)
+        deferred = start is not None and not isinstance(result, dict)
+        return result
+    finally:
+        if not deferred:
+            lock.release()
+
+
+def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, data):
+    plan = plan_start(run_dir, cfg)
+    if plan == "done":
+        log.info("%s already holds a completed run; nothing to do", run_dir)
+        return read_json(run_dir / rundir.SUMMARY)
+    if plan == "fresh":
+        lock.claim()
+        if previous_status(run_dir) or (run_dir / rundir.LAST).exists():
+            log.info("starting %s over", run_dir)
+        clear_results(run_dir)
+        write_config(run_dir, cfg, overrides, hydra_cfg)
+    try:
+        run = prepare(cfg, run_dir, overrides, hydra_cfg, lock, plan == "resume", data)
+        return (start or fit)(run)
+    except RunDirRefused:
+        raise  # refused before the run changed: nothing to record
     except DropbenchError as e:
-        if previous_status(run_dir) in (None, "running"):  # keep diverged/interrupted as they are
-            write_json(run_dir / "summary.json", {"status": "failed", "error": str(e),
-                                                  "seed": cfg.seed, "overrides": list(overrides)})
+        if previous_status(run_dir) in (None, "running"):  # keep diverged/interrupted
+            write_json(run_dir / rundir.SUMMARY, {
+                "format_version": rundir.FORMAT_VERSION, "status": "failed",
+                "error": str(e), "seed": cfg.seed, "overrides": list(overrides)})
         raise
 
 
-def prepare(cfg, run_dir: Path, overrides, status, data=None) -> Run:
+def prepare(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, resume: bool,
+            data=None) -> Run:
     """The Run for `run_dir`: seeded, data loaded, model built, resumed from its checkpoint
-    when asked."""
+    when asked (after checking the data and the checkpoint fit), its session recorded."""
     validate(cfg)
     torch.set_num_threads(cfg.trainer.threads or default_threads())
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     if data is None:  # loading draws nothing from the seeded generators
         data = load_data(cfg.dataset, cfg.data_dir, device)
+    fingerprint = data_fingerprint(data, device)
     task = TASKS[data.task](cfg, data)
     mc.check_supported(cfg.eval, task)
     model = build_model(cfg.model, cfg.dropout, data).to(device)
     run = Run(cfg, run_dir, task, model, device, overrides)
+    if resume:
+        check_same_data(run_dir, fingerprint)
+        run.restore(load_checkpoint(run_dir / rundir.LAST))
+        if run.epoch > cfg.trainer.epochs:  # the config would claim fewer epochs than ran
+            raise RunDirRefused(f"{run_dir} has already trained {run.epoch} epochs; resume "
+                                f"with trainer.epochs={run.epoch} or more")
+        lock.claim()  # every check passed: from here on this process writes the dir
+        write_config(run_dir, cfg, overrides, hydra_cfg)  # same settings; new resume-only keys
     for stale in run_dir.rglob(".*.tmp"):  # left by a write that a SIGKILL cut short
         stale.unlink()
-    last = run_dir / "checkpoints" / "last.pt"
-    if cfg.trainer.resume and last.exists():
-        run.restore(load_checkpoint(last))
-    elif status is not None:
-        log.info("overwriting the %s run in %s", status, run_dir)
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    run.manifest = Manifest(run_dir, resolved(cfg), fresh=not resume)
+    run.manifest.start(command_line(), device, run.epoch, fingerprint)
+    run.summary["process"] = process.describe()
     log.info("model: %s (%d parameters) on %s", cfg.model.name, run.summary["n_params"], device)
     for line in format_built(run.summary["dropout_built"]):
         log.info(line)

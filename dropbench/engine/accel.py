@@ -65,15 +65,25 @@ def keep_freed_memory() -> None:
     their gradient) come back as new pages faulted in one by one on first touch. Measured
     on the small LSTM LM (docs/benchmarks.md): 3 windows took 0.39 s with the default and
     0.26 s with blocks up to 32 MB (glibc's maximum) kept on the heap and trimming off.
-    Process-wide; Linux/glibc only, silently nothing elsewhere.
+    Process-wide; Linux/glibc only, silently nothing elsewhere. A run undoes it when it ends
+    (restore_freed_memory_defaults).
     """
+    _mallopt(mmap_threshold=32 * 2**20, trim_threshold=2**30)
+
+
+def restore_freed_memory_defaults() -> None:
+    """glibc's documented defaults (128 KiB each); its dynamic mmap threshold stays off."""
+    _mallopt(mmap_threshold=128 * 2**10, trim_threshold=128 * 2**10)
+
+
+def _mallopt(mmap_threshold: int, trim_threshold: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-        libc.mallopt(m_mmap_threshold, 32 * 2**20)
-        libc.mallopt(m_trim_threshold, 2**30)
+        libc.mallopt(m_mmap_threshold, mmap_threshold)
+        libc.mallopt(m_trim_threshold, trim_threshold)
     except (OSError, AttributeError):
         pass
 

@@ -8,12 +8,15 @@ import csv
 import io
 import json
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 
 import torch
 
 from dropbench import DropbenchError
+from dropbench.rundir import RunDirRefused
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # mkstemp makes 0600 files; give them the usual permissions instead
@@ -62,8 +65,26 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
+    """A checkpoint as plain data. `weights_only=True`: torch's unpickler builds tensors,
+    dicts, lists, tuples, strings and numbers and refuses anything else, so a crafted file
+    cannot run code here (the trainer keeps its state to those types)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # torch's message names what the file asked for
+        raise RunDirRefused(f"checkpoint {path} holds objects a safe load refuses "
+                             f"({unsafe_detail(e)}); it was not written by dropbench: delete "
+                             f"it, or start the run over with trainer.overwrite=true") from None
     except Exception as e:  # truncated or foreign file: say which, and what to do
-        raise DropbenchError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it "
+        raise RunDirRefused(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it "
                              f"to start the run over, or point hydra.run.dir elsewhere") from e
+    if not isinstance(state, dict):
+        raise RunDirRefused(f"checkpoint {path} is not a dropbench checkpoint (it holds a "
+                             f"{type(state).__name__}); delete it or point hydra.run.dir "
+                             f"elsewhere")
+    return state
+
+
+def unsafe_detail(e: Exception) -> str:
+    """The global torch refused, e.g. `builtins.exec`, out of its long multi-line message."""
+    found = re.search(r"(?:GLOBAL|global) ([\w.]+)", str(e))
+    return f"it asks for {found.group(1)}" if found else "not plain tensors and numbers"

@@ -1,7 +1,8 @@
 """The epoch loop: train, score train-eval/val, checkpoint, stop early, test at the best epoch.
 
-Run-dir contract (see DESIGN.md): metrics.csv (one row per epoch), summary.json, train.log,
-checkpoints/last.pt (everything needed to resume bit-for-bit on CPU) and checkpoints/best.pt.
+The files it writes are described in docs/run-dir.md (names in dropbench/rundir.py). Each
+epoch writes checkpoints/last.pt first, then best.pt, metrics.csv and summary.json: a run
+killed at any moment has a checkpoint for every row of its metrics.csv.
 """
 
 import logging
@@ -16,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 import dropbench
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
 from dropbench.dropout import hooks
 from dropbench.dropout.describe import describe_dropout
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
@@ -31,6 +32,7 @@ from dropbench.engine.optim import (
 )
 from dropbench.engine.seeding import get_rng_state, set_rng_state
 from dropbench.loggers import Sinks
+from dropbench.rundir import RunDirRefused
 
 log = logging.getLogger("dropbench")
 
@@ -50,12 +52,14 @@ class Run:
         self.forward = maybe_compile(model, cfg.trainer.compile, device)  # what batches go through
         if device.type == "cpu":
             keep_freed_memory()  # no page faults for each step's big tensors (accel.py)
+        self.manifest = None  # engine.manifest.Manifest: this session's record
         self.epoch = 0
         self.rows: list[dict] = []
         self.best = {"epoch": None, "val_loss": math.inf}
         self.wall_s = 0.0
         self.bad_epochs = 0  # epochs since the best val loss (early stopping)
         self.summary = {
+            "format_version": rundir.FORMAT_VERSION,
             "status": "running",
             "metric": task.metric,
             "n_params": sum(p.numel() for p in model.parameters()),
@@ -89,22 +93,42 @@ class Run:
         return get_rng_state()
 
     def restore(self, state: dict) -> None:
-        self.epoch = state["epoch"]
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler and state["scheduler"]:
-            self.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        self.shuffle.set_state(state["shuffle"])
-        if state.get("scaler"):  # empty when fp16 loss scaling is off
-            self.scaler.load_state_dict(state["scaler"])
-        self.rows, self.best, self.wall_s = state["rows"], state["best"], state["wall_s"]
-        log.info("resumed from %s at epoch %d", self.dir / "checkpoints/last.pt", self.epoch)
+        last = self.dir / rundir.LAST
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler and state["scheduler"]:
+                self.scheduler.load_state_dict(state["scheduler"])
+            set_rng_state(state["rng"])
+            self.shuffle.set_state(state["shuffle"])
+            if state.get("scaler"):  # empty when fp16 loss scaling is off
+                self.scaler.load_state_dict(state["scaler"])
+            self.epoch, self.rows = state["epoch"], state["rows"]
+            self.best, self.wall_s = state["best"], state["wall_s"]
+        except (KeyError, ValueError, TypeError, RuntimeError) as e:
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise RunDirRefused(f"checkpoint {last} does not fit this run ({why[:200]}); resume "
+                                f"with the run's own config, or start over with "
+                                f"trainer.overwrite=true") from None
+        self.keep_best_in_step()
+        log.info("resumed from %s at epoch %d", last, self.epoch)
+
+    def keep_best_in_step(self) -> None:
+        """A kill between writing last.pt and best.pt leaves a best.pt older than the best
+        epoch last.pt names; that epoch is the one just restored, so write it again."""
+        best = self.dir / rundir.BEST
+        if self.best["epoch"] != self.epoch or self.epoch == 0:
+            return
+        if not best.exists() or load_checkpoint(best).get("epoch") != self.epoch:
+            with evaluation_weights(self.optimizer):  # the weights that were scored
+                save_checkpoint(best, {"epoch": self.epoch, "model": self.model.state_dict()})
 
     def write_summary(self, **fields) -> None:
         self.summary.update(fields, epochs_run=self.epoch, wall_s=round(self.wall_s, 3),
                             best_epoch=self.best["epoch"])
-        write_json(self.dir / "summary.json", self.summary)
+        write_json(self.dir / rundir.SUMMARY, self.summary)
+        if self.summary["status"] != "running":  # completed, diverged or interrupted
+            end_session(self)
 
     # --- training ----------------------------------------------------------------------
     def train_epoch(self) -> dict:
@@ -156,7 +180,7 @@ class Run:
 
     def begin(self) -> None:
         if self.epoch == 0 and not self.rows:  # always something to resume from
-            save_checkpoint(self.dir / "checkpoints" / "last.pt", self.state())
+            save_checkpoint(self.dir / rundir.LAST, self.state())
         self.write_summary(status="running")
         self.bad_epochs = self.epoch - (self.best["epoch"] or 0)
 
@@ -179,9 +203,9 @@ class Run:
         with evaluation_weights(self.optimizer):  # NT-ASGD: its average is the model
             row = self.epoch_row(train, time.perf_counter() - start)
             improved = row["val_loss"] < self.best["val_loss"]
-            if improved:
-                save_checkpoint(ckpt / "best.pt", {"epoch": self.epoch,
-                                                   "model": self.model.state_dict()})
+            # the weights scored (NT-ASGD: the average), kept for best.pt after last.pt
+            best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()
+                            } if improved else None
         self.optimizer_check(row["val_loss"])
         if self.scheduler:
             self.scheduler.step()
@@ -191,8 +215,11 @@ class Run:
         if improved:
             self.best = {"epoch": self.epoch, "val_loss": row["val_loss"]}
             self.bad_epochs = 0
-        write_csv(self.dir / "metrics.csv", self.rows)
-        save_checkpoint(ckpt / "last.pt", self.state())
+        # last.pt holds the rows too: written first, every row on disk has its checkpoint
+        save_checkpoint(self.dir / rundir.LAST, self.state())
+        if improved:
+            save_checkpoint(self.dir / rundir.BEST, {"epoch": self.epoch, "model": best_weights})
+        write_csv(self.dir / rundir.METRICS, self.rows)
         self.write_summary(status="running")
         log_epoch(row, self.cfg.trainer.epochs, self.task.metric)
         self.sinks.epoch(row)
@@ -206,7 +233,7 @@ class Run:
 
     def finish(self, stopped_early: bool) -> dict:
         m = self.task.metric
-        best_path = self.dir / "checkpoints" / "best.pt"
+        best_path = self.dir / rundir.BEST
         if best_path.exists():
             self.model.load_state_dict(load_checkpoint(best_path)["model"])
             best_row = self.rows[self.best["epoch"] - 1]
@@ -250,3 +277,14 @@ def run_with_interrupts(run: Run) -> dict:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def end_session(run: Run) -> None:
+    """Record the session's end in manifest.json, whatever ended it; a failure to write it
+    (a full disk) never hides the run's own error."""
+    if run.manifest is None:
+        return
+    try:
+        run.manifest.end(run.epoch, run.summary["status"])
+    except DropbenchError as e:
+        log.warning("manifest.json not updated: %s", e)

@@ -1,8 +1,9 @@
 """Find run directories under some paths and read them into pandas tables.
 
-A run dir (see DESIGN.md) holds `.hydra/config.yaml`, `metrics.csv` (one row per epoch) and
-`summary.json`. This module reads files only: it never imports the engine, so it also works on
-runs copied from another machine, on sweeps that are still running and on killed ones.
+A run dir (docs/run-dir.md, names in dropbench/rundir.py) holds `.hydra/config.yaml`,
+`metrics.csv` (one row per epoch) and `summary.json`. This module reads files only: it never
+imports the engine, so it also works on runs copied from another machine, on sweeps that are
+still running and on killed ones.
 """
 
 import json
@@ -15,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
+from dropbench.rundir import RUN_FILES
 
 log = logging.getLogger("dropbench")
 
-RUN_FILES = ("summary.json", "metrics.csv")
 # Config keys that never define a configuration: bookkeeping, or the seed we aggregate over.
 NOT_A_SETTING = {"seed", "data_dir", "device", "trainer.resume", "trainer.overwrite",
                  "trainer.progress"}
@@ -61,7 +62,7 @@ def find_run_dirs(paths) -> list[Path]:
             # summary.json) never hold runs: don't descend.
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in NOT_RUNS)
             root = Path(root)
-            if any(f in files for f in RUN_FILES) or (root / ".hydra" / "config.yaml").is_file():
+            if any(f in files for f in RUN_FILES) or (root / rundir.CONFIG).is_file():
                 found.append(root)
     return sorted(set(found))
 
@@ -75,16 +76,9 @@ def run_name(run_dir: Path, base: Path) -> str:
 # --- reading one run ----------------------------------------------------------------------
 def flatten(mapping: dict, prefix: str = "") -> dict:
     """{"dropout": {"p": 0.5}} -> {"dropout.p": 0.5}; lists become strings (hashable)."""
-    flat = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        elif isinstance(value, (list, tuple)):
-            flat[name] = "[" + ", ".join(format_value(v) for v in value) + "]"
-        else:
-            flat[name] = value
-    return flat
+    return {key: "[" + ", ".join(format_value(v) for v in value) + "]"
+            if isinstance(value, (list, tuple)) else value
+            for key, value in rundir.flatten(mapping, prefix).items()}
 
 
 def format_value(value) -> str:
@@ -99,7 +93,7 @@ def format_value(value) -> str:
 
 
 def read_config(run_dir: Path) -> dict:
-    path = run_dir / ".hydra" / "config.yaml"
+    path = run_dir / rundir.CONFIG
     if not path.is_file():
         raise BrokenRun("no .hydra/config.yaml (not a dropbench run dir?)")
     try:
@@ -113,7 +107,7 @@ def read_config(run_dir: Path) -> dict:
 
 
 def read_summary(run_dir: Path) -> dict:
-    path = run_dir / "summary.json"
+    path = run_dir / rundir.SUMMARY
     try:
         summary = json.loads(path.read_text())
     except FileNotFoundError:
@@ -122,11 +116,15 @@ def read_summary(run_dir: Path) -> dict:
         raise BrokenRun(f"summary.json is unreadable ({type(e).__name__})") from e
     if not isinstance(summary, dict):
         raise BrokenRun("summary.json is not a JSON object")
+    version = summary.get("format_version", 0)  # summaries before versioning: format 0
+    if not isinstance(version, int) or version > rundir.FORMAT_VERSION:
+        raise BrokenRun(f"summary.json has format_version {version!r}; this dropbench reads "
+                        f"up to {rundir.FORMAT_VERSION}: upgrade dropbench")
     return summary
 
 
 def read_metrics(run_dir: Path, summary: dict) -> pd.DataFrame:
-    path = run_dir / "metrics.csv"
+    path = run_dir / rundir.METRICS
     if not path.is_file():
         status = summary.get("status", "unknown")
         error = f": {summary['error']}" if summary.get("error") else ""

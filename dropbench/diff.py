@@ -1,0 +1,166 @@
+"""`dropbench diff RUN_A RUN_B`: what differs between two runs, or two sweeps job by job.
+
+For two runs: the config keys that differ, the manifest fields that differ (start/end times
+and pids left out: they always differ) and the final metrics side by side. For two sweep
+dirs, jobs are paired by their overrides: those shared by every job of a sweep are left out,
+so `dropout.p=0` of one sweep meets `dropout.p=0` of the other even when the sweeps differ in
+a fixed setting. Reads files only.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+from dropbench import DropbenchError, rundir
+from dropbench.jobdir import job_overrides, override_key
+from dropbench.rundir import flatten
+
+VOLATILE = ("started", "ended", "pid")  # manifest fields that differ between any two sessions
+SUMMARY_FIELDS = ("status", "epochs_run", "best_epoch", "best_val_loss", "best_val_{m}",
+                  "test_loss", "test_{m}", "wall_s")
+LAST_ROW_FIELDS = ("train_loss", "train_eval_loss", "val_loss", "val_{m}")
+
+
+def _load(path: Path, reader):
+    try:
+        return reader(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise DropbenchError(f"{path} is unreadable ({type(e).__name__})") from e
+
+
+def read_run(run: Path) -> dict:
+    def last_row(text: str) -> dict:
+        rows = list(csv.DictReader(text.splitlines()))
+        return rows[-1] if rows else {}
+
+    manifest = _load(run / rundir.MANIFEST, json.loads) or {}
+    sessions = manifest.pop("sessions", None) or []
+    for session in sessions:
+        for key in VOLATILE:
+            session.pop(key, None)
+    return {"config": flatten(_load(run / rundir.CONFIG, yaml.safe_load) or {}),
+            "manifest": flatten(manifest), "sessions": sessions,
+            "summary": _load(run / rundir.SUMMARY, json.loads) or {},
+            "last": _load(run / rundir.METRICS, last_row) or {},
+            "overrides": _load(run / rundir.OVERRIDES, yaml.safe_load) or []}
+
+
+def show(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, ".6g")
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def differing(a: dict, b: dict, title: str) -> list[str]:
+    keys = [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    if not keys:
+        return [f"{title}: the same"]
+    return [f"{title} (A -> B):"] + [f"  {k}: {show(a.get(k))} -> {show(b.get(k))}"
+                                     for k in keys]
+
+
+def metrics_table(a: dict, b: dict) -> list[str]:
+    m = a["summary"].get("metric") or b["summary"].get("metric") or "acc"
+    rows = [(f.format(m=m), a["summary"].get(f.format(m=m)), b["summary"].get(f.format(m=m)))
+            for f in SUMMARY_FIELDS]
+    rows += [(f"last {f.format(m=m)}", a["last"].get(f.format(m=m)), b["last"].get(f.format(m=m)))
+             for f in LAST_ROW_FIELDS]
+    shown = [(name, show(_number(x)), show(_number(y))) for name, x, y in rows
+             if x is not None or y is not None]
+    width = max([len(n) for n, _, _ in shown] + [6])
+    return ["final metrics:", f"  {'':<{width}}  {'A':>14}  {'B':>14}"] + [
+        f"  {name:<{width}}  {x:>14}  {y:>14}" for name, x, y in shown]
+
+
+def _number(value):
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
+
+
+def manifest_lines(a: dict, b: dict) -> list[str]:
+    """Manifest fields side by side, session by session; a session only one run has is
+    named in one line."""
+    flat_a, flat_b = dict(a["manifest"]), dict(b["manifest"])
+    extra = []
+    for i in range(max(len(a["sessions"]), len(b["sessions"]))):
+        if i < len(a["sessions"]) and i < len(b["sessions"]):
+            flat_a.update(flatten(a["sessions"][i], f"session{i + 1}."))
+            flat_b.update(flatten(b["sessions"][i], f"session{i + 1}."))
+            continue
+        side, s = ("A", a["sessions"][i]) if i < len(a["sessions"]) else ("B", b["sessions"][i])
+        extra.append(f"  session{i + 1} only in {side}: {s.get('command')} on {s.get('host')}, "
+                     f"epochs {s.get('first_epoch')}-{s.get('last_epoch')}")
+    lines = differing(flat_a, flat_b, "manifest") + extra
+    if extra and lines[0].endswith("the same"):
+        lines[0] = "manifest (A -> B):"
+    return lines
+
+
+def diff_runs(a: Path, b: Path, indent: str = "") -> list[str]:
+    ra, rb = read_run(a), read_run(b)
+    lines = (differing(ra["config"], rb["config"], "config") + manifest_lines(ra, rb)
+             + metrics_table(ra, rb))
+    return [indent + line for line in lines]
+
+
+def job_settings(sweep: Path) -> dict[Path, dict[str, str]]:
+    """{job dir: {override key: override}} for every run dir under a sweep dir."""
+    from dropbench.report.collect import find_run_dirs
+
+    return {run: {override_key(o): o for o in job_overrides(read_run(run)["overrides"])}
+            for run in find_run_dirs([sweep]) if run != sweep}
+
+
+def varying_keys(jobs: dict[Path, dict[str, str]]) -> set[str]:
+    keys = set().union(*jobs.values()) if jobs else set()
+    return {k for k in keys if len({settings.get(k) for settings in jobs.values()}) > 1}
+
+
+def pair_jobs(a: Path, b: Path) -> tuple[dict, dict]:
+    """Each sweep's jobs keyed by their values of the keys that vary in either sweep."""
+    jobs_a, jobs_b = job_settings(a), job_settings(b)
+    swept = varying_keys(jobs_a) | varying_keys(jobs_b)
+    keyed = []
+    for sweep, jobs in ((a, jobs_a), (b, jobs_b)):
+        by_key = {}
+        for run, settings in jobs.items():
+            key = frozenset(o for k, o in settings.items() if k in swept)
+            if key in by_key:
+                raise DropbenchError(f"{by_key[key]} and {run} in {sweep} are the same job "
+                                     f"({', '.join(sorted(key)) or 'no overrides'}); diff "
+                                     f"them as two runs")
+            by_key[key] = run
+        keyed.append(by_key)
+    return keyed[0], keyed[1]
+
+
+def diff(a: Path, b: Path) -> str:
+    a, b = Path(a), Path(b)
+    for path in (a, b):
+        if not path.is_dir():
+            raise DropbenchError(f"{path} is not a directory; give two run dirs or two sweep "
+                                 f"dirs")
+    if rundir.is_run_dir(a) and rundir.is_run_dir(b):
+        return "\n".join([f"A: {a}", f"B: {b}", *diff_runs(a, b)])
+    jobs_a, jobs_b = pair_jobs(a, b)
+    if not jobs_a or not jobs_b:
+        empty = a if not jobs_a else b
+        raise DropbenchError(f"{empty} holds no runs; give two run dirs or two sweep dirs made "
+                             f"by `dropbench train`")
+    lines = [f"A: {a}", f"B: {b}"]
+    for key in sorted(jobs_a.keys() & jobs_b.keys(), key=sorted):
+        lines += ["", f"job {', '.join(sorted(key)) or '(the only one)'}: "
+                      f"{jobs_a[key].name} | {jobs_b[key].name}"]
+        lines += diff_runs(jobs_a[key], jobs_b[key], indent="  ")
+    for side, only in (("A", jobs_a.keys() - jobs_b.keys()), ("B", jobs_b.keys() - jobs_a.keys())):
+        for key in sorted(only, key=sorted):
+            lines.append(f"only in {side}: {', '.join(sorted(key))}")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""What a new invocation may do with a run dir that already holds a run.
+
+`plan_start` only reads: it returns "fresh", "resume" or "done", or refuses in one line.
+A resume must compose the same config as the run's own (`.hydra/config.yaml`), apart from
+the keys in rundir.RESUME_MAY_CHANGE; otherwise the run dir would describe epochs that were
+trained under other settings.
+"""
+
+import json
+from pathlib import Path
+
+import yaml
+from omegaconf import OmegaConf
+
+from dropbench import rundir
+from dropbench.rundir import RunDirRefused, flatten
+
+ABSENT = "(absent)"
+
+
+def resolved(cfg) -> dict:
+    """The composed config as plain data, every interpolation resolved."""
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def saved_config(run_dir: Path) -> dict:
+    path = run_dir / rundir.CONFIG
+    try:
+        config = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RunDirRefused(f"{run_dir} holds a checkpoint but no {rundir.CONFIG}, so a resume "
+                            f"cannot check its settings; start over with "
+                            f"trainer.overwrite=true") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise RunDirRefused(f"{path} is unreadable ({type(e).__name__}); start over with "
+                            f"trainer.overwrite=true") from e
+    if not isinstance(config, dict):
+        raise RunDirRefused(f"{path} is not a mapping; start over with trainer.overwrite=true")
+    return config
+
+
+def show(value) -> str:
+    return ABSENT if value is ABSENT else json.dumps(value, default=str)
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """'key: old -> new' for each key that differs and may not differ on a resume."""
+    old_flat, new_flat = flatten(old), flatten(new)
+    changes = []
+    for key in sorted(old_flat.keys() | new_flat.keys()):
+        before, after = old_flat.get(key, ABSENT), new_flat.get(key, ABSENT)
+        if before == after:
+            continue
+        rule = may_change(key)
+        if rule is None:
+            changes.append(f"{key}: {show(before)} -> {show(after)}")
+        elif rule.unless_key and old_flat.get(rule.unless_key) in rule.unless_values:
+            changes.append(f"{key}: {show(before)} -> {show(after)} (not with "
+                           f"{rule.unless_key}={old_flat[rule.unless_key]})")
+    return changes
+
+
+def may_change(key: str) -> rundir.ResumeRule | None:
+    """The rule that lets `key` differ on resume: its own, or one for a group above it."""
+    return next((rule for rule in rundir.RESUME_MAY_CHANGE
+                 if key == rule.key or key.startswith(rule.key + ".")), None)
+
+
+def has_trained(run_dir: Path) -> bool:
+    return (run_dir / rundir.LAST).exists() or (run_dir / rundir.METRICS).exists()
+
+
+def plan_start(run_dir: Path, cfg) -> str:
+    """'fresh' (start over: nothing trained yet, or trainer.overwrite=true), 'resume'
+    (continue from checkpoints/last.pt) or 'done' (a completed run already as long as asked)."""
+    summary = read_json(run_dir / rundir.SUMMARY)
+    status = summary.get("status") if summary else None
+    trained = has_trained(run_dir)
+    if cfg.trainer.overwrite or not (trained or status):
+        return "fresh"
+    if not cfg.trainer.resume:
+        raise RunDirRefused(f"{run_dir} already holds a run ({status or 'unfinished'}); resume "
+                            f"it with trainer.resume=true, replace it with "
+                            f"trainer.overwrite=true, or pick another hydra.run.dir")
+    if not trained:
+        return "fresh"  # e.g. failed before its first epoch: nothing to keep consistent
+    changes = changed_keys(saved_config(run_dir), resolved(cfg))
+    if changes:
+        raise RunDirRefused(
+            f"cannot resume {run_dir} with a different config ({'; '.join(changes)}); resume "
+            f"with the run's own settings, or train elsewhere (another hydra.run.dir, or "
+            f"trainer.overwrite=true to replace it)")
+    if status == "completed" and (summary.get("stopped_early")
+                                  or summary.get("epochs_run", 0) >= cfg.trainer.epochs):
+        return "done"
+    return "resume"
+
+
+def check_same_data(run_dir: Path, fingerprint: dict) -> None:
+    """Refuse a resume whose data differs from the data the run trained on."""
+    manifest = read_json(run_dir / rundir.MANIFEST) or {}
+    before = manifest.get("data")
+    if not isinstance(before, dict):
+        return  # a run from before manifests: nothing recorded to compare with
+    key = "sha256" if before.get("device_type") == fingerprint["device_type"] else "int_sha256"
+    if before.get(key) != fingerprint[key]:
+        raise RunDirRefused(f"the data loaded now differs from the data {run_dir} trained on "
+                            f"(manifest.json data.{key}); point data_dir at the same files")
+

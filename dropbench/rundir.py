@@ -1,0 +1,92 @@
+"""The run directory as a schema: file names, the format version, and which config keys may
+change when a run is resumed. The engine writes by it and the report reads by it;
+docs/run-dir.md describes the same contract for people.
+
+This module imports neither torch nor the engine, so the report (which must work on run dirs
+copied from anywhere) can use it.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dropbench import DropbenchError
+
+FORMAT_VERSION = 1  # summary.json and manifest.json carry it as `format_version`
+
+CONFIG = ".hydra/config.yaml"  # the resolved config of the run, written by the engine
+OVERRIDES = ".hydra/overrides.yaml"  # the command-line overrides of the job
+HYDRA = ".hydra/hydra.yaml"  # Hydra's own settings for the job
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+MANIFEST = "manifest.json"
+LAST = "checkpoints/last.pt"
+BEST = "checkpoints/best.pt"
+LOG = "train.log"
+LOCK = ".dropbench.lock"  # flock()ed by the process training the dir; holds its host and pid
+LOGGERS = "loggers.json"  # the tracking sinks' run ids, so a resume logs to the same runs
+
+RUN_FILES = (SUMMARY, METRICS)  # a dir holding either of these (or CONFIG) is a run dir
+# What a fresh start (trainer.overwrite=true, or a dir that never finished an epoch) deletes.
+RESULT_FILES = (METRICS, SUMMARY, MANIFEST, LAST, BEST, LOGGERS)
+
+STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+
+# The first metrics.csv columns, in order; <m> is acc or ppl (summary.json `metric`). Dropout
+# modules that learn their rate append one column each (e.g. `p.layers.1`).
+METRICS_COLUMNS = ("epoch", "lr", "seconds", "train_loss", "train_{m}", "train_eval_loss",
+                   "train_eval_{m}", "val_loss", "val_{m}")
+
+
+@dataclass(frozen=True)
+class ResumeRule:
+    """A config key (or every key under it) whose value may differ between a run and its
+    resume."""
+
+    key: str
+    why: str
+    # A key of the run's config whose values make a change of `key` unsafe after all.
+    unless_key: str | None = None
+    unless_values: tuple = ()
+
+
+# Keys that cannot change what a run computes (or, for trainer.epochs, only extend it).
+# Every other key must be equal, or the resume is refused.
+RESUME_MAY_CHANGE = (
+    ResumeRule("trainer.resume", "how this invocation starts, not what it trains"),
+    ResumeRule("trainer.overwrite", "how this invocation starts, not what it trains"),
+    ResumeRule("trainer.progress", "display only"),
+    ResumeRule("logger", "where the epochs' rows are sent besides the run dir"),
+    ResumeRule("trainer.threads", "CPU threads: the same arithmetic, recorded per session in "
+                                  "manifest.json"),
+    ResumeRule("device", "where it runs, recorded per session in manifest.json"),
+    ResumeRule("data_dir", "where the data lives; the loaded data must hash the same as the "
+                           "run's (manifest.json `data_sha256`)"),
+    ResumeRule("trainer.epochs", "extends (or ends) the run; the epochs already run are the "
+                                 "same as in a run of the new length",
+               unless_key="optim.schedule", unless_values=("cosine",)),
+)
+
+# Overrides that do not make a different sweep job: a resumed sweep finds the job's dir
+# without them (see dropbench/jobdir.py).
+NOT_PART_OF_A_JOB = ("trainer.resume", "trainer.overwrite", "trainer.progress", "data_dir")
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    """{"dropout": {"p": 0.5}} -> {"dropout.p": 0.5}; lists stay lists, empty dicts vanish."""
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def is_run_dir(path: Path) -> bool:
+    return any((path / f).is_file() for f in (*RUN_FILES, CONFIG))
+
+
+class RunDirRefused(DropbenchError):
+    """The run dir cannot be used as asked (held by another process, a resume that would
+    change the run, a checkpoint that does not fit): refused before anything in it changed."""
