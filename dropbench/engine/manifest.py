@@ -23,6 +23,7 @@ import torch
 
 import dropbench
 from dropbench import rundir
+from dropbench.bench.harness import cpu_model
 from dropbench.engine.io import write_json
 from dropbench.engine.resume import read_json
 
@@ -48,16 +49,6 @@ def git_state(cwd: Path) -> dict | None:
     except (OSError, subprocess.SubprocessError):  # no git, not a repo, or no commit yet
         return None
     return {"commit": commit, "dirty": dirty, "dir": str(cwd)}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def versions() -> dict:
