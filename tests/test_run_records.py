@@ -304,10 +304,15 @@ def check_resume_pair(cli, root: Path, first: dict, again: dict) -> None:
         assert summary(run)[key] == summary(straight)[key]
 
 
-@pytest.mark.parametrize("n_examples", [pytest.param(4, id="few"),
+FIRST = {"dropout.p": "0.5", "seed": "0", "optim.schedule": "none", "trainer.epochs": "1"}
+EXTENDED = {**FIRST, "trainer.epochs": "2", "trainer.progress": "true"}  # always allowed
+RELABELLED = {**EXTENDED, "dropout.p": "0.2"}  # always refused
+
+
+@pytest.mark.parametrize("n_examples", [pytest.param(3, id="few"),
                                         pytest.param(25, id="many", marks=pytest.mark.slow)])
 def test_any_resume_is_refused_cleanly_or_recorded_truthfully(cli, tmp_path, n_examples):
-    from hypothesis import HealthCheck, given
+    from hypothesis import HealthCheck, example, given
     from hypothesis import settings as hyp_settings
 
     counter = iter(range(10**6))
@@ -315,6 +320,8 @@ def test_any_resume_is_refused_cleanly_or_recorded_truthfully(cli, tmp_path, n_e
     @hyp_settings(max_examples=n_examples, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(resume_pairs())
+    @example((FIRST, EXTENDED))
+    @example((FIRST, RELABELLED))
     def check(pair):
         check_resume_pair(cli, tmp_path / str(next(counter)), *pair)
 
@@ -434,3 +441,14 @@ def test_cifar_batches_written_with_any_pickle_protocol_load(tmp_path):
         loaded = read_batch(path)
         assert np.array_equal(loaded["data"], batch["data"])
         assert loaded["labels"] == [3, 7] and loaded["filenames"] == batch["filenames"]
+
+
+def test_report_refuses_a_summary_format_it_does_not_know(tmp_path):
+    from dropbench.report.collect import BrokenRun, read_summary
+    from dropbench.rundir import FORMAT_VERSION
+
+    (tmp_path / "summary.json").write_text(json.dumps({"format_version": FORMAT_VERSION}))
+    assert read_summary(tmp_path)["format_version"] == FORMAT_VERSION
+    (tmp_path / "summary.json").write_text(json.dumps({"format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(BrokenRun, match="format_version 2; this dropbench reads up to 1"):
+        read_summary(tmp_path)
