@@ -339,6 +339,10 @@ def digits_sweep(tmp_path_factory):
     return root / "sweep", result
 
 
+# the failed job's dir: its overrides, sorted (dropbench/jobdir.py)
+FAILED_JOB = "dataset.train_subset=200,dropout.p=1.5,dropout.p_input=0,trainer.epochs=2"
+
+
 def test_real_sweep_writes_its_report_even_with_a_failed_job(digits_sweep):
     sweep, result = digits_sweep
     assert result.returncode != 0 and "dropout.p=1.5 is out of range" in result.stderr
@@ -347,7 +351,7 @@ def test_real_sweep_writes_its_report_even_with_a_failed_job(digits_sweep):
     table = pd.read_csv(report / "summary.csv")
     assert list(table["configuration"]) == ["dropout.p=0 (no dropout)", "dropout.p=0.5"]
     md = (report / "summary.md").read_text()
-    assert "| 2 | failed | DropbenchError: dropout.p=1.5 is out of range" in md
+    assert f"| {FAILED_JOB} | failed | DropbenchError: dropout.p=1.5 is out of range" in md
 
 
 def test_report_command_on_a_real_sweep(digits_sweep, tmp_path):
@@ -356,8 +360,8 @@ def test_report_command_on_a_real_sweep(digits_sweep, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "r" / "report.html")
     # the failed job, named, with its error (from summary.json)
-    assert "skipped run 2: no metrics.csv: no epoch finished (status failed: dropout.p=1.5" \
-        in result.stderr
+    assert (f"skipped run {FAILED_JOB}: no metrics.csv: no epoch finished (status failed: "
+            f"dropout.p=1.5") in result.stderr
     runs = pd.read_csv(tmp_path / "r" / "runs.csv")
     assert len(runs) == 2 * 2 and set(runs["status"]) == {"completed"}
     assert (tmp_path / "r" / "rate_sweep.svg").is_file()

@@ -38,7 +38,9 @@ def test_sweep_standard_and_variational_on_a_text_directory(cli, corpus, tmp_pat
                  f"dataset.path={corpus}", *TINY, "dropout=standard,variational",
                  "hydra.sweep.dir=sweep", env=ONE_THREAD)
     assert result.returncode == 0, result.stderr
-    runs = [tmp_path / "sweep" / str(i) for i in (0, 1)]
+    jobs = {o: p.parent for p in (tmp_path / "sweep").glob("*/summary.json")  # by scheme
+            for o in json.loads(p.read_text())["overrides"] if o.startswith("dropout=")}
+    runs = [jobs["dropout=standard"], jobs["dropout=variational"]]
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
     assert [s["status"] for s in summaries] == ["completed", "completed"]
     assert summaries[0]["test_ppl"] != summaries[1]["test_ppl"]  # the schemes differ
