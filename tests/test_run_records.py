@@ -228,20 +228,40 @@ def test_changed_data_is_refused_on_resume(cli, tmp_path):
 
 
 # --- process state per run --------------------------------------------------------------------
-def test_sequential_jobs_do_not_inherit_threads_or_deterministic_mode(cli, tmp_path):
+def test_sequential_jobs_do_not_inherit_deterministic_mode(cli, tmp_path):
     fixed = ["trainer.epochs=1", "model.hidden=[16]", "trainer.progress=false"]
-    r = cli("train", "-m", "trainer.deterministic=true,false", "trainer.threads=1,null", *fixed,
-            "hydra.sweep.dir=sweep", "~hydra.callbacks.report", env={"OMP_NUM_THREADS": "2"})
+    r = cli("train", "-m", "trainer.deterministic=true,false", "trainer.threads=2,1", *fixed,
+            "hydra.sweep.dir=sweep", "~hydra.callbacks.report")
     assert r.returncode == 0, r.stderr
-    # jobs run in order (true,1) (true,null) (false,1) (false,null): each null-thread job
-    # follows a one-thread job, each deterministic=false job a deterministic one
+    # jobs run in order (true,2) (true,1) (false,2) (false,1): the deterministic=false jobs
+    # follow deterministic ones, and each job has the thread count it asked for
     for det in (True, False):  # the sweeper spells the swept booleans True/False
-        for threads, expected in (("1", 1), ("null", 2)):
+        for threads in (1, 2):
             job = job_dir(tmp_path / "sweep", *fixed, f"trainer.deterministic={det}",
                           f"trainer.threads={threads}")
-            process = summary(job)["process"]
-            assert process == {"threads": expected, "deterministic": det,
-                               "cudnn_benchmark": False}, job
+            assert summary(job)["process"] == {"threads": threads, "deterministic": det,
+                                               "cudnn_benchmark": False}, job
+
+
+def test_process_state_is_restored_after_a_run(one_torch_thread):
+    from dropbench.engine.accel import keep_freed_memory
+    from dropbench.engine.process import process_state
+    from dropbench.engine.seeding import seed_everything
+
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    with process_state():
+        torch.set_num_threads(2)
+        seed_everything(0, deterministic=True)  # deterministic kernels + the cuBLAS variable
+        keep_freed_memory()
+        os.umask(0o077)
+        assert torch.are_deterministic_algorithms_enabled()
+    after = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+             os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    assert after == before
+    assert os.umask(umask) == umask
 
 
 # --- any (first config, resume config) pair ---------------------------------------------------
