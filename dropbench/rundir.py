@@ -67,8 +67,10 @@ RESUME_MAY_CHANGE = (
 )
 
 # Overrides that do not make a different sweep job: a resumed sweep finds the job's dir
-# without them (see dropbench/jobdir.py).
-NOT_PART_OF_A_JOB = ("trainer.resume", "trainer.overwrite", "trainer.progress", "data_dir")
+# without them (see dropbench/jobdir.py), so `trainer.epochs=N trainer.resume=true` extends a
+# sweep's jobs as it extends a single run.
+NOT_PART_OF_A_JOB = ("trainer.resume", "trainer.overwrite", "trainer.progress", "data_dir",
+                     "trainer.epochs")
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict:

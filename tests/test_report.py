@@ -340,7 +340,7 @@ def digits_sweep(tmp_path_factory):
 
 
 # the failed job's dir: its overrides, sorted (dropbench/jobdir.py)
-FAILED_JOB = "dataset.train_subset=200,dropout.p=1.5,dropout.p_input=0,trainer.epochs=2"
+FAILED_JOB = "dataset.train_subset=200,dropout.p=1.5,dropout.p_input=0"
 
 
 def test_real_sweep_writes_its_report_even_with_a_failed_job(digits_sweep):

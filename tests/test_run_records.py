@@ -422,7 +422,7 @@ def test_job_dir_names_ignore_order_and_start_only_keys():
 
     name = job_dir_name(["seed=1", "dropout.p=0.5"])
     assert name == "dropout.p=0.5,seed=1"
-    assert job_dir_name(["dropout.p=0.5", "trainer.resume=true", "seed=1",
+    assert job_dir_name(["dropout.p=0.5", "trainer.resume=true", "seed=1", "trainer.epochs=9",
                          "trainer.progress=false", "data_dir=/elsewhere"]) == name
     assert job_dir_name(["seed=2", "dropout.p=0.5"]) != name
     assert job_dir_name(["trainer.resume=true"]) == "defaults"
