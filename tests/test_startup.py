@@ -66,7 +66,8 @@ def test_train_help_with_a_bad_override_is_one_line(cli):
 def test_training_never_loads_torch_dynamo(tmp_path):
     """torch.optim's compile wrappers would import torch._dynamo (about as costly as torch
     itself); a run without trainer.compile trains, checkpoints and resumes without it."""
-    args = ["train", "trainer.progress=false", "trainer.threads=1", "optim.schedule=cosine",
+    # a step schedule (a cosine run cannot be extended: its schedule depends on the length)
+    args = ["train", "trainer.progress=false", "trainer.threads=1", "optim.schedule=step",
             f"hydra.run.dir={tmp_path / 'run'}"]
     env = {"DROPBENCH_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
     first = imported_by(*args, "trainer.epochs=1", env=env)

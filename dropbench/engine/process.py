@@ -31,10 +31,16 @@ def process_state():
         yield
     finally:
         torch.set_num_threads(saved["threads"])
-        torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved["warn_only"])
+        # only when changed: these setters import torch._dynamo (as costly as torch itself)
+        if (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled()) != (
+                saved["deterministic"], saved["warn_only"]):
+            torch.use_deterministic_algorithms(saved["deterministic"],
+                                               warn_only=saved["warn_only"])
         torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
         torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
-        torch.set_float32_matmul_precision(saved["matmul_precision"])
+        if torch.get_float32_matmul_precision() != saved["matmul_precision"]:
+            torch.set_float32_matmul_precision(saved["matmul_precision"])
         for key, value in saved["env"].items():
             if value is None:
                 os.environ.pop(key, None)
