@@ -93,7 +93,11 @@ def default_threads() -> int:
     processes leave free, at least one. A thread pool larger than the free cores spins at
     every parallel region, waiting for threads the scheduler has parked: on this 2-core
     machine at load 11, one step of 12 stacked MLPs cost 15x more CPU time with 2 threads
-    than with 1 (docs/benchmarks.md)."""
+    than with 1 (docs/benchmarks.md). OMP_NUM_THREADS, when set, is followed instead: a
+    thread count that follows the load would make two runs of one config differ in the last
+    bits."""
+    if os.environ.get("OMP_NUM_THREADS"):  # the user's or the launcher's choice stands
+        return torch.get_num_threads()
     cores = os.cpu_count() or 1
     busy = others_load()
     threads = cores if busy is None else max(1, min(cores, round(cores - busy)))

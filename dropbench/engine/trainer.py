@@ -10,7 +10,9 @@ import math
 import platform
 import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -200,27 +202,33 @@ class Run:
                 f"lower optim.lr. The last good checkpoint is kept in {ckpt}"
             )
         self.epoch += 1
-        with evaluation_weights(self.optimizer):  # NT-ASGD: its average is the model
-            row = self.epoch_row(train, time.perf_counter() - start)
-            improved = row["val_loss"] < self.best["val_loss"]
-            # the weights scored (NT-ASGD: the average), kept for best.pt after last.pt
-            best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()
-                            } if improved else None
-        self.optimizer_check(row["val_loss"])
-        if self.scheduler:
-            self.scheduler.step()
-        self.wall_s += time.perf_counter() - start
-        self.rows.append(row)
-        self.bad_epochs += 1
-        if improved:
-            self.best = {"epoch": self.epoch, "val_loss": row["val_loss"]}
-            self.bad_epochs = 0
-        # last.pt holds the rows too: written first, every row on disk has its checkpoint
-        save_checkpoint(self.dir / rundir.LAST, self.state())
-        if improved:
-            save_checkpoint(self.dir / rundir.BEST, {"epoch": self.epoch, "model": best_weights})
-        write_csv(self.dir / rundir.METRICS, self.rows)
-        self.write_summary(status="running")
+        try:
+            with evaluation_weights(self.optimizer):  # NT-ASGD: its average is the model
+                row = self.epoch_row(train, time.perf_counter() - start)
+                improved = row["val_loss"] < self.best["val_loss"]
+                # the weights scored (NT-ASGD: the average), kept for best.pt after last.pt
+                best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()
+                                } if improved else None
+        except KeyboardInterrupt:
+            self.epoch -= 1  # not on disk: an interrupted summary must not count it
+            raise
+        with interrupts_deferred():  # the epoch's files are written all or none
+            self.optimizer_check(row["val_loss"])
+            if self.scheduler:
+                self.scheduler.step()
+            self.wall_s += time.perf_counter() - start
+            self.rows.append(row)
+            self.bad_epochs += 1
+            if improved:
+                self.best = {"epoch": self.epoch, "val_loss": row["val_loss"]}
+                self.bad_epochs = 0
+            # last.pt holds the rows too: written first, every row on disk has its checkpoint
+            save_checkpoint(self.dir / rundir.LAST, self.state())
+            if improved:
+                save_checkpoint(self.dir / rundir.BEST, {"epoch": self.epoch,
+                                                         "model": best_weights})
+            write_csv(self.dir / rundir.METRICS, self.rows)
+            self.write_summary(status="running")
         log_epoch(row, self.cfg.trainer.epochs, self.task.metric)
         self.sinks.epoch(row)
 
@@ -265,6 +273,28 @@ def sigterm_as_interrupt():
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     return signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt: an
+    interrupt in the middle of an epoch's writes would leave last.pt, metrics.csv and
+    summary.json counting different epochs. Signals reach only the main thread, so other
+    threads run the block as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    # only signals that would raise here anyway; an ignored or default one keeps its way
+    held = [s for s in (signal.SIGINT, signal.SIGTERM) if callable(signal.getsignal(s))]
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if pending:
+        raise KeyboardInterrupt(f"signal {signal.Signals(pending[0]).name}")
 
 
 def run_with_interrupts(run: Run) -> dict:
