@@ -163,7 +163,7 @@ class Run:
 
     def epoch_row(self, train: dict, seconds: float) -> dict:
         m = self.task.metric
-        row = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+        row = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
                "seconds": round(seconds, 4), "train_loss": train["loss"], f"train_{m}": train[m]}
         for split in ("train_eval", "val"):
             with self.autocast():
@@ -201,18 +201,16 @@ class Run:
                 f"training diverged in epoch {self.epoch + 1} (train loss {train['loss']}); "
                 f"lower optim.lr. The last good checkpoint is kept in {ckpt}"
             )
-        self.epoch += 1
-        try:
-            with evaluation_weights(self.optimizer):  # NT-ASGD: its average is the model
-                row = self.epoch_row(train, time.perf_counter() - start)
-                improved = row["val_loss"] < self.best["val_loss"]
-                # the weights scored (NT-ASGD: the average), kept for best.pt after last.pt
-                best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()
-                                } if improved else None
-        except KeyboardInterrupt:
-            self.epoch -= 1  # not on disk: an interrupted summary must not count it
-            raise
-        with interrupts_deferred():  # the epoch's files are written all or none
+        with evaluation_weights(self.optimizer):  # NT-ASGD: its average is the model
+            row = self.epoch_row(train, time.perf_counter() - start)
+            improved = row["val_loss"] < self.best["val_loss"]
+            # the weights scored (NT-ASGD: the average), kept for best.pt after last.pt
+            best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()
+                            } if improved else None
+        # The epoch counts from here on, and its files are written all or none: an interrupt
+        # before this point leaves it uncounted, one inside waits for the block to end.
+        with interrupts_deferred():
+            self.epoch += 1
             self.optimizer_check(row["val_loss"])
             if self.scheduler:
                 self.scheduler.step()
