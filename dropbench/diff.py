@@ -42,11 +42,11 @@ def read_run(run: Path) -> dict:
     for session in sessions:
         for key in VOLATILE:
             session.pop(key, None)
-    return {"config": flatten(_load(run / rundir.CONFIG, yaml.safe_load) or {}),
+    return {"config": flatten(_load(run / rundir.CONFIG, rundir.parse_yaml) or {}),
             "manifest": flatten(manifest), "sessions": sessions,
             "summary": _load(run / rundir.SUMMARY, json.loads) or {},
             "last": _load(run / rundir.METRICS, last_row) or {},
-            "overrides": _load(run / rundir.OVERRIDES, yaml.safe_load) or []}
+            "overrides": _load(run / rundir.OVERRIDES, rundir.parse_yaml) or []}
 
 
 def show(value) -> str:
@@ -113,7 +113,7 @@ def diff_runs(a: Path, b: Path, indent: str = "") -> list[str]:
 
 def job_settings(sweep: Path) -> dict[Path, dict[str, str]]:
     """{job dir: {override key: override}} for every run dir under a sweep dir."""
-    from dropbench.report.collect import find_run_dirs
+    from dropbench.rundir import find_run_dirs
 
     return {run: {override_key(o): o for o in job_overrides(read_run(run)["overrides"])}
             for run in find_run_dirs([sweep]) if run != sweep}

@@ -6,8 +6,11 @@ This module imports neither torch nor the engine, so the report (which must work
 copied from anywhere) can use it.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from dropbench import DropbenchError
 
@@ -92,3 +95,33 @@ def is_run_dir(path: Path) -> bool:
 class RunDirRefused(DropbenchError):
     """The run dir cannot be used as asked (held by another process, a resume that would
     change the run, a checkpoint that does not fit): refused before anything in it changed."""
+
+
+# Dirs that never hold runs: checkpoints, and the loggers' folders (which keep copies of
+# summary.json).
+NOT_RUNS = {"checkpoints", "tensorboard", "mlartifacts", "mlruns", "wandb"}
+
+
+def find_run_dirs(paths) -> list[Path]:
+    """Every dir under `paths` that looks like a run (has a run file or a Hydra config)."""
+    found = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise DropbenchError(f"{path} does not exist; give a run dir or a sweep dir")
+        for root, dirs, files in os.walk(path):
+            # Hidden dirs (.hydra) and NOT_RUNS are never descended into.
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in NOT_RUNS)
+            root = Path(root)
+            if any(f in files for f in RUN_FILES) or (root / CONFIG).is_file():
+                found.append(root)
+    return sorted(set(found))
+
+
+# libyaml's parser where PyYAML was built with it: about 10x faster on a run's config.yaml,
+# which `dropbench status` and the sweep progress line read for every job.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str):
+    """yaml.safe_load: plain data only; interpolations such as ${oc.env:...} stay strings."""
+    return yaml.load(text, Loader=_YAML_LOADER)

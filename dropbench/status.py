@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from dropbench import DropbenchError
-from dropbench.report.collect import find_run_dirs
+from dropbench.rundir import find_run_dirs, parse_yaml
 
 FINAL = {"completed", "failed", "diverged", "interrupted"}
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -44,7 +44,7 @@ class Job:
 
 def read_yaml(path: Path):
     try:
-        return yaml.safe_load(path.read_text())
+        return parse_yaml(path.read_text())
     except (OSError, yaml.YAMLError):
         return None
 

@@ -1,4 +1,4 @@
-"""MNIST through torchvision's real loader, on small IDX files the test writes itself."""
+"""MNIST through dropbench's IDX reader, on small IDX files the test writes itself."""
 
 import json
 
@@ -53,3 +53,17 @@ def test_digits_read_from_the_bundled_file_match_scikit_learn():
     images, labels = digits_arrays()
     reference = load_digits()
     assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
+
+
+def test_idx_reader_matches_torchvision(tmp_path):
+    """dropbench reads the IDX files itself; torchvision's MNIST class reads them the same."""
+    from torchvision.datasets import MNIST
+
+    from dropbench.data.vision import mnist_splits
+
+    write_mnist(tmp_path, n_train=50, n_test=20)
+    ours = mnist_splits(tmp_path, download=False)
+    for (x, y), train in zip(ours, (True, False), strict=True):
+        ref = MNIST(str(tmp_path), train=train, download=False)
+        assert x.dtype == ref.data.dtype == torch.uint8 and y.dtype == ref.targets.dtype
+        assert torch.equal(x, ref.data) and torch.equal(y, ref.targets)

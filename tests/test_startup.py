@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from conftest import REPO
+from data_files import write_mnist
 
 HEAVY = ("torch", "pandas", "matplotlib", "sklearn", "torchvision")
 
@@ -75,3 +76,16 @@ def test_training_never_loads_torch_dynamo(tmp_path):
     resumed = imported_by(*args, "trainer.epochs=2", "trainer.resume=true", env=env)
     assert resumed["code"] == 0 and resumed["dynamo"] is False
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs_run"] == 2
+
+
+def test_a_single_mnist_run_loads_neither_torchvision_nor_the_report_stack(tmp_path):
+    """The IDX files are read without torchvision, and a single run (no sweep) prints no
+    sweep progress line, whose status reader would bring in the report's pandas."""
+    write_mnist(tmp_path / "data", n_train=120, n_test=40)
+    probe = imported_by("train", "dataset=mnist", "dataset.download=false",
+                        "dataset.val_size=20", "trainer.epochs=1", "trainer.progress=false",
+                        "trainer.threads=1", f"data_dir={tmp_path / 'data'}",
+                        f"hydra.run.dir={tmp_path / 'run'}", env={"OMP_NUM_THREADS": "1"})
+    assert probe["code"] == 0
+    assert probe["heavy"] == ["torch"], probe["heavy"]
+    assert " done (" not in probe["out"]

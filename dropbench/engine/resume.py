@@ -34,7 +34,7 @@ def read_json(path: Path) -> dict | None:
 def saved_config(run_dir: Path) -> dict:
     path = run_dir / rundir.CONFIG
     try:
-        config = yaml.safe_load(path.read_text())
+        config = rundir.parse_yaml(path.read_text())
     except FileNotFoundError:
         raise RunDirRefused(f"{run_dir} holds a checkpoint but no {rundir.CONFIG}, so a resume "
                             f"cannot check its settings; start over with "

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 
 log = logging.getLogger("dropbench")
 
@@ -77,6 +78,8 @@ class SweepProgress(Callback):
     """
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
+        if job_return.hydra_cfg.hydra.mode != RunMode.MULTIRUN:  # a single run has no sweep
+            return
         try:
             from dropbench import status
 

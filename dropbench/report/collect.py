@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from dropbench import DropbenchError, rundir
-from dropbench.rundir import RUN_FILES
+from dropbench.rundir import find_run_dirs
 
 log = logging.getLogger("dropbench")
 
@@ -27,7 +27,6 @@ NOT_A_SETTING = {"seed", "data_dir", "device", "trainer.resume", "trainer.overwr
 NOT_A_SETTING_PREFIXES = ("hydra.", "paper.")
 HIGHER_IS_BETTER = {"acc"}  # every other metric (loss, ppl) is better when lower
 MC_SAMPLE_KEYS = ("T", "samples", "mc_samples", "n_samples")
-NOT_RUNS = {"checkpoints", "tensorboard", "mlartifacts", "mlruns", "wandb"}
 
 
 @dataclass
@@ -48,23 +47,6 @@ class BrokenRun(Exception):
     def __init__(self, message: str, status: str = "skipped"):
         super().__init__(message)
         self.status = status
-
-
-# --- finding runs --------------------------------------------------------------------------
-def find_run_dirs(paths) -> list[Path]:
-    """Every dir under `paths` that looks like a run (has a run file or a Hydra config)."""
-    found = []
-    for path in map(Path, paths):
-        if not path.exists():
-            raise DropbenchError(f"{path} does not exist; give a run dir or a sweep dir")
-        for root, dirs, files in os.walk(path):
-            # Hidden dirs (.hydra), checkpoints and the loggers' folders (which keep copies of
-            # summary.json) never hold runs: don't descend.
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in NOT_RUNS)
-            root = Path(root)
-            if any(f in files for f in RUN_FILES) or (root / rundir.CONFIG).is_file():
-                found.append(root)
-    return sorted(set(found))
 
 
 def run_name(run_dir: Path, base: Path) -> str:
@@ -97,8 +79,7 @@ def read_config(run_dir: Path) -> dict:
     if not path.is_file():
         raise BrokenRun("no .hydra/config.yaml (not a dropbench run dir?)")
     try:
-        # safe_load keeps interpolations such as ${oc.env:...} as plain strings: nothing resolves.
-        config = yaml.safe_load(path.read_text())
+        config = rundir.parse_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise BrokenRun(f".hydra/config.yaml is unreadable ({type(e).__name__})") from e
     if not isinstance(config, dict):
