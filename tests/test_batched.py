@@ -72,6 +72,38 @@ def test_stacked_dropout_draws_each_members_mask_at_its_rate():
     assert torch.equal(out[1] != 0, keep_mask((200, 500), 0.8))
 
 
+@pytest.mark.parametrize("optim", [[(0.1, 0.9, 0.0)] * 3,  # one update over the whole stack
+                                   [(0.1, 0.9, 0.0), (0.3, 0.0, 0.01), (0.05, 0.5, 0.001)]])
+def test_stacked_sgd_step_is_each_members_own_sgd(optim):
+    """(lr, momentum, weight decay) per member: after three steps every member's weights equal
+    torch.optim.SGD's on a lone copy of its model fed the same gradients."""
+    torch.manual_seed(0)
+    settings = [MemberSettings(0.0, [0.0], lr, mom, wd, None, torch.Generator())
+                for lr, mom, wd in optim]
+    linears = [[torch.nn.Linear(6, 5), torch.nn.Linear(5, 3)] for _ in settings]
+    alone = [[torch.nn.Linear(6, 5), torch.nn.Linear(5, 3)] for _ in settings]
+    for src, dst in zip(linears, alone, strict=True):
+        for a, b in zip(src, dst, strict=True):
+            b.load_state_dict(a.state_dict())
+    stack = StackedMLP(linears, torch.nn.ReLU(), settings, nesterov=False)
+    opts = [torch.optim.SGD([p for m in layers for p in m.parameters()], lr=lr, momentum=mom,
+                            weight_decay=wd) for layers, (lr, mom, wd) in zip(alone, optim)]
+    x, y = torch.randn(4, 6), torch.randint(0, 3, (4,))
+    for _ in range(3):
+        loss, _ = stack.losses(x.expand(len(settings), 4, 6), y.expand(len(settings), 4), True)
+        loss.sum().backward()
+        stack.sgd_step()
+        for layers, opt in zip(alone, opts, strict=True):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(layers[1](torch.relu(layers[0](x))), y).backward()
+            opt.step()
+    for k, layers in enumerate(alone):
+        params, _ = stack.member_tensors(k)
+        ours = params[:2]  # the weights, in nn.Linear layout
+        for w, m in zip(ours, layers, strict=True):
+            torch.testing.assert_close(w, m.weight.detach(), rtol=1e-5, atol=1e-6)
+
+
 def test_batched_sweep_matches_the_same_jobs_run_alone(cli, tmp_path):
     batched = cli("train", "-m", "hydra/launcher=batched", *SWEEP, "hydra.sweep.dir=batched")
     assert batched.returncode == 0, batched.stderr

@@ -102,14 +102,24 @@ class StackedMLP:
         """Each member's torch.optim.SGD update (dampening 0) with its own lr, momentum and
         weight decay: torch's functional SGD on the member's slices, fused into one pass over
         them where torch has the kernel, as a lone run's optimiser (engine/optim.py). The
-        buffers start at zero, which makes the first step take the gradient as the buffer,
-        as torch does when it creates one."""
+        update is elementwise, so when every member has the same settings one call over the
+        whole stack does each member's arithmetic exactly. The buffers start at zero, which
+        makes the first step take the gradient as the buffer, as torch does when it creates
+        one."""
         params = self.parameters()
-        for k, m in enumerate(self.settings):
-            self._sgd([p[k] for p in params], [p.grad[k] for p in params],
-                      [b[k] for b in self.momentum_buffers], weight_decay=m.weight_decay,
-                      momentum=m.momentum, lr=m.lr, dampening=0.0, nesterov=self.nesterov,
+        grads = [p.grad for p in params]
+        shared = {(m.lr, m.momentum, m.weight_decay) for m in self.settings}
+        if len(shared) == 1:
+            (lr, momentum, weight_decay), = shared
+            self._sgd(params, grads, self.momentum_buffers, weight_decay=weight_decay,
+                      momentum=momentum, lr=lr, dampening=0.0, nesterov=self.nesterov,
                       maximize=False)
+        else:
+            for k, m in enumerate(self.settings):
+                self._sgd([p[k] for p in params], [g[k] for g in grads],
+                          [b[k] for b in self.momentum_buffers], weight_decay=m.weight_decay,
+                          momentum=m.momentum, lr=m.lr, dampening=0.0,
+                          nesterov=self.nesterov, maximize=False)
         for p in params:
             p.grad = None
 
