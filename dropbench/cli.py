@@ -143,21 +143,41 @@ def describe(path: Path) -> str:
 
 
 def declared_details(group: str, path: Path) -> tuple[str, str]:
-    """(places, second line) from the scheme's or model's declaration, for `dropbench list`."""
+    """(places, second line) from the scheme's or model's declaration, for `dropbench list`.
+    Both declarations are torch-free (dropout/catalog.py, models/places.py)."""
     from omegaconf import OmegaConf
 
-    from dropbench.dropout import SCHEMES
-    from dropbench.dropout.describe import scheme_summary
-    from dropbench.models import MODELS
+    from dropbench.dropout.catalog import DECLARED
+    from dropbench.models.places import PLACES
 
     values = OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # ${...} as written
-    if group == "dropout" and path.stem in SCHEMES:
-        scheme = SCHEMES[path.stem]
-        return f" [{', '.join(scheme.kinds) or 'nothing'}]", scheme_summary(scheme, values)
-    if group == "model" and path.stem in MODELS:
-        places = MODELS[path.stem][1](OmegaConf.create(values))
+    if group == "dropout" and path.stem in DECLARED:
+        scheme = DECLARED[path.stem]
+        return f" [{', '.join(scheme.kinds) or 'nothing'}]", scheme.summary(values)
+    if group == "model" and path.stem in PLACES:
+        places = PLACES[path.stem](OmegaConf.create(values))
         return "", "dropout places: " + ", ".join(map(str, places))
+    if group == DROPOUT_DEFAULTS:
+        return "", " ".join(f"{key}={value}" for key, value in values.items())
     return "", ""
+
+
+# Per-place rates of a (model, scheme) pair: conf/config.yaml picks dropout_defaults/MODEL_SCHEME
+# by itself, so it is no group to choose from (GROUPS) but `list` shows it after `dropout`.
+DROPOUT_DEFAULTS = "dropout_defaults"
+
+
+def print_group(root: Path, group: str, note: str = "") -> None:
+    files = sorted((root / group).glob("*.yaml"))
+    if not files:
+        return
+    print(f"{group}:{note}")
+    for f in files:
+        kinds, details = declared_details(group, f)
+        print(f"  {f.stem:<28} {describe(f)}{kinds}")
+        if details:
+            print(f"  {'':<28} {details}")
+    print()
 
 
 def list_command(_args) -> None:
@@ -165,16 +185,10 @@ def list_command(_args) -> None:
 
     root = config_dir()
     for group in GROUPS:
-        files = sorted((root / group).glob("*.yaml"))
-        if not files:
-            continue
-        print(f"{group}:")
-        for f in files:
-            kinds, details = declared_details(group, f)
-            print(f"  {f.stem:<28} {describe(f)}{kinds}")
-            if details:
-                print(f"  {'':<28} {details}")
-        print()
+        print_group(root, group)
+        if group == "dropout":
+            print_group(root, DROPOUT_DEFAULTS, " (picked for model=M dropout=S when a file M_S "
+                        "exists; dropout.* overrides win)")
 
 
 # --- data --------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ class EvalConfig:
 class Config:
     dataset: DatasetConfig = MISSING
     model: Any = MISSING  # one schema per family: MODEL_SCHEMAS
-    dropout: Any = MISSING  # one schema per scheme: dropout/<scheme>.py declares its params
+    dropout: Any = MISSING  # one schema per scheme: dropout/catalog.py declares its params
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -130,10 +130,10 @@ class Config:
 
 
 def register_schemas(typed_dropout: bool = True) -> None:
-    """Store every schema in Hydra's ConfigStore. The dropout schemas are declared next to the
-    schemes (dropbench/dropout/*.py, which import torch); `typed_dropout=False` stores an
-    untyped base per conf/dropout/*.yaml instead, for commands that only print a composed
-    config and must not import torch (`dropbench train --help`)."""
+    """Store every schema in Hydra's ConfigStore. The dropout schemas are the schemes' params
+    dataclasses (dropbench/dropout/catalog.py); `typed_dropout=False` stores an untyped base per
+    conf/dropout/*.yaml instead, for commands that only print a composed config
+    (`dropbench train --help`)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, node in [
@@ -148,9 +148,9 @@ def register_schemas(typed_dropout: bool = True) -> None:
         for path in (config_dir() / "dropout").glob("*.yaml"):
             cs.store(group="dropout", name=f"base_dropout_{path.stem}", node={})
         return
-    from dropbench.dropout import SCHEMES  # each conf/dropout/<name>.yaml starts from its own
+    from dropbench.dropout.catalog import DECLARED
 
-    for name, scheme in SCHEMES.items():
+    for name, scheme in DECLARED.items():  # each conf/dropout/<name>.yaml starts from its own
         cs.store(group="dropout", name=f"base_dropout_{name}", node=scheme.params)
 
 
@@ -159,7 +159,7 @@ def foreign_key_message(key: str, type_name: str, source: str | None) -> str | N
     names the key and the schema class), or None when the class is neither."""
     families = [name for name, node in MODEL_SCHEMAS.items() if node.__name__ == type_name]
     if not families:
-        from dropbench.dropout.registry import foreign_key_message as scheme_key_message
+        from dropbench.dropout.catalog import foreign_key_message as scheme_key_message
 
         return scheme_key_message(key, type_name, source)
     keys = [f.name for f in fields(MODEL_SCHEMAS[families[0]]) if f.name != "name"]

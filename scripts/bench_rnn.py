@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from dropbench.bench.harness import sync
 from dropbench.data.text import LanguageModelData
 from dropbench.dropout import get_scheme
-from dropbench.dropout.registry import scheme_config
+from dropbench.dropout.catalog import scheme_config
 from dropbench.engine.lm import detach
 from dropbench.models.rnn import build_rnn_lm
 

@@ -12,7 +12,7 @@ from dropbench import DropbenchError
 from dropbench.config import validate
 from dropbench.data import Split
 from dropbench.dropout import Place, make_dropout, make_linear
-from dropbench.dropout.registry import scheme_config
+from dropbench.dropout.catalog import scheme_config
 from dropbench.engine import mc
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

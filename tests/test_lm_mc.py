@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from dropbench.data.text import LanguageModelData
-from dropbench.dropout.registry import scheme_config
+from dropbench.dropout.catalog import scheme_config
 from dropbench.engine.lm import LanguageModelTask, windows
 from dropbench.models.rnn import build_rnn_lm
 from dropbench.report.collect import mc_points

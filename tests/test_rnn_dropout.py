@@ -8,10 +8,10 @@ from torch import nn
 from dropbench import DropbenchError
 from dropbench.data.text import LanguageModelData
 from dropbench.dropout import Place, get_scheme, make_embedding, make_recurrent
+from dropbench.dropout.catalog import scheme_config
 from dropbench.dropout.embedding import EmbeddingDropout
 from dropbench.dropout.gate import GateDropoutRNN
 from dropbench.dropout.locked import LockedDropout
-from dropbench.dropout.registry import scheme_config
 from dropbench.dropout.weight_drop import WeightDropRNN
 from dropbench.models.rnn import build_rnn_lm
 

@@ -16,9 +16,9 @@ from dropbench import DropbenchError
 from dropbench.config import MODEL_SCHEMAS, config_dir
 from dropbench.data import ClassificationData, Split
 from dropbench.data.text import LanguageModelData
-from dropbench.dropout import SCHEMES, get_scheme
+from dropbench.dropout import SCHEMES, Place, get_scheme
+from dropbench.dropout.catalog import scheme_config
 from dropbench.dropout.describe import describe_dropout, format_built
-from dropbench.dropout.registry import scheme_config
 from dropbench.models import MODELS, build_model, check_dropout
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -187,3 +187,34 @@ def test_where_fc_keeps_only_the_fully_connected_places(compose):
                    "dropout.p=[0.1,0.2,0.3,0.4]"])
     assert check_dropout(cfg.model, cfg.dropout) == {"input": [0.0], "conv": [0.0, 0.0],
                                                      "fc": [0.3, 0.4]}
+
+
+def test_the_registry_refuses_factories_that_disagree_with_the_declarations():
+    """registry.attach pairs catalog.py's declarations with the scheme modules' factories; any
+    mismatch is a TypeError when the registry is imported, never a scheme that serves less."""
+    from dropbench.dropout.base import Factories
+    from dropbench.dropout.catalog import DECLARED, Declaration, StandardParams
+    from dropbench.dropout.registry import attach
+    from dropbench.dropout.standard import BernoulliDropout
+
+    def module(**factories):
+        return SimpleNamespace(__name__="a_scheme_module", FACTORIES=factories)
+
+    unit = Factories(activation=lambda p, cfg: BernoulliDropout(p))
+    declared = {name: DECLARED[name] for name in ("none", "standard", "dropconnect")}
+    weights = Factories(linear=lambda *a: None, conv=lambda *a: None)
+    schemes = attach(declared, [module(standard=unit, dropconnect=weights)])
+    assert schemes["standard"].factories is unit and schemes["none"].factories == Factories()
+    assert schemes["dropconnect"].serves(Place("fc", "p", "dense", layer=True))
+    assert not schemes["dropconnect"].serves(Place("input", "p_input", "dense"))
+    with pytest.raises(TypeError, match="need the factories"):  # a declared kind unserved
+        attach(declared, [module(standard=unit)])
+    with pytest.raises(TypeError, match="need the factories"):  # weights, not activations
+        attach(declared, [module(standard=unit, dropconnect=unit)])
+    with pytest.raises(TypeError, match="need the factories"):  # a factory for no kind
+        attach(declared, [module(standard=Factories(unit.activation, embedding=print),
+                                 dropconnect=weights)])
+    with pytest.raises(TypeError, match="does not declare"):
+        attach(declared, [module(standard=unit, dropconnect=weights, extra=unit)])
+    with pytest.raises(TypeError, match="unknown kinds"):
+        Declaration("extra", "drops somewhere", StandardParams, ("nowhere",))

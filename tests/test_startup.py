@@ -1,4 +1,5 @@
-"""The CLI's quick commands stay quick: they never import torch, pandas or matplotlib.
+"""The CLI's quick commands stay quick: they never import torch, pandas or matplotlib, and
+neither does config validation.
 
 Checked by behaviour (which modules a subprocess ended up importing), not by timing; the
 startup times themselves are measured by `dropbench bench --cases startup`.
@@ -48,6 +49,64 @@ def test_quick_commands_import_nothing_heavy(argv):
     probe = imported_by(*argv)
     assert probe["code"] == 0
     assert probe["heavy"] == [], f"`dropbench {' '.join(argv)}` imported {probe['heavy']}"
+
+
+def test_list_shows_every_scheme_and_model_without_torch():
+    """`dropbench list` reads the torch-free declarations (dropout/catalog.py, models/places.py)
+    and still names every registered scheme with its kinds and every model with its places."""
+    from dropbench.dropout import SCHEMES
+    from dropbench.models import MODELS
+
+    probe = imported_by("list")
+    assert probe["code"] == 0
+    assert probe["heavy"] == [], f"`dropbench list` imported {probe['heavy']}"
+    sections = {block.splitlines()[0]: block.splitlines()[1:]
+                for block in probe["out"].strip().split("\n\n")}
+    schemes = {line.split()[0]: line for line in sections["dropout:"] if line[2] != " "}
+    assert set(schemes) == set(SCHEMES)
+    for name, scheme in SCHEMES.items():
+        assert schemes[name].endswith(f"[{', '.join(scheme.kinds) or 'nothing'}]"), name
+    models = sections["model:"]
+    for name in MODELS:
+        at = next(i for i, line in enumerate(models) if line.split()[0] == name)
+        assert models[at + 1].split(maxsplit=2)[:2] == ["dropout", "places:"], name
+    defaults = next(lines for head, lines in sections.items()
+                    if head.startswith("dropout_defaults:"))
+    assert "p=[0.1, 0.25, 0.5, 0.5]" in " ".join(defaults)  # dropout_defaults/lenet_standard
+
+
+VALIDATE = """
+import json, os, sys
+from hydra import compose, initialize_config_dir
+from dropbench import DropbenchError
+from dropbench.config import config_dir, register_schemas, validate
+register_schemas()
+with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+    good = compose(config_name="config", overrides=["dataset=ptb", "model=lstm",
+                                                     "dropout=variational"])
+    bad = compose(config_name="config", overrides=["dataset=ptb", "model=lstm",
+                                                    "dropout=dropconnect"])
+validate(good)
+try:
+    validate(bad)
+    refusal = None
+except DropbenchError as e:
+    refusal = str(e)
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(os.environ["HEAVY"].split()))
+print(json.dumps({"refusal": refusal, "heavy": heavy}))
+"""
+
+
+def test_config_validation_runs_before_torch_loads():
+    """Every rate on a place the model has and the scheme serves: checked from the
+    declarations alone, so a bad config is refused before torch is imported."""
+    env = {**os.environ, "HEAVY": " ".join(HEAVY)}
+    result = subprocess.run([sys.executable, "-c", VALIDATE], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout.splitlines()[-1])
+    assert probe["heavy"] == []
+    assert probe["refusal"].startswith("dropout=dropconnect cannot drop the hidden place")
 
 
 def test_train_help_shows_groups_and_the_composed_config():

@@ -8,8 +8,8 @@ from torch import nn
 
 from dropbench.data.text import LanguageModelData
 from dropbench.dropout import recurrence
+from dropbench.dropout.catalog import scheme_config
 from dropbench.dropout.embedding import SequenceEmbeddingDropout
-from dropbench.dropout.registry import scheme_config
 from dropbench.dropout.variational import VARIATIONAL_CELLS, unit_mask
 from dropbench.models.rnn import build_rnn_lm
 

@@ -7,14 +7,11 @@ them. With keep probability q = 1 - p:
 Evaluation is the identity. Use it with `model.activation=selu` (LeCun-normal init)."""
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from dropbench.dropout.base import RateDropout
+from dropbench.dropout.base import Factories, RateDropout
 from dropbench.dropout.masks import keep_mask  # fast on the CPU
-from dropbench.dropout.params import UnitRates
-from dropbench.dropout.registry import register
 
 SELU_ALPHA = 1.6732632423543772
 SELU_LAMBDA = 1.0507009873554805
@@ -38,15 +35,4 @@ class AlphaDropout(RateDropout):
     drop = staticmethod(alpha_dropout)
 
 
-@dataclass
-class AlphaParams(UnitRates):
-    pass
-
-
-register(
-    "alpha",
-    "alpha dropout for SELU nets: dropped units set to -lambda*alpha, affine fix of mean/var",
-    AlphaParams,
-    kinds=("dense",),
-    activation=lambda p, cfg: AlphaDropout(p),
-)
+FACTORIES = {"alpha": Factories(activation=lambda p, cfg: AlphaDropout(p))}

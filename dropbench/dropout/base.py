@@ -1,7 +1,32 @@
-"""The thin module shared by schemes that are a plain function of (x, p)."""
+"""What the scheme modules share: the factories type each one lists its modules in, the
+recurrent cells, and the thin module of schemes that are a plain function of (x, p)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
+
+RECURRENT_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass(frozen=True)
+class Factories:
+    """How a scheme builds its modules; each scheme module gives {scheme name: Factories} as
+    FACTORIES, and registry.py attaches them to the scheme's declaration (catalog.py)."""
+
+    activation: Callable[[float, object], nn.Module] | None = None  # (p, cfg) -> module
+    linear: Callable[[int, int, float, object], nn.Module] | None = None
+    conv: Callable[..., nn.Module] | None = None  # (in_ch, out_ch, kernel, p, cfg, **kw)
+    recurrent: Callable[..., nn.Module] | None = None  # (cell, in, hidden, p, cfg)
+    embedding: Callable[..., nn.Module] | None = None  # (num_words, dim, p, cfg)
+
+    def present(self) -> set[str]:
+        return {f.name for f in fields(self) if getattr(self, f.name) is not None}
+
+    def weight(self, kind: str):
+        """The layer factory that serves a dense/conv place through its weights, if any."""
+        return {"dense": self.linear, "conv": self.conv}.get(kind)
 
 
 class RateDropout(nn.Module):

@@ -5,14 +5,10 @@ activation is multiplied by the keep probability (1 - p), the paper's weight sca
 The expected training output equals the test output, as with `standard`; the two differ only
 in where the 1/(1-p) factor lives (here: none in training, (1-p) at test)."""
 
-from dataclasses import dataclass
-
 import torch
 
-from dropbench.dropout.base import RateDropout
+from dropbench.dropout.base import Factories, RateDropout
 from dropbench.dropout.masks import keep_mask  # fast on the CPU
-from dropbench.dropout.params import AnyUnitRates
-from dropbench.dropout.registry import register
 
 
 def classic_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -29,15 +25,4 @@ class ClassicDropout(RateDropout):
         return super().forward(x)
 
 
-@dataclass
-class ClassicParams(AnyUnitRates):
-    pass
-
-
-register(
-    "classic",
-    "original dropout: Bernoulli mask without rescaling in training, outputs x(1-p) at test",
-    ClassicParams,
-    kinds=("dense", "conv", "sequence"),
-    activation=lambda p, cfg: ClassicDropout(p),
-)
+FACTORIES = {"classic": Factories(activation=lambda p, cfg: ClassicDropout(p))}

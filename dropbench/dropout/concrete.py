@@ -15,14 +15,12 @@ metrics.csv (columns p.<module name>).
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from dropbench import DropbenchError
-from dropbench.dropout.params import UnitRates, above, at_least
-from dropbench.dropout.registry import register
+from dropbench.dropout.base import Factories
 
 EPS = 1e-7  # keeps the logs finite at u or p in {0, 1}
 
@@ -96,18 +94,6 @@ class ConcreteDropout(nn.Module):
         return f"p={self.p.item():.4g}, temperature={self.temperature}"
 
 
-@dataclass
-class ConcreteParams(UnitRates):
-    temperature: float = above(0.1, 0.0, "relaxed Bernoulli temperature")
-    length_scale: float = at_least(1e-2, 0.0, "prior length-scale l of the weight penalty")
-    dropout_reg: float = at_least(1.0, 0.0, "multiplier of the rate (entropy) penalty")
-
-
-register(
-    "concrete",
-    "learned drop rate per layer via a relaxed Bernoulli mask, KL penalty scaled by 1/N",
-    ConcreteParams,
-    kinds=("dense",),
+FACTORIES = {"concrete": Factories(
     activation=lambda p, cfg: ConcreteDropout(p, cfg.temperature, cfg.length_scale,
-                                              cfg.dropout_reg),
-)
+                                              cfg.dropout_reg))}

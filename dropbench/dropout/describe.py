@@ -1,5 +1,4 @@
-"""What dropout a built model has, read back from its modules, and scheme summaries for
-`dropbench list`.
+"""What dropout a built model has, read back from its modules.
 
 Every module the registry hands out for a nonzero rate carries `dropout_scheme` and
 `dropout_place`; the module itself says how its masks are shared through two attributes:
@@ -10,12 +9,8 @@ and `drops`, what one mask element removes (units, channels, blocks, weights, wo
 `p`, its rate (concrete dropout: the current learned rate).
 """
 
-from dataclasses import fields
-
 import torch
 from torch import nn
-
-from dropbench.dropout.params import declared
 
 TIME_KINDS = ("sequence", "recurrent", "embedding")
 
@@ -46,12 +41,3 @@ def format_built(built: list[dict]) -> list[str]:
     return [f"dropout built: {e['module']:<{width}}  {e['place']:<10} {e['scheme']:<12} "
             f"p={e['rate']:<6g} {e['drops']}, masks {e['masks']}" for e in built]
 
-
-def scheme_summary(scheme, yaml_values: dict) -> str:
-    """`key=value ...` for every declared key: the yaml's value, else the declared default."""
-    defaults = {f.name: f.default for f in fields(scheme.params)}
-    shown = []
-    for f in declared(scheme.params):
-        value = yaml_values.get(f.name, defaults[f.name])
-        shown.append(f"{f.name}={str(value).lower() if isinstance(value, bool) else value}")
-    return " ".join(shown)

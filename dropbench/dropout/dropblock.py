@@ -14,14 +14,11 @@ The block side is clipped to the feature map. On a (B, D) fully connected input 
 is a 1x1 map, so DropBlock there is Bernoulli dropout with a batch-wise rescaling.
 """
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropbench.dropout.params import ConvUnitRates, at_least
-from dropbench.dropout.registry import register
+from dropbench.dropout.base import Factories
 
 
 def dropblock_gamma(p: float, block: int, height: int, width: int) -> float:
@@ -80,17 +77,5 @@ class DropBlock(nn.Module):
         return f"p={self.p}, block_size={self.block_size}, ramp_epochs={self.ramp_epochs}"
 
 
-@dataclass
-class DropBlockParams(ConvUnitRates):
-    block_size: int = at_least(7, 1, "side of the dropped squares")
-    ramp_epochs: int = at_least(0, 0, "raise p linearly from 0 over this many epochs; 0 = off")
-
-
-register(
-    "dropblock",
-    "DropBlock: drop block_size x block_size squares of each feature map, p ramped up from 0 "
-    "(Ghiasi et al. 2018)",
-    DropBlockParams,
-    kinds=("conv", "dense"),
-    activation=lambda p, cfg: DropBlock(p, cfg.block_size, cfg.ramp_epochs),
-)
+FACTORIES = {"dropblock": Factories(
+    activation=lambda p, cfg: DropBlock(p, cfg.block_size, cfg.ramp_epochs))}

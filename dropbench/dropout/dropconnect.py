@@ -24,20 +24,15 @@ biases are masked), instead of sampling masks. It is stochastic, so it needs `ev
 which averages the T passes.
 """
 
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dropbench import DropbenchError
+from dropbench.dropout.base import Factories
+from dropbench.dropout.catalog import INFERENCE
 from dropbench.dropout.masked_linear import per_example_linear
 from dropbench.dropout.masks import keep_mask
-from dropbench.dropout.params import DropoutParams, choice, cnn_layers, option, rates
-from dropbench.dropout.registry import register
-
-INFERENCE = ("mean", "gaussian")
 
 
 def drop_connect(weight: torch.Tensor, p: float) -> torch.Tensor:
@@ -151,22 +146,4 @@ def _conv(in_channels, out_channels, kernel_size, p, cfg, **kw):
                              cfg.inference, cfg.mask_bias, **kw)
 
 
-@dataclass
-class DropConnectParams(DropoutParams):
-    p: Any = rates(0.5, "weights of the hidden layers: a number or one rate per layer")
-    where: str = cnn_layers()
-    per_example: bool = option(False, "a fresh mask per example (costly) instead of per batch")
-    mask_bias: bool = option(True, "mask the biases too, as Wan et al.; false: weights only")
-    inference: str = choice("mean", INFERENCE, "at test: mean (weight scaling) or gaussian "
-                            "(moment-matched sampling, needs eval.mode=mc)")
-
-
-register(
-    "dropconnect",
-    "drop weights, not units: Bernoulli mask on Linear/Conv2d weights (per batch or example)",
-    DropConnectParams,
-    kinds=("dense", "conv"),
-    linear=_linear,
-    conv=_conv,
-)
-
+FACTORIES = {"dropconnect": Factories(linear=_linear, conv=_conv)}

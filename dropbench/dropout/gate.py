@@ -15,18 +15,14 @@ state dicts are interchangeable with the fused layers.
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dropbench.dropout.base import Factories
 from dropbench.dropout.embedding import EmbeddingDropout
-from dropbench.dropout.params import RecurrentRates, choice, option
-from dropbench.dropout.registry import register
 from dropbench.dropout.standard import BernoulliDropout
-
-MASKS = ("per_sequence", "per_step")
 
 
 def lstm_step(pre: torch.Tensor, h, c, w_hh, b_hh, mask):
@@ -119,21 +115,8 @@ class GateDropoutRNN(nn.Module):
                 f"p_recurrent={self.p}, mask={self.mask}, compiled={self.compiled}")
 
 
-@dataclass
-class GateParams(RecurrentRates):
-    compile: bool = option(False, "torch.compile the recurrent step function")
-    mask: str = choice("per_sequence", MASKS, "the update mask: one per sequence (BPTT window) "
-                       "or a fresh one per time step")
-
-
-register(
-    "gate",
-    "recurrent dropout without memory loss (Semeniuta et al. 2016): dropout.p_recurrent on the "
-    "cell update inside the step (not fused: slower); ordinary dropout elsewhere",
-    GateParams,
-    kinds=("sequence", "recurrent", "embedding"),
+FACTORIES = {"gate": Factories(
     activation=lambda p, cfg: BernoulliDropout(p),
-    recurrent=lambda cell, i, h, p, cfg: GateDropoutRNN(cell, i, h, p, cfg.compile,
-                                                            cfg.mask),
+    recurrent=lambda cell, i, h, p, cfg: GateDropoutRNN(cell, i, h, p, cfg.compile, cfg.mask),
     embedding=lambda n, d, p, cfg: EmbeddingDropout(n, d, p),
-)
+)}

@@ -4,13 +4,10 @@ has the same mean (1) and variance (p/(1-p)) as inverted Bernoulli dropout's mul
 the rate p means the same thing in both; evaluation is the identity."""
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from dropbench.dropout.base import RateDropout
-from dropbench.dropout.params import AnyUnitRates
-from dropbench.dropout.registry import register
+from dropbench.dropout.base import Factories, RateDropout
 
 
 def gaussian_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -25,15 +22,4 @@ class GaussianDropout(RateDropout):
         return f"p={self.p}, std={math.sqrt(self.p / (1 - self.p)):.4g}"
 
 
-@dataclass
-class GaussianParams(AnyUnitRates):
-    pass
-
-
-register(
-    "gaussian",
-    "multiplicative Gaussian noise N(1, p/(1-p)) on units; identity at test",
-    GaussianParams,
-    kinds=("dense", "conv", "sequence"),
-    activation=lambda p, cfg: GaussianDropout(p),
-)
+FACTORIES = {"gaussian": Factories(activation=lambda p, cfg: GaussianDropout(p))}

@@ -8,15 +8,11 @@ nn.LSTM / nn.GRU kernel. Gal's own recurrent dropout (a per-example mask on h_{t
 `variational` scheme (variational.py).
 """
 
-from dataclasses import dataclass
-
 import torch
 
-from dropbench.dropout.base import RateDropout
+from dropbench.dropout.base import Factories, RateDropout
 from dropbench.dropout.embedding import EmbeddingDropout
 from dropbench.dropout.masks import keep_mask
-from dropbench.dropout.params import RecurrentRates
-from dropbench.dropout.registry import register
 from dropbench.dropout.weight_drop import WeightDropRNN
 
 
@@ -31,18 +27,8 @@ class LockedDropout(RateDropout):
     mask_steps = "per sequence"  # one (1, B, H) mask for every time step
 
 
-@dataclass
-class LockedParams(RecurrentRates):
-    pass
-
-
-register(
-    "locked",
-    "AWD-LSTM style: locked masks (one per sequence, shared across time) on layer inputs and "
-    "outputs, plus weight-drop on weight_hh with dropout.p_recurrent (fused kernel)",
-    LockedParams,
-    kinds=("sequence", "recurrent", "embedding"),
+FACTORIES = {"locked": Factories(
     activation=lambda p, cfg: LockedDropout(p),
     recurrent=lambda cell, i, h, p, cfg: WeightDropRNN(cell, i, h, p),
     embedding=lambda n, d, p, cfg: EmbeddingDropout(n, d, p),
-)
+)}

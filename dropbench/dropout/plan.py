@@ -4,12 +4,13 @@
 before any data loads, and the model builders call it again for the rates they build with, so
 what is validated is what is built. It fails with one line when the scheme gets a key it does
 not use, a rate lands on a place the model lacks, or a nonzero rate lands on a place the scheme
-cannot serve.
+cannot serve. It reads the schemes' declarations only (catalog.py), so validation runs before
+torch is imported.
 """
 
 from dropbench import DropbenchError
+from dropbench.dropout.catalog import DECLARED, Declaration, declaration
 from dropbench.dropout.params import RATE_KEYS, Place, check_params, is_list, layer_rates
-from dropbench.dropout.registry import get_scheme, require
 
 
 def _nonzero(value) -> bool:
@@ -34,7 +35,7 @@ def _only_fc(places: list[Place], rates: dict) -> None:
 
 def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
     """{place role: [rate per instance]} for `model` (its name, for messages)."""
-    scheme = get_scheme(cfg.name)
+    scheme = declaration(cfg.name)
     check_params(cfg, scheme.params, scheme.name)
     groups: dict[str, list[Place]] = {}
     for place in places:
@@ -56,3 +57,25 @@ def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
             if p:
                 require(scheme, place, p)
     return rates
+
+
+def schemes_serving(place: Place) -> list[str]:
+    return sorted(name for name, d in DECLARED.items() if d.serves(place))
+
+
+def require(scheme: Declaration, place: Place, p: float) -> None:
+    """Raise unless `scheme` can drop at `place`; the one message for every mismatch."""
+    if scheme.serves(place):
+        return
+    others = ", ".join(schemes_serving(place)) or "none"
+    if not scheme.kinds:
+        raise DropbenchError(
+            f"dropout={scheme.name} drops nothing, but dropout.{place.key}={p}; set "
+            f"dropout.{place.key}=0 or pick a scheme that serves the {place.role} place: {others}")
+    what = "a weight layer" if place.kind in ("dense", "conv") and place.kind in scheme.kinds \
+        else f"{place.kind} places"
+    raise DropbenchError(
+        f"dropout={scheme.name} cannot drop the {place.role} place (dropout.{place.key}={p}): "
+        f"it serves {', '.join(scheme.kinds) or 'no place'}, not {what}; schemes that can: "
+        f"{others}; or set dropout.{place.key}=0"
+    )

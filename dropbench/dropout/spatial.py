@@ -6,14 +6,10 @@ barely removes information; zeroing a whole channel does. On a (B, D) input from
 connected layer each unit is its own channel, so this is standard dropout there.
 """
 
-from dataclasses import dataclass
-
 import torch
 
-from dropbench.dropout.base import RateDropout
+from dropbench.dropout.base import Factories, RateDropout
 from dropbench.dropout.masks import keep_mask
-from dropbench.dropout.params import ConvUnitRates
-from dropbench.dropout.registry import register
 
 
 def spatial_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -31,16 +27,4 @@ class SpatialDropout(RateDropout):
     drops = "channels"
 
 
-@dataclass
-class SpatialParams(ConvUnitRates):
-    pass
-
-
-register(
-    "spatial",
-    "spatial dropout: drop whole feature maps (channels) with probability p (Tompson et al. "
-    "2015); on fully connected layers a channel is one unit",
-    SpatialParams,
-    kinds=("conv", "dense"),
-    activation=lambda p, cfg: SpatialDropout(p),
-)
+FACTORIES = {"spatial": Factories(activation=lambda p, cfg: SpatialDropout(p))}

@@ -2,15 +2,11 @@
 units are zeroed with probability p during training and the survivors scaled by 1/(1-p), so
 evaluation needs no rescaling and is the identity."""
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from dropbench.dropout.base import RateDropout
+from dropbench.dropout.base import Factories, RateDropout
 from dropbench.dropout.masks import keep_mask
-from dropbench.dropout.params import AnyUnitRates, RecurrentRates
-from dropbench.dropout.registry import register
 
 
 def bernoulli_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -26,21 +22,4 @@ class BernoulliDropout(RateDropout):
     drop = staticmethod(bernoulli_dropout)
 
 
-@dataclass
-class StandardParams(AnyUnitRates):
-    pass
-
-
-@dataclass
-class NoneParams(RecurrentRates):
-    """`none` keeps every rate key (all 0) so sweeps can set them; a nonzero rate is refused."""
-
-
-register(
-    "standard",
-    "inverted Bernoulli dropout: drop units with probability p, scale survivors by 1/(1-p)",
-    StandardParams,
-    kinds=("dense", "conv", "sequence"),
-    activation=lambda p, cfg: BernoulliDropout(p),
-)
-register("none", "no dropout anywhere (the baseline)", NoneParams)
+FACTORIES = {"standard": Factories(activation=lambda p, cfg: BernoulliDropout(p))}

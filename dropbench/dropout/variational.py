@@ -14,18 +14,15 @@ variant his code offers as the faster one. In eval mode (and at p_recurrent = 0)
 plain fused nn.LSTM / nn.GRU it subclasses; in training the loop runs by hand (recurrence.py).
 """
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dropbench.dropout.base import Factories
 from dropbench.dropout.embedding import SequenceEmbeddingDropout
 from dropbench.dropout.locked import LockedDropout
 from dropbench.dropout.masks import keep_mask
-from dropbench.dropout.params import RecurrentRates
 from dropbench.dropout.recurrence import GRURecurrence, LSTMRecurrence
-from dropbench.dropout.registry import register
 
 
 def unit_mask(batch: int, hidden: int, p: float, like: torch.Tensor) -> torch.Tensor:
@@ -81,18 +78,8 @@ class VariationalGRU(VariationalRecurrence, nn.GRU):
 VARIATIONAL_CELLS = {"lstm": VariationalLSTM, "gru": VariationalGRU}
 
 
-@dataclass
-class VariationalParams(RecurrentRates):
-    pass
-
-
-register(
-    "variational",
-    "Gal & Ghahramani 2016: per-example masks drawn once per sequence (BPTT window) on words, "
-    "layer inputs, outputs and h_{t-1} (tied across gates); loops over time in training",
-    VariationalParams,
-    kinds=("sequence", "recurrent", "embedding"),
+FACTORIES = {"variational": Factories(
     activation=lambda p, cfg: LockedDropout(p),
     recurrent=lambda cell, i, h, p, cfg: VARIATIONAL_CELLS[cell](i, h, p),
     embedding=lambda n, d, p, cfg: SequenceEmbeddingDropout(n, d, p),
-)
+)}

@@ -7,15 +7,12 @@ fused nn.LSTM / nn.GRU kernel (cuDNN on GPU): the dropped matrix is passed to th
 module through `torch.func.functional_call`, and the stored parameter is never modified.
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from dropbench.dropout.base import RECURRENT_CELLS, Factories
 from dropbench.dropout.embedding import EmbeddingDropout
-from dropbench.dropout.params import RecurrentRates
-from dropbench.dropout.registry import RECURRENT_CELLS, register
 from dropbench.dropout.standard import BernoulliDropout, bernoulli_dropout
 
 
@@ -50,18 +47,8 @@ class WeightDropRNN(nn.Module):
         return f"p_recurrent={self.p}"
 
 
-@dataclass
-class WeightDropParams(RecurrentRates):
-    pass
-
-
-register(
-    "weight_drop",
-    "DropConnect on the LSTM/GRU hidden-to-hidden weights (dropout.p_recurrent), one mask per "
-    "window; ordinary dropout at the other places",
-    WeightDropParams,
-    kinds=("sequence", "recurrent", "embedding"),
+FACTORIES = {"weight_drop": Factories(
     activation=lambda p, cfg: BernoulliDropout(p),
     recurrent=lambda cell, i, h, p, cfg: WeightDropRNN(cell, i, h, p),
     embedding=lambda n, d, p, cfg: EmbeddingDropout(n, d, p),
-)
+)}

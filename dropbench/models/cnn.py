@@ -4,8 +4,8 @@ MNIST) and the CIFAR-10 net of Srivastava et al. 2014 (`alexnet`). Both are one 
     input -> drop -> [conv -> (BN) -> act -> max-pool -> drop] x len(channels)
           -> flatten -> [linear -> (BN) -> act -> drop] x len(hidden) -> linear -> logits
 
-Places for dropout (`convnet_places`), in the order `dropout.p` lists them: one per conv
-block, then one per hidden fully connected layer. The input has its own rate,
+Places for dropout (`convnet_places`, places.py), in the order `dropout.p` lists them: one per
+conv block, then one per hidden fully connected layer. The input has its own rate,
 `dropout.p_input`. `dropout.where=fc` keeps only the fully connected places (input and conv
 blocks get rate 0).
 
@@ -19,14 +19,9 @@ import torch
 from torch import nn
 
 from dropbench import DropbenchError
-from dropbench.dropout import Place, make_conv, make_dropout, make_linear, plan_rates
+from dropbench.dropout import make_conv, make_dropout, make_linear, plan_rates
 from dropbench.models.mlp import activation_module
-
-
-def convnet_places(model_cfg) -> list[Place]:
-    return [Place("input", "p_input", "conv"),
-            Place("conv", "p", "conv", count=len(model_cfg.channels), layer=True),
-            Place("fc", "p", "dense", count=len(model_cfg.hidden), layer=True)]
+from dropbench.models.places import convnet_places
 
 
 @torch.no_grad()

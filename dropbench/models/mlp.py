@@ -5,7 +5,8 @@ import math
 from torch import nn
 
 from dropbench import DropbenchError
-from dropbench.dropout import Place, make_dropout, make_linear, plan_rates
+from dropbench.dropout import make_dropout, make_linear, plan_rates
+from dropbench.models.places import mlp_places
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "selu": nn.SELU}
 
@@ -16,11 +17,6 @@ def activation_module(name: str) -> nn.Module:
             f"model.activation={name!r} is unknown; choose one of {', '.join(ACTIVATIONS)}"
         )
     return ACTIVATIONS[name]()
-
-
-def mlp_places(model_cfg) -> list[Place]:
-    return [Place("input", "p_input", "dense"),
-            Place("hidden", "p", "dense", count=len(model_cfg.hidden), layer=True)]
 
 
 class MLP(nn.Module):

@@ -2,26 +2,24 @@
 where Ghiasi et al. 2018 put DropBlock: in every residual block of the last two stages, after
 both convolutions and on the skip connection; plus dropout before the classifier.
 
-Places for dropout (`resnet_places`), in the order `dropout.p` lists them: the second-to-last
-stage, the last stage, the classifier (its input units, or its weights for DropConnect).
-`dropout.p_input` drops the input image. `dropout.where=fc` keeps only the classifier place.
-BatchNorm is always on; dropout follows it.
+Places for dropout (`resnet_places`, places.py), in the order `dropout.p` lists them: the
+second-to-last stage, the last stage, the classifier (its input units, or its weights for
+DropConnect). `dropout.p_input` drops the input image. `dropout.where=fc` keeps only the
+classifier place. BatchNorm is always on; dropout follows it.
 """
 
 import torch.nn.functional as F
 from torch import nn
 
 from dropbench import DropbenchError
-from dropbench.dropout import Place, make_conv, make_dropout, make_linear, plan_rates
+from dropbench.dropout import make_conv, make_dropout, make_linear, plan_rates
 from dropbench.models.cnn import check_images, match_data_layout
-
-AT_INPUT = Place("input", "p_input", "conv")
-AT_STAGES = Place("stage", "p", "conv", count=2, layer=True)  # the last two stages
-AT_CLASSIFIER = Place("classifier", "p", "dense", layer=True)
-
-
-def resnet_places(model_cfg) -> list[Place]:
-    return [AT_INPUT, AT_STAGES, AT_CLASSIFIER]
+from dropbench.models.places import (
+    RESNET_CLASSIFIER,
+    RESNET_INPUT,
+    RESNET_STAGES,
+    resnet_places,
+)
 
 
 class BasicBlock(nn.Module):
@@ -29,7 +27,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, p: float, dropout_cfg):
         super().__init__()
-        at = AT_STAGES
+        at = RESNET_STAGES
         self.conv1 = make_conv(dropout_cfg, in_ch, out_ch, 3, p, at, stride=stride, padding=1,
                                bias=False)
         self.bn1 = nn.BatchNorm2d(out_ch)
@@ -56,7 +54,7 @@ class ResNet(nn.Module):
         # rate per stage: 0 except the last two
         stage_rates = [0.0] * (len(channels) - 2) + rates["stage"]
         width = channels[0]
-        layers = [make_dropout(dropout_cfg, rates["input"][0], AT_INPUT),
+        layers = [make_dropout(dropout_cfg, rates["input"][0], RESNET_INPUT),
                   nn.Conv2d(input_shape[0], width, 3, padding=1, bias=False),
                   nn.BatchNorm2d(width), nn.ReLU()]
         for i, (out, n_blocks, p) in enumerate(zip(channels, blocks, stage_rates, strict=True)):
@@ -68,8 +66,8 @@ class ResNet(nn.Module):
         (p_fc,) = rates["classifier"]
         self.classifier = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # (B, channels[-1])
-            make_dropout(dropout_cfg, p_fc, AT_CLASSIFIER),
-            make_linear(dropout_cfg, width, num_classes, p_fc, AT_CLASSIFIER),
+            make_dropout(dropout_cfg, p_fc, RESNET_CLASSIFIER),
+            make_linear(dropout_cfg, width, num_classes, p_fc, RESNET_CLASSIFIER),
         )
 
     def forward(self, x):  # (B, C, H, W) -> (B, num_classes)

@@ -3,7 +3,8 @@
     tokens (T, B) -> embedding [p_embed] -> dropout [p_input] -> layer 1 -> dropout [p] -> ...
                   -> layer n -> dropout [p_output] -> linear -> logits (T, B, V)
 
-with `p_recurrent` on the recurrent connections inside every layer (`rnn_places`).
+with `p_recurrent` on the recurrent connections inside every layer (`rnn_places`,
+places.py).
 
 Every recurrent layer is its own one-layer module (fused nn.LSTM/nn.GRU unless the scheme says
 otherwise), so the scheme decides what the dropout modules between them do (a fresh mask per
@@ -19,16 +20,8 @@ import torch
 from torch import nn
 
 from dropbench import DropbenchError
-from dropbench.dropout import Place, make_dropout, make_embedding, make_recurrent, plan_rates
-
-
-def rnn_places(model_cfg) -> list[Place]:
-    n = len(model_cfg.hidden)
-    return [Place("embedding", "p_embed", "embedding"),
-            Place("input", "p_input", "sequence"),
-            Place("hidden", "p", "sequence", count=n - 1),  # between layers
-            Place("recurrent", "p_recurrent", "recurrent", count=n),
-            Place("output", "p_output", "sequence")]
+from dropbench.dropout import make_dropout, make_embedding, make_recurrent, plan_rates
+from dropbench.models.places import rnn_places
 
 
 class RNNLanguageModel(nn.Module):

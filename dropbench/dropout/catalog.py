@@ -1,0 +1,224 @@
+"""Every dropout scheme's declaration, without torch: its name, a description, its params
+dataclass (one Hydra structured config per scheme) and the place kinds it serves.
+
+This is what `dropbench list` prints and what config validation checks (plan.py), so neither
+has to import torch. The modules that build the schemes' torch modules are separate: each
+scheme module (standard.py, dropconnect.py, ...) gives its factories in a FACTORIES dict, and
+registry.py attaches them to the declarations here and checks that the two agree.
+
+`through_weights`: the scheme serves its dense and conv kinds by dropping the weights of the
+layer the model builds at a place (DropConnect, through `linear`/`conv` factories), so it serves
+only places where the model builds a layer there (Place.layer), never an input.
+"""
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from dropbench import DropbenchError
+from dropbench.dropout.params import (
+    KINDS,
+    AnyUnitRates,
+    ConvUnitRates,
+    DropoutParams,
+    Place,
+    RecurrentRates,
+    UnitRates,
+    above,
+    at_least,
+    choice,
+    cnn_layers,
+    declared,
+    option,
+    rates,
+)
+
+WEIGHT_KINDS = ("dense", "conv")  # the kinds a scheme may serve through a layer's weights
+
+
+@dataclass(frozen=True)
+class Declaration:
+    name: str
+    description: str
+    params: type  # the dataclass of its config (a DropoutParams subclass)
+    kinds: tuple[str, ...] = ()  # the place kinds it serves (params.KINDS)
+    through_weights: bool = False  # dense/conv served by dropping the built layer's weights
+
+    def __post_init__(self):
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown or not issubclass(self.params, DropoutParams):
+            raise TypeError(f"scheme {self.name}: unknown kinds {unknown}, or params is not a "
+                            f"DropoutParams dataclass")
+
+    def serves(self, place: Place) -> bool:
+        if place.kind not in self.kinds:
+            return False
+        if self.through_weights and place.kind in WEIGHT_KINDS:
+            return place.layer  # weights to drop only where the model builds a layer
+        return True
+
+    @property
+    def keys(self) -> list[str]:
+        return [f.name for f in declared(self.params)]
+
+    def summary(self, yaml_values: dict) -> str:
+        """`key=value ...` for every declared key: the yaml's value, else the declared default
+        (`dropbench list`)."""
+        defaults = {f.name: f.default for f in fields(self.params)}
+        shown = []
+        for key in self.keys:
+            value = yaml_values.get(key, defaults[key])
+            shown.append(f"{key}={str(value).lower() if isinstance(value, bool) else value}")
+        return " ".join(shown)
+
+
+# --- each scheme's parameters (params.py: the shared bases and field helpers) ---------------
+@dataclass
+class NoneParams(RecurrentRates):
+    """`none` keeps every rate key (all 0) so sweeps can set them; a nonzero rate is refused."""
+
+
+@dataclass
+class StandardParams(AnyUnitRates):
+    pass
+
+
+@dataclass
+class ClassicParams(AnyUnitRates):
+    pass
+
+
+@dataclass
+class GaussianParams(AnyUnitRates):
+    pass
+
+
+INFERENCE = ("mean", "gaussian")  # DropConnect at test time
+
+
+@dataclass
+class DropConnectParams(DropoutParams):
+    p: Any = rates(0.5, "weights of the hidden layers: a number or one rate per layer")
+    where: str = cnn_layers()
+    per_example: bool = option(False, "a fresh mask per example (costly) instead of per batch")
+    mask_bias: bool = option(True, "mask the biases too, as Wan et al.; false: weights only")
+    inference: str = choice("mean", INFERENCE, "at test: mean (weight scaling) or gaussian "
+                            "(moment-matched sampling, needs eval.mode=mc)")
+
+
+@dataclass
+class AlphaParams(UnitRates):
+    pass
+
+
+@dataclass
+class ConcreteParams(UnitRates):
+    temperature: float = above(0.1, 0.0, "relaxed Bernoulli temperature")
+    length_scale: float = at_least(1e-2, 0.0, "prior length-scale l of the weight penalty")
+    dropout_reg: float = at_least(1.0, 0.0, "multiplier of the rate (entropy) penalty")
+
+
+@dataclass
+class SpatialParams(ConvUnitRates):
+    pass
+
+
+@dataclass
+class DropBlockParams(ConvUnitRates):
+    block_size: int = at_least(7, 1, "side of the dropped squares")
+    ramp_epochs: int = at_least(0, 0, "raise p linearly from 0 over this many epochs; 0 = off")
+
+
+@dataclass
+class VariationalParams(RecurrentRates):
+    pass
+
+
+@dataclass
+class LockedParams(RecurrentRates):
+    pass
+
+
+@dataclass
+class WeightDropParams(RecurrentRates):
+    pass
+
+
+GATE_MASKS = ("per_sequence", "per_step")
+
+
+@dataclass
+class GateParams(RecurrentRates):
+    compile: bool = option(False, "torch.compile the recurrent step function")
+    mask: str = choice("per_sequence", GATE_MASKS, "the update mask: one per sequence (BPTT "
+                       "window) or a fresh one per time step")
+
+
+# --- the declarations -----------------------------------------------------------------------
+UNITS = ("dense", "conv", "sequence")
+LANGUAGE_MODEL = ("sequence", "recurrent", "embedding")
+
+DECLARED: dict[str, Declaration] = {d.name: d for d in (
+    Declaration("none", "no dropout anywhere (the baseline)", NoneParams),
+    Declaration("standard", "inverted Bernoulli dropout: drop units with probability p, scale "
+                "survivors by 1/(1-p)", StandardParams, UNITS),
+    Declaration("classic", "original dropout: Bernoulli mask without rescaling in training, "
+                "outputs x(1-p) at test", ClassicParams, UNITS),
+    Declaration("gaussian", "multiplicative Gaussian noise N(1, p/(1-p)) on units; identity at "
+                "test", GaussianParams, UNITS),
+    Declaration("dropconnect", "drop weights, not units: Bernoulli mask on Linear/Conv2d "
+                "weights (per batch or example)", DropConnectParams, ("dense", "conv"),
+                through_weights=True),
+    Declaration("alpha", "alpha dropout for SELU nets: dropped units set to -lambda*alpha, "
+                "affine fix of mean/var", AlphaParams, ("dense",)),
+    Declaration("concrete", "learned drop rate per layer via a relaxed Bernoulli mask, KL "
+                "penalty scaled by 1/N", ConcreteParams, ("dense",)),
+    Declaration("spatial", "spatial dropout: drop whole feature maps (channels) with "
+                "probability p (Tompson et al. 2015); on fully connected layers a channel is "
+                "one unit", SpatialParams, ("conv", "dense")),
+    Declaration("dropblock", "DropBlock: drop block_size x block_size squares of each feature "
+                "map, p ramped up from 0 (Ghiasi et al. 2018)", DropBlockParams,
+                ("conv", "dense")),
+    Declaration("variational", "Gal & Ghahramani 2016: per-example masks drawn once per "
+                "sequence (BPTT window) on words, layer inputs, outputs and h_{t-1} (tied "
+                "across gates); loops over time in training", VariationalParams, LANGUAGE_MODEL),
+    Declaration("locked", "AWD-LSTM style: locked masks (one per sequence, shared across time) "
+                "on layer inputs and outputs, plus weight-drop on weight_hh with "
+                "dropout.p_recurrent (fused kernel)", LockedParams, LANGUAGE_MODEL),
+    Declaration("weight_drop", "DropConnect on the LSTM/GRU hidden-to-hidden weights "
+                "(dropout.p_recurrent), one mask per window; ordinary dropout at the other "
+                "places", WeightDropParams, LANGUAGE_MODEL),
+    Declaration("gate", "recurrent dropout without memory loss (Semeniuta et al. 2016): "
+                "dropout.p_recurrent on the cell update inside the step (not fused: slower); "
+                "ordinary dropout elsewhere", GateParams, LANGUAGE_MODEL),
+)}
+
+
+# --- lookups and messages -------------------------------------------------------------------
+def declaration(name: str) -> Declaration:
+    if name not in DECLARED:
+        raise DropbenchError(
+            f"unknown dropout scheme {name!r}; choose one of {', '.join(sorted(DECLARED))}"
+        )
+    return DECLARED[name]
+
+
+def foreign_key_message(key: str, params_type: str, source: str | None) -> str | None:
+    """One line for a key the chosen scheme does not declare (a Hydra compose error), or None
+    when `params_type` is no scheme's params class."""
+    chosen = next((d for d in DECLARED.values() if d.params.__name__ == params_type), None)
+    if chosen is None:
+        return None
+    owners = sorted(name for name, d in DECLARED.items() if key in d.keys)
+    where = f" (set in {source})" if source and not source.startswith("dropout/") else ""
+    hint = f"; {key} is a key of {', '.join(owners)}" if owners else ""
+    return (f"dropout={chosen.name} has no key '{key}'{where}; its keys: "
+            f"{', '.join(chosen.keys)}{hint}")
+
+
+def scheme_config(name: str, **values):
+    """A typed dropout config for scheme `name`: its dataclass defaults, then `values`. For code
+    that builds models without composing a Hydra config (tests, benchmark scripts)."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.structured(declaration(name).params)
+    return OmegaConf.merge(cfg, {"name": name, **values})
