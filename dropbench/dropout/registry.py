@@ -16,7 +16,7 @@ serve that place: never a silent Identity. Each module handed out carries `dropo
 `dropout_place`, so `describe.py` can state what a built model drops.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -75,8 +75,7 @@ def attach(declared: dict[str, Declaration], modules) -> dict[str, Scheme]:
         if needed != present:
             raise TypeError(f"scheme {name} declares kinds {list(decl.kinds)}, which need the "
                             f"factories {sorted(needed)}; its module gives {sorted(present)}")
-        values = {f.name: getattr(decl, f.name) for f in fields(Declaration)}
-        schemes[name] = Scheme(**values, factories=factories)
+        schemes[name] = Scheme(**vars(decl), factories=factories)
     return schemes
 
 
