@@ -72,7 +72,7 @@ def train_command(args: list[str]) -> None:
     from dropbench.config import config_dir, register_schemas
     from dropbench.train_help import print_train_help, wants_help
 
-    register_schemas(typed_dropout=not wants_help(args))  # help: no torch import
+    register_schemas()
     # Hydra would print its own multi-line report; let errors reach us and say them in one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = ["dropbench train", *args]

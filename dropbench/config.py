@@ -129,11 +129,9 @@ class Config:
     paper: dict | None = None  # experiment presets: the published result they target
 
 
-def register_schemas(typed_dropout: bool = True) -> None:
+def register_schemas() -> None:
     """Store every schema in Hydra's ConfigStore. The dropout schemas are the schemes' params
-    dataclasses (dropbench/dropout/catalog.py); `typed_dropout=False` stores an untyped base per
-    conf/dropout/*.yaml instead, for commands that only print a composed config
-    (`dropbench train --help`)."""
+    dataclasses (dropbench/dropout/catalog.py, which imports no torch)."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, node in [
@@ -144,10 +142,6 @@ def register_schemas(typed_dropout: bool = True) -> None:
         cs.store(group=group, name=f"base_{group}", node=node)
     for name, node in MODEL_SCHEMAS.items():  # each conf/model/<name>.yaml starts from its own
         cs.store(group="model", name=f"base_model_{name}", node=node)
-    if not typed_dropout:
-        for path in (config_dir() / "dropout").glob("*.yaml"):
-            cs.store(group="dropout", name=f"base_dropout_{path.stem}", node={})
-        return
     from dropbench.dropout.catalog import DECLARED
 
     for name, scheme in DECLARED.items():  # each conf/dropout/<name>.yaml starts from its own

@@ -23,7 +23,7 @@ def print_train_help(args: list[str]) -> None:
     from dropbench.cli import GROUPS
 
     overrides = [a for a in args if not a.startswith("-")]
-    register_schemas(typed_dropout=False)  # no torch import just to print help
+    register_schemas()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
     text = cfg.hydra.help

@@ -87,7 +87,8 @@ def test_stacked_sgd_step_is_each_members_own_sgd(optim):
             b.load_state_dict(a.state_dict())
     stack = StackedMLP(linears, torch.nn.ReLU(), settings, nesterov=False)
     opts = [torch.optim.SGD([p for m in layers for p in m.parameters()], lr=lr, momentum=mom,
-                            weight_decay=wd) for layers, (lr, mom, wd) in zip(alone, optim)]
+                            weight_decay=wd)
+            for layers, (lr, mom, wd) in zip(alone, optim, strict=True)]
     x, y = torch.randn(4, 6), torch.randint(0, 3, (4,))
     for _ in range(3):
         loss, _ = stack.losses(x.expand(len(settings), 4, 6), y.expand(len(settings), 4), True)
