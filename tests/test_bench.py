@@ -64,3 +64,26 @@ def test_cli_subcommand(cli):
     result = cli("bench", "--help")
     assert result.returncode == 0, result.stderr
     assert "--cases" in result.stdout and "--device" in result.stdout
+
+
+@pytest.mark.slow
+def test_sweep_case_times_both_launchers_and_the_training_alone(tmp_path):
+    """The sweep case runs the 12-job sweep through both launchers (as subprocesses) and the
+    training epochs in this process, and checks the launchers' results agree."""
+    out = tmp_path / "bench.json"
+    threads = torch.get_num_threads()
+    try:
+        main(["--cases", "sweep", "--scale", "0.01", "--reps", "1", "--warmup", "0",
+              "--threads", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    doc = json.loads(out.read_text())
+    names = {r["name"] for r in doc["rows"] if r["available"] and len(r["seconds"]) == 1}
+    assert {"12 jobs, batched launcher", "12 jobs, basic launcher",
+            "training only: 12 members stacked, one process",
+            "training only: 12 trainer epochs one after another"} <= names
+    ratios = {r["label"]: r for r in doc["ratios"]}
+    agree = {c["label"]: c for c in doc["checks"]}[
+        "sweep: largest difference in best val loss, batched vs basic"]
+    assert agree["value"] is not None and agree["met"] is True
+    assert ratios["sweep: training only, stacked speed / one after another"]["value"] > 0

@@ -7,14 +7,23 @@ pixels in the bench's temporary data dir: 1 epoch over 10,000 training images (s
 --scale), validation and test 2,000 each, the default MLP (784-512-512-10, batch 64, SGD
 lr 0.05 momentum 0.9). Rows: wall seconds and CPU seconds per sweep; work = samples trained
 (12 x training images). The check compares the two launchers' results job by job.
+
+A second pair of rows times the training epochs alone, in this process: the 12 members'
+epochs as one stacked model (dropbench/sweep/stacked.py) and as 12 runs of the trainer's
+epoch (`Run.train_epoch`) one after another, on the same data. Their ratio is what stacking
+saves in the arithmetic itself; the launchers' ratio adds what it saves around it (data
+loading, model building, evaluation passes).
 """
 
 import json
 import os
 import sys
 
-from dropbench.bench.common import Settings
-from dropbench.bench.harness import Check, Ratio, Row, rotated, run_timed
+import torch
+from torch import nn
+
+from dropbench.bench.common import Settings, compose, trainer_epoch
+from dropbench.bench.harness import Check, Ratio, Row, measure_all, rotated, run_timed
 from dropbench.bench.vision import write_random_mnist
 
 RATES, SEEDS = (0, 0.25, 0.5, 0.75), (0, 1, 2)
@@ -38,6 +47,73 @@ def results(sweep_dir) -> list[dict]:
     return sorted(found, key=lambda s: sorted(s["overrides"]))
 
 
+def member_configs(s: Settings, n_train: int) -> list:
+    """The 12 jobs' configs, as `dropbench train` composes them."""
+    shared = [a for a in sweep_args(s, n_train)
+              if not a.startswith(("dropout.p=", "seed=", "~hydra", "data_dir=", "device="))]
+    return [compose(s, [*shared, f"dropout.p={p}", f"seed={seed}"])
+            for p in RATES for seed in SEEDS]
+
+
+def stacked_epochs(cfgs: list, data, warm_size: int):
+    """prepare() for one stacked epoch of every member (models built as the lone runs build
+    them); warm: the same over the first warm_size examples."""
+    from dropbench.config import layer_rates
+    from dropbench.models import build_model
+    from dropbench.models.mlp import activation_module
+    from dropbench.sweep.batch import stacked_epoch
+    from dropbench.sweep.stacked import MemberSettings, StackedMLP
+
+    def prepare():
+        linears, settings = [], []
+        for cfg in cfgs:
+            torch.manual_seed(cfg.seed)
+            model = build_model(cfg.model, cfg.dropout, data)
+            linears.append([m for m in model.modules() if isinstance(m, nn.Linear)])
+            settings.append(MemberSettings(
+                cfg.dropout.p_input, layer_rates(cfg.dropout.p, len(cfg.model.hidden)),
+                cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.max_norm,
+                torch.Generator().manual_seed(cfg.seed)))
+        cfg = cfgs[0]
+        stack = StackedMLP(linears, activation_module(cfg.model.activation), settings,
+                           cfg.optim.nesterov)
+
+        def epoch(train_set):
+            shuffles = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+            stacked_epoch(stack, train_set, cfg.trainer.batch_size, shuffles)
+
+        return (lambda: epoch(data.train)), (lambda: epoch(data.train.head(warm_size)))
+
+    return prepare
+
+
+def one_after_another(s: Settings, cfgs: list, data, warm_size: int):
+    """prepare() for the trainer's epoch of each member in turn."""
+
+    def prepare():
+        runs = [trainer_epoch(s, cfg, data, warm_size)() for cfg in cfgs]
+        return (lambda: [run() for run, _ in runs]), (lambda: [warm() for _, warm in runs])
+
+    return prepare
+
+
+def training_only(s: Settings, n_train: int) -> tuple[list[Row], Ratio]:
+    from dropbench.data import load_data
+
+    cfgs = member_configs(s, n_train)
+    data = load_data(cfgs[0].dataset, s.workdir / "sweep-data", s.device)
+    work = len(data.train) * len(cfgs)
+    warm = min(640, len(data.train))
+    rows = measure_all([
+        (Row("sweep", "training only: 12 members stacked, one process", "samples", work),
+         stacked_epochs(cfgs, data, warm)),
+        (Row("sweep", "training only: 12 trainer epochs one after another", "samples", work),
+         one_after_another(s, cfgs, data, warm)),
+    ], s.device, s.warmup, s.reps)
+    return rows, Ratio("sweep: training only, stacked speed / one after another",
+                       rows[0].key, rows[1].key, None, None)
+
+
 def sweep_case(s: Settings):
     n_train = s.amount(TRAIN, minimum=256)
     write_random_mnist(s.workdir / "sweep-data", n_train + HELD_OUT, HELD_OUT)
@@ -58,8 +134,10 @@ def sweep_case(s: Settings):
         pairs = zip(results(s.workdir / f"sweep-batched-{r}"),
                     results(s.workdir / f"sweep-basic-{r}"), strict=True)
         worst = max([worst, *(abs(b["best_val_loss"] - a["best_val_loss"]) for b, a in pairs)])
-    rows = [wall["batched"], wall["basic"], cpu["batched"], cpu["basic"]]
+    training_rows, training_ratio = training_only(s, n_train)
+    rows = [wall["batched"], wall["basic"], cpu["batched"], cpu["basic"], *training_rows]
     return rows, [
+        training_ratio,
         Ratio("sweep: batched launcher speed / basic launcher (wall)", wall["batched"].key,
               wall["basic"].key, ">=", TARGET),
         Ratio("sweep: batched launcher speed / basic launcher (CPU time)", cpu["batched"].key,

@@ -122,8 +122,10 @@ def mlp_case(s: Settings):
     ]
     rows = measure_all(variants, s.device, s.warmup, s.reps)
     d, ref, naive, lim = (r.key for r in rows)
-    ratios = [Ratio("MLP: dropbench speed / examples-style reference", d, ref, ">=", 2.2),
-              Ratio("MLP: dropbench speed / matmul limit", d, lim, ">=", 0.55),
+    ratios = [Ratio("MLP: dropbench speed / examples-style reference", d, ref, ">=", 3.0),
+              Ratio("MLP: dropbench speed / matmul limit", d, lim, ">=", 0.85),
+              # The most any loop could reach against the reference on this machine.
+              Ratio("MLP: matmul limit speed / examples-style reference", lim, ref, None, None),
               Ratio("MLP: naive in-memory loop speed / examples-style reference", naive, ref,
                     None, None),
               Ratio("MLP: dropbench speed / naive in-memory loop", d, naive, None, None)]

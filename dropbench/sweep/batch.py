@@ -135,9 +135,16 @@ def stack_members(members: list[Member]) -> StackedMLP:
 def train_epoch(stack: StackedMLP, members: list[Member]) -> list[dict]:
     """One epoch of every member, each on its own shuffled order of the training set."""
     task = members[0].run.task
-    train_set = task.data.train
-    orders = [batch_indices(len(train_set), task.batch_size, m.run.shuffle) for m in members]
-    sums = torch.zeros(len(members), 3, device=train_set.x.device)
+    sums = stacked_epoch(stack, task.data.train, task.batch_size, [m.run.shuffle for m in members])
+    return [task.finish(s) for s in sums]
+
+
+def stacked_epoch(stack: StackedMLP, train_set, batch_size: int,
+                  shuffles: list[torch.Generator]) -> torch.Tensor:
+    """One epoch of SGD steps for every member, member k's batches in the order its own
+    generator shuffles[k] draws (as its lone run's); returns the (K, 3) on-device sums."""
+    orders = [batch_indices(len(train_set), batch_size, g) for g in shuffles]
+    sums = torch.zeros(stack.size, 3, device=train_set.x.device)
     for step in zip(*orders, strict=True):
         idx = torch.stack(step).to(train_set.x.device)  # (K, B)
         loss, batch_sums = stack.losses(train_set.x[idx], train_set.y[idx], train=True)
@@ -145,7 +152,7 @@ def train_epoch(stack: StackedMLP, members: list[Member]) -> list[dict]:
         stack.sgd_step()
         stack.apply_max_norm()
         sums += batch_sums
-    return [task.finish(s) for s in sums]
+    return sums
 
 
 @torch.no_grad()
