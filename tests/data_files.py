@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dropbench.bench.vision import write_idx  # the one IDX writer (the bench needs it too)
+from dropbench.data.idx import write_idx
 
 
 def write_mnist(root: Path, n_train: int = 120, n_test: int = 40, seed: int = 0) -> Path:

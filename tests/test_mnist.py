@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from omegaconf import OmegaConf
 
@@ -67,3 +68,17 @@ def test_idx_reader_matches_torchvision(tmp_path):
         ref = MNIST(str(tmp_path), train=train, download=False)
         assert x.dtype == ref.data.dtype == torch.uint8 and y.dtype == ref.targets.dtype
         assert torch.equal(x, ref.data) and torch.equal(y, ref.targets)
+
+
+def test_idx_round_trip_and_damage(tmp_path):
+    from dropbench.data.idx import IdxError, parse_idx, write_idx
+
+    images = np.arange(2 * 3 * 4).reshape(2, 3, 4) % 256
+    write_idx(tmp_path / "x", images)
+    blob = (tmp_path / "x").read_bytes()
+    assert blob[:4] == b"\x00\x00\x08\x03" and len(blob) == 4 + 12 + 24
+    assert np.array_equal(parse_idx(blob), images)
+    with pytest.raises(IdxError, match="35 bytes where its header promises 40"):
+        parse_idx(blob[:-5])
+    with pytest.raises(IdxError, match="not an IDX file"):
+        parse_idx(b"\x00\x00\x0d\x01" + blob[4:])  # type 0x0D: floats, not bytes

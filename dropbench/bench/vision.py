@@ -6,7 +6,6 @@ by dropbench's real loader and by torchvision's MNIST class for the reference: t
 the same shapes, no download.
 """
 
-import struct
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ from dropbench.bench.reference import (
     reference_mlp,
 )
 from dropbench.data import ClassificationData, Split, load_data
+from dropbench.data.idx import write_idx
 from dropbench.dropout import SCHEMES
 
 MNIST_TRAIN = 60000  # one full epoch at scale 1
@@ -40,13 +40,6 @@ MLP_OVERRIDES = ["dataset=mnist", "dataset.download=false", "model=mlp",
 SCHEME_TARGETS = {"standard": 1.10, "classic": 1.10, "gaussian": 1.10, "alpha": 1.10,
                   "dropconnect": 1.5}
 CNN_SCHEMES = {"none": None, "standard": None, "spatial": 1.10, "dropblock": 1.3}
-
-
-def write_idx(path, array: np.ndarray) -> None:
-    """MNIST's IDX format: zero magic, type 0x08 (unsigned byte), ndim, big-endian sizes."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I",
-                                                                       *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 def write_random_mnist(root, n_train: int, n_test: int = 100) -> None:

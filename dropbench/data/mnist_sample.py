@@ -7,10 +7,10 @@ trains on real digits offline. Numbers from it describe a 10k-digit sample, not 
 """
 
 import gzip
-import struct
 from pathlib import Path
 
 from dropbench import DropbenchError
+from dropbench.data.idx import IdxError, parse_idx, write_idx
 
 SAMPLE_IMAGES = "t10k-images-idx3-ubyte.gz"
 SAMPLE_LABELS = "t10k-labels-idx1-ubyte.gz"
@@ -26,29 +26,6 @@ def default_sample_dir(repo_root: Path) -> Path:
     return repo_root.parent / "shared" / "data" / "mnist-sample"
 
 
-def _split_idx(blob: bytes, n_first: int) -> tuple[bytes, bytes]:
-    """One IDX file -> two IDX files: its first n_first items and the rest."""
-    ndim = blob[3]
-    dims = list(struct.unpack(f">{ndim}I", blob[4 : 4 + 4 * ndim]))
-    header_len = 4 + 4 * ndim
-    item = 1
-    for d in dims[1:]:
-        item *= d
-    body = blob[header_len:]
-    if len(body) != dims[0] * item:
-        raise DropbenchError(f"the MNIST sample is damaged ({len(body)} bytes of data where "
-                             f"its header promises {dims[0] * item}); copy it again")
-
-    def pack(n: int, data: bytes) -> bytes:
-        return blob[:4] + struct.pack(f">{ndim}I", n, *dims[1:]) + data
-
-    if not 0 < n_first < dims[0]:
-        raise DropbenchError(f"cannot keep {n_first} of the sample's {dims[0]} digits for "
-                             f"training; choose a number between 1 and {dims[0] - 1}")
-    cut = n_first * item
-    return pack(n_first, body[:cut]), pack(dims[0] - n_first, body[cut:])
-
-
 def carve_mnist_sample(sample_dir: Path, root: Path, n_train: int = DEFAULT_TRAIN) -> Path:
     """Write MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte under `root` from the
     sample in `sample_dir`; returns `root` (the value for `data_dir`)."""
@@ -61,10 +38,15 @@ def carve_mnist_sample(sample_dir: Path, root: Path, n_train: int = DEFAULT_TRAI
     raw.mkdir(parents=True, exist_ok=True)
     for sample_name, kind in ((SAMPLE_IMAGES, "images-idx3"), (SAMPLE_LABELS, "labels-idx1")):
         with gzip.open(sample_dir / sample_name, "rb") as f:
-            train, test = _split_idx(f.read(), n_train)
-        for prefix, data in (("train", train), ("t10k", test)):
-            target = raw / f"{prefix}-{kind}-ubyte"
-            tmp = target.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(target)
+            try:
+                items = parse_idx(f.read())
+            except IdxError as e:
+                raise DropbenchError(f"the MNIST sample is damaged ({e}); copy it "
+                                     f"again") from None
+        if not 0 < n_train < len(items):
+            raise DropbenchError(f"cannot keep {n_train} of the sample's {len(items)} digits "
+                                 f"for training; choose a number between 1 and "
+                                 f"{len(items) - 1}")
+        write_idx(raw / f"train-{kind}-ubyte", items[:n_train])
+        write_idx(raw / f"t10k-{kind}-ubyte", items[n_train:])
     return root

@@ -2,14 +2,13 @@
 downloads them)."""
 
 import importlib.util
-import math
-import struct
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from dropbench import DropbenchError
+from dropbench.data.idx import IdxError, parse_idx
 from dropbench.data.tensors import SPLIT_SEED, ClassificationData, Split, carve_validation
 
 MNIST_FILES = [
@@ -84,23 +83,14 @@ def mnist_missing_message(root: Path) -> str:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX file of unsigned bytes (MNIST's format) as an array of its declared shape; a
-    truncated or altered file is named instead of failing deep inside a loader. Read here
-    rather than through torchvision, whose import costs about a second of every run."""
-    data = bytearray(path.read_bytes())
-    problem = None
-    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08 or not 1 <= data[3] <= 3:
-        problem = "not an IDX file of unsigned bytes"
-    else:
-        ndim = data[3]
-        dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim].ljust(4 * ndim, b"\0"))
-        expected = 4 + 4 * ndim + math.prod(dims)
-        if len(data) != expected:
-            problem = f"{len(data)} bytes where its header promises {expected}"
-    if problem:
-        raise DropbenchError(f"{path} is damaged ({problem}); delete it and run "
-                             f"`dropbench data download mnist` (or copy it again)")
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    """An IDX file as an array of its declared shape; a truncated or altered file is named
+    instead of failing deep inside a loader. Read here rather than through torchvision, whose
+    import costs about a second of every run."""
+    try:
+        return parse_idx(bytearray(path.read_bytes()))
+    except IdxError as e:
+        raise DropbenchError(f"{path} is damaged ({e}); delete it and run "
+                             f"`dropbench data download mnist` (or copy it again)") from None
 
 
 def mnist_splits(root: Path, download: bool):
