@@ -315,6 +315,9 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except DropbenchError as e:
         die(str(e))
+    except BrokenPipeError:  # e.g. `dropbench list | head`: the reader left, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -148,3 +148,11 @@ def test_a_single_mnist_run_loads_neither_torchvision_nor_the_report_stack(tmp_p
     assert probe["code"] == 0
     assert probe["heavy"] == ["torch"], probe["heavy"]
     assert " done (" not in probe["out"]
+
+
+def test_list_into_a_pipe_that_closes_early_is_quiet():
+    """`dropbench list | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    r = subprocess.run(f"'{sys.executable}' -m dropbench.cli list | head -1", shell=True,
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.stdout == "dataset:\n"
+    assert r.stderr == "", r.stderr
