@@ -142,9 +142,9 @@ def describe(path: Path) -> str:
     return ""
 
 
-def declared_details(group: str, path: Path) -> tuple[str, str]:
-    """(places, second line) from the scheme's or model's declaration, for `dropbench list`.
-    Both declarations are torch-free (dropout/catalog.py, models/places.py)."""
+def declared_details(group: str, path: Path) -> tuple[str, list[str]]:
+    """(places, lines under the option) from the scheme's or model's declaration, for
+    `dropbench list`. Both declarations are torch-free (dropout/catalog.py, models/places.py)."""
     from omegaconf import OmegaConf
 
     from dropbench.dropout.catalog import DECLARED
@@ -153,13 +153,14 @@ def declared_details(group: str, path: Path) -> tuple[str, str]:
     values = OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # ${...} as written
     if group == "dropout" and path.stem in DECLARED:
         scheme = DECLARED[path.stem]
-        return f" [{', '.join(scheme.kinds) or 'nothing'}]", scheme.summary(values)
+        deviations = [f"deviates: {d}" for d in scheme.deviations_in(values)]
+        return f" [{', '.join(scheme.kinds) or 'nothing'}]", [scheme.summary(values), *deviations]
     if group == "model" and path.stem in PLACES:
         places = PLACES[path.stem](OmegaConf.create(values))
-        return "", "dropout places: " + ", ".join(map(str, places))
+        return "", ["dropout places: " + ", ".join(map(str, places))]
     if group == DROPOUT_DEFAULTS:
-        return "", " ".join(f"{key}={value}" for key, value in values.items())
-    return "", ""
+        return "", [" ".join(f"{key}={value}" for key, value in values.items())]
+    return "", []
 
 
 # Per-place rates of a (model, scheme) pair: conf/config.yaml picks dropout_defaults/MODEL_SCHEME
@@ -175,8 +176,8 @@ def print_group(root: Path, group: str, note: str = "") -> None:
     for f in files:
         kinds, details = declared_details(group, f)
         print(f"  {f.stem:<28} {describe(f)}{kinds}")
-        if details:
-            print(f"  {'':<28} {details}")
+        for line in details:
+            print(f"  {'':<28} {line}")
     print()
 
 

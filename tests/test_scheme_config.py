@@ -218,3 +218,28 @@ def test_the_registry_refuses_factories_that_disagree_with_the_declarations():
         attach(declared, [module(standard=unit, dropconnect=weights, extra=unit)])
     with pytest.raises(TypeError, match="unknown kinds"):
         Declaration("extra", "drops somewhere", StandardParams, ("nowhere",))
+
+
+def test_deviations_from_the_paper_follow_the_config():
+    """DropConnect names its two departures from Wan et al. until the config asks for the
+    paper's masks and inference; a scheme without departures names none."""
+    from dropbench.dropout.catalog import DECLARED, scheme_config
+
+    dropconnect = DECLARED["dropconnect"]
+    default = [str(d) for d in dropconnect.deviations_in(scheme_config("dropconnect"))]
+    assert len(default) == 2 and "per_example=true" in default[0]
+    paper = scheme_config("dropconnect", per_example=True, inference="gaussian")
+    assert dropconnect.deviations_in(paper) == []
+    assert DECLARED["standard"].deviations_in(scheme_config("standard")) == []
+
+
+def test_list_and_the_run_log_say_how_a_scheme_deviates(cli, tmp_path):
+    listed = cli("list").stdout
+    assert "deviates: one mask per mini-batch, where Wan et al. 2013 draw one per example" \
+        in listed
+    run = cli("train", "dropout=dropconnect", "dropout.per_example=true", "trainer.epochs=1",
+              "trainer.progress=false", "hydra.run.dir=run")
+    assert run.returncode == 0, run.stderr
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "dropout=dropconnect deviates from its paper: weight-scaling (mean) inference" in log
+    assert "one mask per mini-batch" not in log  # per_example=true is the paper's masking

@@ -36,12 +36,30 @@ WEIGHT_KINDS = ("dense", "conv")  # the kinds a scheme may serve through a layer
 
 
 @dataclass(frozen=True)
+class Deviation:
+    """How a scheme departs from the paper it is named after. `faithful`: settings (key,
+    value) under which it does what the paper does; empty when no setting does."""
+
+    text: str
+    faithful: tuple[tuple[str, Any], ...] = ()
+
+    def applies(self, cfg) -> bool:
+        return not self.faithful or any(cfg.get(k) != v for k, v in self.faithful)
+
+    def __str__(self) -> str:
+        fix = " ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+                       for k, v in self.faithful)
+        return f"{self.text} (as the paper with dropout.{fix})" if fix else self.text
+
+
+@dataclass(frozen=True)
 class Declaration:
     name: str
     description: str
     params: type  # the dataclass of its config (a DropoutParams subclass)
     kinds: tuple[str, ...] = ()  # the place kinds it serves (params.KINDS)
     through_weights: bool = False  # dense/conv served by dropping the built layer's weights
+    deviations: tuple[Deviation, ...] = ()  # from the paper it is named after
 
     def __post_init__(self):
         unknown = [k for k in self.kinds if k not in KINDS]
@@ -59,6 +77,10 @@ class Declaration:
     @property
     def keys(self) -> list[str]:
         return [f.name for f in declared(self.params)]
+
+    def deviations_in(self, cfg) -> list[Deviation]:
+        """The deviations that hold for the dropout config `cfg` (a run's `dropout` node)."""
+        return [d for d in self.deviations if d.applies(cfg)]
 
     def summary(self, yaml_values: dict) -> str:
         """`key=value ...` for every declared key: the yaml's value, else the declared default
@@ -167,7 +189,11 @@ DECLARED: dict[str, Declaration] = {d.name: d for d in (
                 "test", GaussianParams, UNITS),
     Declaration("dropconnect", "drop weights, not units: Bernoulli mask on Linear/Conv2d "
                 "weights (per batch or example)", DropConnectParams, ("dense", "conv"),
-                through_weights=True),
+                through_weights=True, deviations=(
+                    Deviation("one mask per mini-batch, where Wan et al. 2013 draw one per "
+                              "example", (("per_example", True),)),
+                    Deviation("weight-scaling (mean) inference, where Wan et al. 2013 sample "
+                              "a moment-matched Gaussian", (("inference", "gaussian"),)))),
     Declaration("alpha", "alpha dropout for SELU nets: dropped units set to -lambda*alpha, "
                 "affine fix of mean/var", AlphaParams, ("dense",)),
     Declaration("concrete", "learned drop rate per layer via a relaxed Bernoulli mask, KL "
@@ -180,7 +206,10 @@ DECLARED: dict[str, Declaration] = {d.name: d for d in (
                 ("conv", "dense")),
     Declaration("variational", "Gal & Ghahramani 2016: per-example masks drawn once per "
                 "sequence (BPTT window) on words, layer inputs, outputs and h_{t-1} (tied "
-                "across gates); loops over time in training", VariationalParams, LANGUAGE_MODEL),
+                "across gates); loops over time in training", VariationalParams, LANGUAGE_MODEL,
+                deviations=(Deviation("one h_{t-1} mask shared by the gates (tied); the "
+                                      "paper also reports untied masks, one per gate, which "
+                                      "are not implemented"),)),
     Declaration("locked", "AWD-LSTM style: locked masks (one per sequence, shared across time) "
                 "on layer inputs and outputs, plus weight-drop on weight_hh with "
                 "dropout.p_recurrent (fused kernel)", LockedParams, LANGUAGE_MODEL),

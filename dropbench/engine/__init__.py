@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from dropbench import DropbenchError, rundir
 from dropbench.config import validate
 from dropbench.data import load_data
+from dropbench.dropout.catalog import declaration
 from dropbench.dropout.describe import format_built
 from dropbench.engine import mc, process
 from dropbench.engine.accel import default_threads
@@ -139,6 +140,8 @@ def prepare(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, resume: 
     log.info("model: %s (%d parameters) on %s", cfg.model.name, run.summary["n_params"], device)
     for line in format_built(run.summary["dropout_built"]):
         log.info(line)
+    for deviation in declaration(cfg.dropout.name).deviations_in(cfg.dropout):
+        log.info("dropout=%s deviates from its paper: %s", cfg.dropout.name, deviation)
     run.sinks = Sinks.open(cfg, run_dir, run.rows)
     return run
 
