@@ -34,8 +34,10 @@ RESULT_FILES = (METRICS, SUMMARY, MANIFEST, LAST, BEST, LOGGERS)
 
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
 
-# The first metrics.csv columns, in order; <m> is acc or ppl (summary.json `metric`). Dropout
-# modules that learn their rate append one column each (e.g. `p.layers.1`).
+# The first metrics.csv columns, in order; <m> is acc or ppl (summary.json `metric`). A run
+# with optim.max_norm appends MAX_NORM_COLUMN; dropout modules that learn their rate append one
+# column each (e.g. `p.layers.1`).
+MAX_NORM_COLUMN = "max_norm_projected"  # weight vectors the constraint projected in the epoch
 METRICS_COLUMNS = ("epoch", "lr", "seconds", "train_loss", "train_{m}", "train_eval_loss",
                    "train_eval_{m}", "val_loss", "val_{m}")
 

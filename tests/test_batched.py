@@ -184,3 +184,28 @@ def test_batched_members_have_the_distribution_of_lone_runs_over_seeds(cli, tmp_
     assert len(batched) == len(alone) == 6
     assert abs(sum(batched) / 6 - sum(alone) / 6) < 0.005
     assert max(abs(b - a) for b, a in zip(batched, alone, strict=True)) < 0.002
+
+
+def test_stacked_max_norm_is_each_members_own_with_its_count():
+    """Member k's weights after the stack's projection equal engine/optim.apply_max_norm on
+    its own layers at its own c, and the counts match (0 for a member without a cap)."""
+    from dropbench.engine.optim import apply_max_norm
+
+    torch.manual_seed(0)
+    caps = [None, 0.3, 1000.0]
+    settings = [MemberSettings(0.0, [0.0], 0.1, 0.0, 0.0, c, torch.Generator()) for c in caps]
+    linears = [[torch.nn.Linear(6, 5), torch.nn.Linear(5, 3)] for _ in settings]
+    alone = [torch.nn.Sequential(*(torch.nn.Linear(m.in_features, m.out_features)
+                                   for m in layers)) for layers in linears]
+    for layers, net in zip(linears, alone, strict=True):
+        for a, b in zip(layers, net, strict=True):
+            b.load_state_dict(a.state_dict())
+    stack = StackedMLP(linears, torch.nn.ReLU(), settings, nesterov=False)
+    counts = stack.apply_max_norm()
+    for k, (net, c) in enumerate(zip(alone, caps, strict=True)):
+        own = apply_max_norm(net, c)
+        assert counts[k].item() == (0 if own is None else own.item())
+        weights, _ = stack.member_tensors(k)
+        for w, m in zip(weights[:2], net, strict=True):
+            torch.testing.assert_close(w, m.weight.detach(), rtol=1e-6, atol=1e-7)
+    assert counts[1].item() == 8  # c = 0.3 is below every unit's norm at this init

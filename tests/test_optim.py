@@ -1,5 +1,6 @@
 """Optimisers, schedules and the explicit regularisers compared against dropout."""
 
+import csv
 import inspect
 
 import pytest
@@ -23,12 +24,33 @@ def test_max_norm_caps_each_units_incoming_weights():
     with torch.no_grad():
         net[0].weight.mul_(10)  # norms far above the cap
     small_before = net[2].weight.norm(dim=1).clone()
-    apply_max_norm(net, 2.0)
+    expected = [torch.renorm(m.weight.detach(), p=2, dim=0, maxnorm=2.0) for m in net[::2]]
+    projected = apply_max_norm(net, 2.0)
     norms = net[0].weight.norm(dim=1)  # one norm per hidden unit (row of the weight matrix)
     assert torch.all(norms <= 2.0 + 1e-5) and torch.allclose(norms, torch.full_like(norms, 2.0))
     # rows already inside the ball are untouched
     inside = small_before <= 2.0
     assert torch.allclose(net[2].weight.norm(dim=1)[inside], small_before[inside])
+    assert projected.item() == 30 + (~inside).sum().item()  # every hidden unit, plus outliers
+    for m, want in zip(net[::2], expected, strict=True):  # torch.renorm's rule exactly
+        torch.testing.assert_close(m.weight.detach(), want, rtol=0, atol=1e-7)
+    before = net[0].weight.detach().clone()
+    apply_max_norm(net, 2.0)  # on the ball already (up to rounding): nothing moves
+    torch.testing.assert_close(net[0].weight.detach(), before, rtol=1e-6, atol=0)
+    assert apply_max_norm(net, None) is None
+
+
+def test_metrics_count_the_weight_vectors_max_norm_projected(cli, tmp_path):
+    """A binding constraint shows in metrics.csv; a loose one shows zeros; none, no column."""
+    for name, c in (("tight", "0.05"), ("loose", "1000"), ("off", "null")):
+        r = cli("train", "trainer.epochs=2", "trainer.progress=false", f"optim.max_norm={c}",
+                f"hydra.run.dir={name}")
+        assert r.returncode == 0, r.stderr
+    rows = {name: list(csv.DictReader(open(tmp_path / name / "metrics.csv")))
+            for name in ("tight", "loose", "off")}
+    assert all(int(row["max_norm_projected"]) > 0 for row in rows["tight"])
+    assert [row["max_norm_projected"] for row in rows["loose"]] == ["0", "0"]
+    assert "max_norm_projected" not in rows["off"][0]
 
 
 def test_l1_penalty_sums_weights_not_biases():

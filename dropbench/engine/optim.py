@@ -102,12 +102,19 @@ def l1_penalty(model: nn.Module, strength: float) -> torch.Tensor | float:
 
 
 @torch.no_grad()
-def apply_max_norm(model: nn.Module, c: float | None) -> None:
-    """Project each unit's incoming weight vector back onto the ball of radius c."""
+def apply_max_norm(model: nn.Module, c: float | None) -> torch.Tensor | None:
+    """Project each unit's incoming weight vector back onto the ball of radius c, by
+    torch.renorm's rule (scale c / (norm + 1e-7) where norm > c). Returns how many vectors it
+    projected, as a tensor on the device (no sync per step); None without a constraint."""
     if c is None:
-        return
+        return None
+    projected = None
     for w in weight_matrices(model):
-        torch.renorm(w, p=2, dim=0, maxnorm=c, out=w)
+        norms = torch.linalg.vector_norm(w.flatten(1), dim=1)
+        over = norms > c
+        w.mul_(torch.where(over, c / (norms + 1e-7), 1.0).view(-1, *[1] * (w.dim() - 1)))
+        projected = over.sum() if projected is None else projected + over.sum()
+    return projected
 
 
 class NTASGD(torch.optim.Optimizer):

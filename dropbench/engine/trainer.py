@@ -141,6 +141,7 @@ class Run:
                    leave=False, disable=not show, dynamic_ncols=True)
         opt = self.cfg.optim
         hooks.set_epoch(self.model, self.epoch, self.cfg.trainer.epochs)
+        projected = 0  # weight vectors max-norm put back on its ball this epoch
         for i, batch in enumerate(self.task.train_batches(self.shuffle)):
             with self.autocast():
                 loss, batch_sums = self.task.step(self.forward, batch)
@@ -153,13 +154,17 @@ class Run:
             with scaled_lr(self.optimizer, getattr(self.task, "lr_scale", 1.0)):
                 self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
             self.scaler.update()
-            apply_max_norm(self.model, opt.max_norm)
+            if opt.max_norm is not None:
+                projected = projected + apply_max_norm(self.model, opt.max_norm)
             sums += batch_sums
             bar.update()
             if show and i % 20 == 0:  # a device sync: only when someone is watching
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         bar.close()
-        return self.task.finish(sums)
+        scores = self.task.finish(sums)
+        if opt.max_norm is not None:  # 0 every epoch: the constraint never acted
+            scores[rundir.MAX_NORM_COLUMN] = int(projected)
+        return scores
 
     def epoch_row(self, train: dict, seconds: float) -> dict:
         m = self.task.metric
@@ -169,6 +174,8 @@ class Run:
             with self.autocast():
                 scores = self.task.evaluate(self.forward, split)
             row[f"{split}_loss"], row[f"{split}_{m}"] = scores["loss"], scores[m]
+        if rundir.MAX_NORM_COLUMN in train:
+            row[rundir.MAX_NORM_COLUMN] = train[rundir.MAX_NORM_COLUMN]
         row.update(hooks.logged_values(self.model))
         return row
 

@@ -16,7 +16,7 @@ import time
 import torch
 from torch import nn
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
 from dropbench.config import check_rate, layer_rates
 from dropbench.data import batch_indices
 from dropbench.engine import train
@@ -135,24 +135,33 @@ def stack_members(members: list[Member]) -> StackedMLP:
 def train_epoch(stack: StackedMLP, members: list[Member]) -> list[dict]:
     """One epoch of every member, each on its own shuffled order of the training set."""
     task = members[0].run.task
-    sums = stacked_epoch(stack, task.data.train, task.batch_size, [m.run.shuffle for m in members])
-    return [task.finish(s) for s in sums]
+    sums, projected = stacked_epoch(stack, task.data.train, task.batch_size,
+                                    [m.run.shuffle for m in members])
+    scores = [task.finish(s) for s in sums]
+    for k, m in enumerate(members):
+        if m.run.cfg.optim.max_norm is not None:  # as Run.train_epoch reports it
+            scores[k][rundir.MAX_NORM_COLUMN] = int(projected[k])
+    return scores
 
 
 def stacked_epoch(stack: StackedMLP, train_set, batch_size: int,
-                  shuffles: list[torch.Generator]) -> torch.Tensor:
+                  shuffles: list[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch of SGD steps for every member, member k's batches in the order its own
-    generator shuffles[k] draws (as its lone run's); returns the (K, 3) on-device sums."""
+    generator shuffles[k] draws (as its lone run's); returns the (K, 3) on-device sums and
+    the (K,) counts of weight vectors max-norm projected."""
     orders = [batch_indices(len(train_set), batch_size, g) for g in shuffles]
     sums = torch.zeros(stack.size, 3, device=train_set.x.device)
+    projected = torch.zeros(stack.size, dtype=torch.long, device=train_set.x.device)
     for step in zip(*orders, strict=True):
         idx = torch.stack(step).to(train_set.x.device)  # (K, B)
         loss, batch_sums = stack.losses(train_set.x[idx], train_set.y[idx], train=True)
         loss.sum().backward()  # each member's parameters get the gradient of its own loss
         stack.sgd_step()
-        stack.apply_max_norm()
+        step_projected = stack.apply_max_norm()
+        if step_projected is not None:
+            projected += step_projected
         sums += batch_sums
-    return sums
+    return sums, projected
 
 
 @torch.no_grad()

@@ -132,13 +132,19 @@ class StackedMLP:
         sgd(*args, **kwargs)
 
     @torch.no_grad()
-    def apply_max_norm(self) -> None:
-        """torch.renorm's projection of each unit's incoming weights, per member's c."""
+    def apply_max_norm(self) -> torch.Tensor | None:
+        """torch.renorm's projection of each unit's incoming weights, per member's c (as
+        engine/optim.apply_max_norm); returns the (K,) counts of projected vectors, or None
+        when no member has a constraint."""
         if all(m.max_norm is None for m in self.settings):
-            return
+            return None
+        projected = torch.zeros(self.size, dtype=torch.long, device=self.weights[0].device)
         for w in self.weights:
             norm = torch.linalg.vector_norm(w, dim=1, keepdim=True)  # (K, 1, out)
-            w.mul_(torch.where(norm > self.max_norm, self.max_norm / (norm + 1e-7), 1.0))
+            over = norm > self.max_norm
+            w.mul_(torch.where(over, self.max_norm / (norm + 1e-7), 1.0))
+            projected += over.sum((1, 2))
+        return projected
 
     # --- members in and out -------------------------------------------------------------
     def keep(self, members: list[int]) -> None:
