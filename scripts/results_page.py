@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from dropbench.data.mnist_sample import DEFAULT_TRAIN, SAMPLE_VAL_SIZE  # noqa: E402
 from dropbench.report.build import write_report  # noqa: E402
 from dropbench.report.tables import markdown  # noqa: E402
+from dropbench.rundir import MAX_NORM_COLUMN  # noqa: E402
 
 DATA_NOTE = (
     f"**Data.** Every number on this page comes from the 10,000-digit real MNIST sample (the "
@@ -92,6 +93,27 @@ def numeric_order(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         columns=[c for c in frame.columns if c.startswith("_key")])
 
 
+def max_norm_note(study_dir: Path) -> str | None:
+    """What max-norm did in the study's runs that have it (metrics.csv `max_norm_projected`):
+    the weight vectors it projected over each run, per sweep; None when no run has it."""
+    totals: dict[str, list[int]] = {}
+    for path in sorted(study_dir.glob("*/*/metrics.csv")):
+        metrics = pd.read_csv(path)
+        if MAX_NORM_COLUMN in metrics:
+            totals.setdefault(path.parent.parent.name, []).append(
+                int(metrics[MAX_NORM_COLUMN].sum()))
+    if not totals:
+        return None
+    parts = [f"`{sweep}` {', '.join(f'{n:,}' for n in counts)}"
+             for sweep, counts in totals.items()]
+    never = all(n == 0 for counts in totals.values() for n in counts)
+    verdict = (" The constraint never acted: those rows repeat the rows without it." if never
+               else "")
+    return (f"Weight vectors max-norm projected over each run (metrics.csv "
+            f"`{MAX_NORM_COLUMN}`, summed over epochs; one number per seed): "
+            f"{'; '.join(parts)}.{verdict}\n")
+
+
 def study_section(study, work: Path, figures_dir: Path) -> list[str]:
     report = write_report([work / study.name], out=work / study.name / "report", by=study.by)
     summary = pd.read_csv(report / "summary.csv")
@@ -103,6 +125,9 @@ def study_section(study, work: Path, figures_dir: Path) -> list[str]:
               f"folder.*\n")
     lines = [f"## {study.title}\n", study.text + "\n", source,
              markdown(study_table(summary, study.by))]
+    note = max_norm_note(work / study.name)
+    if note:
+        lines.append(note)
     if study.name == "mc":
         lines += ["Test error (%) against the number of MC samples T:\n",
                   markdown(mc_table(work / study.name))]
