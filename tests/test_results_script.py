@@ -54,3 +54,24 @@ def test_small_data_rows_sort_by_size_as_numbers():
     ordered = results_page.numeric_order(summary, ["dataset.train_subset", "dropout.name"])
     assert ordered["dataset.train_subset"].tolist() == [500, 500, 2000, 7000]
     assert ordered["dropout.name"].tolist()[:2] == ["none", "standard"]
+
+
+def test_max_norm_note_reads_the_projection_counts(tmp_path):
+    """The page says how often max-norm acted in each run, and that it never did when every
+    count is zero; studies without max-norm get no note."""
+    def run(sweep: str, seed: int, counts):
+        job = tmp_path / sweep / f"seed={seed}"
+        job.mkdir(parents=True)
+        columns = "epoch,val_loss" + (",max_norm_projected" if counts is not None else "")
+        rows = [f"{i + 1},0.5" + (f",{c}" if counts is not None else "")
+                for i, c in enumerate(counts or [0, 0])]
+        (job / "metrics.csv").write_text("\n".join([columns, *rows]) + "\n")
+
+    run("none", 0, None)
+    assert results_page.max_norm_note(tmp_path) is None
+    run("max_norm", 0, [0, 0])
+    run("max_norm", 1, [0, 0])
+    assert "`max_norm` 0, 0. The constraint never acted" in results_page.max_norm_note(tmp_path)
+    run("dropout_max_norm", 0, [120, 7])
+    note = results_page.max_norm_note(tmp_path)
+    assert "`dropout_max_norm` 127" in note and "never acted" not in note
