@@ -209,3 +209,28 @@ def test_stacked_max_norm_is_each_members_own_with_its_count():
         for w, m in zip(weights[:2], net, strict=True):
             torch.testing.assert_close(w, m.weight.detach(), rtol=1e-6, atol=1e-7)
     assert counts[1].item() == 8  # c = 0.3 is below every unit's norm at this init
+
+
+def test_the_launcher_takes_the_configs_the_sweeper_validated():
+    """Each job's config is composed once: by the sweeper's validation, then handed over;
+    a job nobody validated is composed when the launcher asks."""
+    from types import SimpleNamespace
+
+    from dropbench.sweep.launcher import ValidatedConfigs
+
+    calls = []
+
+    def compose(master_config, sweep_overrides):
+        calls.append(tuple(sweep_overrides))
+        return {"overrides": list(sweep_overrides), "call": len(calls)}
+
+    loader = SimpleNamespace(load_sweep_config=compose)
+    validated = ValidatedConfigs(loader)
+    master = object()
+    for job in (["seed=0"], ["seed=1"]):  # as Sweeper.validate_batch_is_legal calls it
+        loader.load_sweep_config(master_config=master, sweep_overrides=list(job))
+    assert validated.take(master, ("seed=1",)) == {"overrides": ["seed=1"], "call": 2}
+    assert validated.take(master, ("seed=0",))["call"] == 1
+    assert validated.take(master, ("seed=2",))["call"] == 3  # not validated: composed now
+    assert validated.take(master, ("seed=0",))["call"] == 4  # handed over once only
+    assert calls == [("seed=0",), ("seed=1",), ("seed=2",), ("seed=0",)]

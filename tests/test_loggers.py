@@ -158,7 +158,9 @@ def item_key(item) -> str:
 def wandb_history(run_dir: Path, run_id: str) -> tuple[dict[int, dict], dict, int]:
     """({epoch: logged values} over every offline session of the run, final summary, sessions)."""
     history, summary = {}, {}
-    files = sorted(run_dir.glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb"))
+    # W&B names a session's dir by its start second and the run id, adding "-1", "-2", ...
+    # when two sessions of the run start within the same second.
+    files = sorted(run_dir.glob(f"wandb/offline-run-*-{run_id}*/run-{run_id}.wandb"))
     for path in files:
         for record in wandb_records(path):
             kind = record.WhichOneof("record_type")

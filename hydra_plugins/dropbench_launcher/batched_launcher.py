@@ -14,13 +14,16 @@ class BatchedLauncher(Launcher):
 
             raise DropbenchError(f"hydra.launcher.max_batch={max_batch} must be >= 1")
         self.max_batch = max_batch
-        self.config = self.task_function = self.hydra_context = None
+        self.config = self.task_function = self.hydra_context = self.validated = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
+        from dropbench.sweep.launcher import ValidatedConfigs
+
         self.hydra_context, self.task_function, self.config = hydra_context, task_function, config
+        self.validated = ValidatedConfigs(hydra_context.config_loader)
 
     def launch(self, job_overrides, initial_job_idx: int):
         from dropbench.sweep.launcher import launch
 
         return launch(self.hydra_context, self.task_function, self.config, self.max_batch,
-                      job_overrides, initial_job_idx)
+                      job_overrides, initial_job_idx, self.validated)
