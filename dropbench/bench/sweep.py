@@ -5,7 +5,7 @@ Both are whole sweeps as a user runs them (a fresh process each: startup, data l
 job's run dir, evaluation, checkpoints and test pass), on IDX files of random MNIST-shaped
 pixels in the bench's temporary data dir: 1 epoch over 10,000 training images (scaled with
 --scale), validation and test 2,000 each, the default MLP (784-512-512-10, batch 64, SGD
-lr 0.05 momentum 0.9). Rows: wall seconds and CPU seconds per sweep; work = samples trained
+lr 0.01 momentum 0.9). Rows: wall seconds and CPU seconds per sweep; work = samples trained
 (12 x training images). The check compares the two launchers' results job by job.
 
 A second pair of rows times the training epochs alone, in this process: the 12 members'

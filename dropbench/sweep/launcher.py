@@ -17,10 +17,10 @@ log = logging.getLogger("dropbench.sweep")
 class ValidatedConfigs:
     """Hydra's sweepers compose every job's config to validate a batch
     (Sweeper.validate_batch_is_legal) and then hand the same overrides to the launcher, which
-    would compose each one again: about a tenth of a second per job here, a third of a short
-    batched sweep. Installed on the shared config loader, this keeps what the validation
-    composed, and `take` hands each config to the launcher once; a config nobody validated
-    is composed as usual."""
+    would compose each one again (about a tenth of a second per job on the CPU of
+    docs/benchmarks.md). Installed on the shared config loader, this keeps what the
+    validation composed, and `take` hands each config to the launcher once; a config nobody
+    validated is composed as usual."""
 
     def __init__(self, config_loader):
         self.compose = config_loader.load_sweep_config
