@@ -15,7 +15,7 @@ from torch.nn.modules.batchnorm import _NormBase
 
 from dropbench import DropbenchError
 
-CHUNK = 1024  # examples per forward pass
+CHUNK = 1024  # examples per evaluation forward pass (every eval loop uses it)
 
 
 @contextmanager

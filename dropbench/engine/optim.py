@@ -101,18 +101,26 @@ def l1_penalty(model: nn.Module, strength: float) -> torch.Tensor | float:
     return strength * sum(w.abs().sum() for w in weight_matrices(model))
 
 
+def project_onto_ball(w: torch.Tensor, norms: torch.Tensor, c) -> torch.Tensor:
+    """torch.renorm's rule in place: scale w by c / (norm + 1e-7) where its norm exceeds c.
+    `norms` (and c, a number or a tensor) broadcast against w; returns the mask of the
+    vectors it projected. Shared by the trainer and the stacked sweep model."""
+    over = norms > c
+    w.mul_(torch.where(over, c / (norms + 1e-7), 1.0))
+    return over
+
+
 @torch.no_grad()
 def apply_max_norm(model: nn.Module, c: float | None) -> torch.Tensor | None:
-    """Project each unit's incoming weight vector back onto the ball of radius c, by
-    torch.renorm's rule (scale c / (norm + 1e-7) where norm > c). Returns how many vectors it
-    projected, as a tensor on the device (no sync per step); None without a constraint."""
+    """Project each unit's incoming weight vector back onto the ball of radius c. Returns how
+    many vectors it projected, as a tensor on the device (no sync per step); None without a
+    constraint."""
     if c is None:
         return None
     projected = None
     for w in weight_matrices(model):
         norms = torch.linalg.vector_norm(w.flatten(1), dim=1)
-        over = norms > c
-        w.mul_(torch.where(over, c / (norms + 1e-7), 1.0).view(-1, *[1] * (w.dim() - 1)))
+        over = project_onto_ball(w, norms.view(-1, *[1] * (w.dim() - 1)), c)
         projected = over.sum() if projected is None else projected + over.sum()
     return projected
 

@@ -60,8 +60,8 @@ class ClassificationTask:
         was_training = model.training
         model.eval()
         sums = torch.zeros(3, device=data.x.device)
-        for i in range(0, len(data), 1024):
-            sums += self.step(model, (data.x[i : i + 1024], data.y[i : i + 1024]))[1]
+        for i in range(0, len(data), mc.CHUNK):
+            sums += self.step(model, (data.x[i : i + mc.CHUNK], data.y[i : i + mc.CHUNK]))[1]
         model.train(was_training)
         return self.finish(sums)
 

@@ -20,6 +20,7 @@ from dropbench import DropbenchError, rundir
 from dropbench.config import check_rate, layer_rates
 from dropbench.data import batch_indices
 from dropbench.engine import train
+from dropbench.engine.mc import CHUNK  # examples per evaluation pass, as the task's
 from dropbench.engine.seeding import get_rng_state
 from dropbench.engine.trainer import sigterm_as_interrupt
 from dropbench.models.mlp import activation_module
@@ -27,7 +28,6 @@ from dropbench.sweep.jobs import MemberJob
 from dropbench.sweep.stacked import MemberSettings, StackedMLP
 
 log = logging.getLogger("dropbench.sweep")
-EVAL_CHUNK = 1024  # examples per evaluation pass, as ClassificationTask.evaluate
 
 
 class ScoredTask:
@@ -169,8 +169,8 @@ def evaluate(stack: StackedMLP, task, split: str) -> list[dict]:
     """Every member's scores on one split (the same examples for all), eval mode."""
     data = task.train_eval if split == "train_eval" else getattr(task.data, split)
     sums = torch.zeros(stack.size, 3, device=data.x.device)
-    for i in range(0, len(data), EVAL_CHUNK):
-        x, y = data.x[i : i + EVAL_CHUNK], data.y[i : i + EVAL_CHUNK]
+    for i in range(0, len(data), CHUNK):
+        x, y = data.x[i : i + CHUNK], data.y[i : i + CHUNK]
         sums += stack.losses(x.expand(stack.size, *x.shape), y.expand(stack.size, len(y)),
                              train=False)[1]
     return [task.finish(s) for s in sums]

@@ -15,6 +15,7 @@ from torch import nn
 from torch.optim.sgd import sgd
 
 from dropbench.dropout.masks import keep_mask
+from dropbench.engine.optim import project_onto_ball
 
 
 @dataclass
@@ -133,17 +134,15 @@ class StackedMLP:
 
     @torch.no_grad()
     def apply_max_norm(self) -> torch.Tensor | None:
-        """torch.renorm's projection of each unit's incoming weights, per member's c (as
+        """Each unit's incoming weights projected onto the ball of its member's c (the rule of
         engine/optim.apply_max_norm); returns the (K,) counts of projected vectors, or None
         when no member has a constraint."""
         if all(m.max_norm is None for m in self.settings):
             return None
         projected = torch.zeros(self.size, dtype=torch.long, device=self.weights[0].device)
         for w in self.weights:
-            norm = torch.linalg.vector_norm(w, dim=1, keepdim=True)  # (K, 1, out)
-            over = norm > self.max_norm
-            w.mul_(torch.where(over, self.max_norm / (norm + 1e-7), 1.0))
-            projected += over.sum((1, 2))
+            norms = torch.linalg.vector_norm(w, dim=1, keepdim=True)  # (K, 1, out)
+            projected += project_onto_ball(w, norms, self.max_norm).sum((1, 2))
         return projected
 
     # --- members in and out -------------------------------------------------------------
