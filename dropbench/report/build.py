@@ -14,9 +14,10 @@ from dropbench.report.collect import (
     collect,
     varying_settings,
 )
-from dropbench.report.labels import Labels, configuration_labels
+from dropbench.report.labels import Labels, configuration_labels, differing
 
 FORMATS = ("png", "svg", "pdf")
+HPARAM_MIN_GROUPS = 4  # with fewer, the other figures already show every configuration
 CAPTIONS = {
     "overfitting_curves": "Train-eval (dashed) and validation (solid) loss and metric per epoch, "
     "mean over seeds. Where the two lines part, the model overfits.",
@@ -84,12 +85,14 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
                      "two or more values within one line of configurations (choose the "
                      "grouping with --by).")
     figures["curves_grid"] = plots.curves_grid(epochs, groups, names)
-    keys = varying_settings(runs, col.config_columns)
-    if len(keys) >= 2 and hparams.has_scores(runs, m):
+    # keys that differ where they apply (a key only some schemes have is "n/a" elsewhere)
+    keys = differing(runs, varying_settings(runs, col.config_columns))
+    if len(keys) >= 2 and len(groups) >= HPARAM_MIN_GROUPS and hparams.has_scores(runs, m):
         figures["parallel_coordinates"] = hparams.parallel_coordinates(runs, keys, m)
     else:
-        notes.append("Hyperparameter view (parallel coordinates) left out: it needs two or "
-                     "more config keys that vary between the runs.")
+        notes.append(f"Hyperparameter view (parallel coordinates) left out: it needs two or "
+                     f"more config keys that vary between {HPARAM_MIN_GROUPS} or more "
+                     f"configurations.")
     mc = col.mc[col.mc["run"].isin(runs["run"])]
     if mc["T"].notna().any():
         figures["mc_samples"] = plots.mc_samples(mc, groups, m, names)
