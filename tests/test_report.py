@@ -74,7 +74,7 @@ def test_summary_aggregates_match_hand_computation(sweep):
     assert table["wall_s_mean"].tolist() == pytest.approx([4.5, 4.5])
     assert list(table["status"]) == ["completed 2", "completed 2"]
     md = (out / "summary.md").read_text()
-    assert "| 0.5 | 2 |" in md and "97.00 ± 1.41" in md  # percent in the markdown table
+    assert "| p=0.5 | 2 |" in md and "97.00 ± 1.41" in md  # percent in the markdown table
 
 
 def test_runs_csv_has_one_row_per_run_and_epochs_csv_one_per_epoch(sweep):

@@ -162,8 +162,19 @@ def key_parts(labels: Labels) -> tuple[list[str], pd.DataFrame]:
     return ["Figures number the configurations:\n", tables.markdown(frame)], frame
 
 
-def significance_parts(runs, groups, by, m, baseline) -> tuple[pd.DataFrame, list, list]:
-    """(the comparison table, its markdown lines, its HTML fragments) for metric m."""
+def named_configurations(shown: pd.DataFrame, groups: pd.Series, by: list[str],
+                         names: dict[str, str]) -> pd.DataFrame:
+    """A display table with one short `configuration` column (what differs, as in the
+    figures) in place of one column per grouping key; summary.csv keeps those columns."""
+    shown = shown.drop(columns=[c for c in [*by, "configuration"] if c in shown])
+    shown.insert(0, "configuration", groups.map(names).to_numpy())
+    return shown
+
+
+def significance_parts(runs, groups, by, m, baseline,
+                       names=None) -> tuple[pd.DataFrame, list, list]:
+    """(the comparison table, its markdown lines, its HTML fragments) for metric m;
+    `names` gives the configurations' display names."""
     table = stats.significance(runs, groups, by, m, rate_column(by), baseline)
     if table.empty:
         note = ("No comparison against a baseline: no configuration without dropout, and no "
@@ -172,6 +183,9 @@ def significance_parts(runs, groups, by, m, baseline) -> tuple[pd.DataFrame, lis
     quantity = table["quantity"].iloc[0].replace("_", " ")
     unit = " (pp)" if m == "acc" else ""
     shown = stats.markdown_frame(table, 100.0 if m == "acc" else 1.0, unit)
+    if names:
+        shown = shown.assign(configuration=shown["configuration"].map(names),
+                             baseline=shown["baseline"].map(names))
     text = (f"{quantity}: each configuration minus its baseline, over seeds; 95 % confidence "
             f"interval and two-sided p-value from a t test (paired by seed when both sides "
             f"have the same seeds, else Welch), Holm-corrected across the {len(table)} "
@@ -199,6 +213,7 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
     out.mkdir(parents=True, exist_ok=True)
     by = list(by) if by else varying_settings(col.runs, col.config_columns)
     groups = assign_groups(col, by)
+    names = figure_labels(col.runs, groups, by).full  # what the tables call configurations
     runs_table(col).to_csv(out / "runs.csv", index=False)
     epochs_table(col).to_csv(out / "epochs.csv", index=False)
     clear_old_figures(out)
@@ -213,15 +228,15 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
         runs = col.runs[col.runs["metric"] == m]
         present = [g for g in groups if g in set(runs["group"])]
         summary = tables.summary_table(runs, present, by, m)
-        sig, sig_md, sig_html = significance_parts(runs, present, by, m, baseline)
+        sig, sig_md, sig_html = significance_parts(runs, present, by, m, baseline, names)
         with_significance(tables.summary_csv_frame(summary), sig).to_csv(
             out / f"summary{suffix}.csv", index=False)
         shown = tables.summary_markdown_frame(summary, by, m)
+        shown = named_configurations(shown, summary["configuration"], by, names)
         md += [f"## Summary per configuration ({m})\n", tables.markdown(shown),
-               f"## Each configuration against its baseline ({m})\n", *sig_md]
+               f"## Against the baseline ({m})\n", *sig_md]
         table_parts += [html.subheading(f"Summary per configuration ({m})"), html.table(shown),
-                        html.subheading(f"Each configuration against its baseline ({m})"),
-                        *sig_html]
+                        html.subheading(f"Against the baseline ({m})"), *sig_html]
         figures, fig_notes, labels = build_figures(col, groups, by, m)
         key = None
         if labels.numbered:
@@ -239,9 +254,9 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
         table_parts += [html.subheading("Paper vs. ours"), html.table(shown)]
     built = tables.dropout_built_table(col.runs, groups)
     if not built.empty:
-        md += ["## Dropout each configuration was built with\n", tables.markdown(built)]
-        table_parts += [html.subheading("Dropout each configuration was built with"),
-                        html.table(built)]
+        built["configuration"] = built["configuration"].map(names)
+        md += ["## Dropout built, per configuration\n", tables.markdown(built)]
+        table_parts += [html.subheading("Dropout built, per configuration"), html.table(built)]
     trouble = problems(col, job_errors or {})
     if not trouble.empty:
         md += ["## Runs not completed or not included\n", tables.markdown(trouble)]

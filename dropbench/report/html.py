@@ -18,6 +18,8 @@ figcaption { color: #555; font-size: 0.9em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+td { white-space: nowrap; }  /* "0.2746 ± 0.0239" on one line */
+td:first-child, td:last-child { white-space: normal; min-width: 8em; }
 .note { color: #666; }
 """
 
