@@ -15,8 +15,8 @@ figcaption { color: #555; font-size: 0.9em; }
 .with-key { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 .with-key img { flex: 1 1 600px; min-width: 0; }
 .scroll { overflow-x: auto; max-width: 100%; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+table { border-collapse: collapse; font-size: 0.8em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 td { white-space: nowrap; }  /* "0.2746 ± 0.0239" on one line */
 td:first-child, td:last-child { white-space: normal; min-width: 8em; }
