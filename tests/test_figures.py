@@ -20,6 +20,7 @@ from matplotlib.text import Text
 from dropbench.dropout.catalog import DECLARED
 from dropbench.report.build import build_figures, write_report
 from dropbench.report.collect import assign_groups, collect, varying_settings
+from dropbench.report.labels import configuration_labels
 
 MIN_AXES_PX = (110, 80)  # width, height at the figure's dpi (100): smaller is squeezed
 SLACK = 1.0  # pixels two texts may share (antialiased edges)
@@ -245,13 +246,31 @@ def test_configurations_are_named_by_what_differs(tmp_path):
     schemes_figures = figures_of(schemes(tmp_path / "schemes"))
     ticks = [t.get_text() for t in schemes_figures["by_configuration_acc"].axes[0]
              .get_yticklabels()]
-    # every scheme but none drops at p=0.5: the rate shows, the keys that do not differ
-    # (p_input, where, per_example, ...) and keys a scheme lacks never do
-    assert sorted(ticks) == sorted(["none", "standard p=0.5", "classic p=0.5", "gaussian p=0.5",
-                                    "dropconnect p=0.5", "alpha p=0.5", "concrete p=0.5"])
+    # every scheme but none drops at p=0.5: a value most configurations share is left out,
+    # and so are keys that do not differ (p_input, where) and keys a scheme lacks
+    assert sorted(ticks) == sorted(["none", "standard", "classic", "gaussian", "dropconnect",
+                                    "alpha", "concrete"])
     lm = figures_of(language_model(tmp_path / "lm"))
     panels = [ax.get_title() for ax in lm["curves_grid_ppl"].axes if ax.get_visible()]
     assert panels == ["p_recurrent=0", "p_recurrent=0.25", "p_recurrent=0.5"]
+
+
+def test_names_leave_out_unset_keys_and_the_usual_value():
+    """A regulariser comparison: one penalty per configuration, the others off (0 or null)."""
+    rows = []
+    for name, penalty in [("none", {}), ("none", {"optim.weight_decay": 5e-4}),
+                          ("none", {"optim.max_norm": 3}), ("standard", {}),
+                          ("standard", {"optim.max_norm": 3})]:
+        config = {"optim.weight_decay": 0.0, "optim.max_norm": None, **penalty}
+        dropout = dropout_config(name, p=0.5, p_input=0.2) if name != "none" else \
+            dropout_config("none")
+        rows.append({"group": f"{name} {penalty}", "dropout_off": name == "none",
+                     **{f"dropout.{k}": v for k, v in dropout.items()}, **config})
+    runs = pd.DataFrame(rows)
+    keys = [c for c in runs if c not in ("group", "dropout_off")]
+    names = configuration_labels(runs, keys).names
+    assert list(names.values()) == ["none", "none weight_decay=0.0005", "none max_norm=3",
+                                    "standard", "standard max_norm=3"]
 
 
 def test_long_names_are_numbered_with_a_key_beside_the_figure(tmp_path):
@@ -285,3 +304,18 @@ def test_runs_csv_has_one_row_per_run_and_epochs_csv_one_per_epoch(tmp_path):
     assert {"group", "dropout.p", "seed", "best_val_acc", "test_acc"} <= set(runs)
     epochs = pd.read_csv(out / "epochs.csv")
     assert len(epochs) == 6 * 3 * 20 and {"run", "epoch", "val_loss"} <= set(epochs)
+
+
+def test_the_results_page_small_data_figure_is_legible():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from results_page import small_data_plot
+
+    rows = [{"dropout.name": name, "dataset.train_subset": n, "test_acc_std": 0.004,
+             "test_acc_mean": 1 - 2 / n ** 0.5 - (0.01 if name == "standard" else 0)}
+            for name in ("none", "standard") for n in (250, 500, 1000, 2000, 4000, 7000)]
+    fig = small_data_plot(pd.DataFrame(rows))
+    assert not problems(fig)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:2] == ["250", "500"]

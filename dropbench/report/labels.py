@@ -38,19 +38,15 @@ def missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == "n/a"
 
 
-def shown_keys(row: pd.Series, keys: list[str]) -> list[str]:
-    """The keys of `keys` that belong to this configuration's scheme."""
+def scheme_lacks(row: pd.Series, key: str) -> bool:
+    """A dropout key the configuration's scheme does not have (every key, for `none`)."""
+    if not key.startswith("dropout.") or key == SCHEME:
+        return False
     scheme = row.get(SCHEME)
     declared = DECLARED.get(scheme) if isinstance(scheme, str) else None
-    kept = []
-    for key in keys:
-        if missing(row.get(key)):
-            continue
-        if key.startswith("dropout.") and key != SCHEME and declared is not None:
-            if declared.name == "none" or key.split(".", 1)[1] not in declared.keys:
-                continue
-        kept.append(key)
-    return kept
+    if declared is None:
+        return False
+    return declared.name == "none" or key.split(".", 1)[1] not in declared.keys
 
 
 def short_key(key: str, keys: list[str]) -> str:
@@ -60,30 +56,73 @@ def short_key(key: str, keys: list[str]) -> str:
     return key if clash else last
 
 
-def describe(row: pd.Series, keys: list[str]) -> str:
-    """`standard p=0.5 p_input=0.2`: the scheme's name bare, every other key as key=value."""
+def describe(row: pd.Series, keys: list[str], usual: dict[str, str]) -> str:
+    """`standard p=0.5 p_input=0.2`: the scheme's name bare, then every key the scheme has
+    whose value is set and is not the value most configurations share (`usual`)."""
     parts = []
-    for key in shown_keys(row, keys):
-        value = format_value(row[key])
-        parts.append(value if key == SCHEME else f"{short_key(key, keys)}={value}")
+    for key in keys:
+        value = row.get(key)
+        if missing(value) or scheme_lacks(row, key):
+            continue
+        text = format_value(value)
+        if key == SCHEME:
+            parts.append(text)
+        elif usual.get(key) != text:
+            parts.append(f"{short_key(key, keys)}={text}")
     return " ".join(parts)
 
 
 FIRST_KEYS = ("dropout.name", "dropout.p")  # the scheme, then its main rate, then the rest
 
 
+def values_of(first: pd.DataFrame, key: str, showing: bool = False) -> list[str]:
+    """The key's value per configuration: a dropout key only where it is set and the scheme
+    has it (scheme `none` has every rate, all 0, unless `showing`: the names never show its
+    keys); an unset other key (optim.max_norm null) counts as a value of its own."""
+    values = []
+    for _, row in first.iterrows():
+        value = row.get(key)
+        if key.startswith("dropout.") and key != SCHEME:
+            lacks = scheme_lacks(row, key) and (showing or row.get(SCHEME) != "none")
+            if missing(value) or lacks:
+                continue
+        values.append("null" if missing(value) else format_value(value))
+    return values
+
+
 def differing(first: pd.DataFrame, keys: list[str]) -> list[str]:
     """The keys whose values differ between the configurations that have them, the scheme and
     its main rate first."""
     keys = [k for k in FIRST_KEYS if k in keys] + [k for k in keys if k not in FIRST_KEYS]
-    result = []
+    return [k for k in keys if k in first and len(set(values_of(first, k))) > 1]
+
+
+def usual_values(first: pd.DataFrame, keys: list[str]) -> dict[str, str]:
+    """Per key, among three or more configurations, the value held by more than half of those
+    whose names would show it: left out of the names, so `standard` and `dropconnect` are not
+    both followed by `p=0.5`."""
+    usual = {}
+    if len(first) < 3:
+        return usual
     for key in keys:
-        if key not in first:
+        values = pd.Series(values_of(first, key, showing=True), dtype=object)
+        if key == SCHEME or values.empty:
             continue
-        present = [format_value(v) for v in first[key] if not missing(v)]
-        if len(set(present)) > 1:
-            result.append(key)
-    return result
+        counts = values.value_counts()
+        if counts.iloc[0] * 2 > len(values):
+            usual[key] = counts.index[0]
+    return usual
+
+
+def name_all(first, order, keys, usual, off, fallback) -> dict[str, str]:
+    names = {}
+    for group in order:
+        row = first.loc[group]
+        name = describe(row, keys, usual) or fallback
+        if off.get(group, False) and row.get(SCHEME) != "none" and NO_DROPOUT not in name:
+            name += NO_DROPOUT
+        names[group] = name
+    return names
 
 
 def configuration_labels(runs: pd.DataFrame, keys: list[str], column: str = "group",
@@ -93,13 +132,9 @@ def configuration_labels(runs: pd.DataFrame, keys: list[str], column: str = "gro
     order = order if order is not None else list(first.index)
     keys = differing(first, keys)
     off = runs.groupby(column)["dropout_off"].all() if "dropout_off" in runs else {}
-    names = {}
-    for group in order:
-        row = first.loc[group]
-        name = describe(row, keys) or fallback
-        if off.get(group, False) and row.get(SCHEME) != "none" and name != fallback:
-            name += NO_DROPOUT
-        names[group] = name
+    names = name_all(first, order, keys, usual_values(first, keys), off, fallback)
+    if len(set(names.values())) < len(names):  # leaving the usual values out was ambiguous
+        names = name_all(first, order, keys, {}, off, fallback)
     unique = len(set(names.values())) == len(names)
     if unique and max(map(len, names.values()), default=0) <= MAX_LABEL:
         return Labels(names, names)
