@@ -75,7 +75,7 @@ def studies(quick: bool) -> list[Study]:
             Sweep("dropconnect", ["dropout=dropconnect"]),
             Sweep("concrete", ["dropout=concrete"]),
             Sweep("alpha", ["dropout=alpha", "model.activation=selu"]),
-        ], ["dropout.name", "model.activation"], ["overfitting_curves"],
+        ], ["dropout.name", "model.activation"], ["by_configuration", "overfitting_curves"],
             "Every unit scheme at its configured default rates (standard, classic and "
             "gaussian at 0.5 hidden / 0.2 input; alpha dropout with SELU units, as it is meant "
             "for). Each scheme's paper used other nets, data and budgets; only the ranking "
@@ -86,7 +86,7 @@ def studies(quick: bool) -> list[Study]:
             Sweep("all", ["model=lenet"]),
             Sweep("spatial", ["model=lenet", "dropout=spatial"]),
             Sweep("dropblock", ["model=lenet", "dropout=dropblock"]),
-        ], ["dropout.name", "dropout.where"], ["overfitting_curves"],
+        ], ["dropout.name", "dropout.where"], ["by_configuration", "overfitting_curves"],
             "LeNet-5 style net (6 and 16 5x5 filters, 120 and 84 hidden units) with its "
             "default per-place rates (`all`), dropout on the fully connected layers only "
             "(`fc`), and the two structured schemes on the conv feature maps. LeCun et al. "
@@ -102,7 +102,7 @@ def studies(quick: bool) -> list[Study]:
             Sweep("dropout_l2", [*DROPOUT, "optim.weight_decay=5e-4"]),
             Sweep("dropout_max_norm", [*DROPOUT, "optim.max_norm=3"]),
         ], ["dropout.name", "optim.weight_decay", "optim.l1", "optim.max_norm",
-            "trainer.patience"], ["overfitting_curves"],
+            "trainer.patience"], ["by_configuration", "overfitting_curves"],
             "The shape of Srivastava et al. 2014, table 9 (their MNIST errors: L2 1.62 %, "
             "L2 + L1 1.60 %, max-norm 1.35 %, dropout + L2 1.25 %, dropout + max-norm "
             "1.05 %), on the default MLP. The penalty strengths are round values, not tuned "

@@ -5,16 +5,16 @@ import json
 import shutil
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from dropbench.data.mnist_sample import DEFAULT_TRAIN, SAMPLE_VAL_SIZE  # noqa: E402
-from dropbench.report.build import write_report  # noqa: E402
-from dropbench.report.tables import markdown  # noqa: E402
-from dropbench.rundir import MAX_NORM_COLUMN  # noqa: E402
+from dropbench.data.mnist_sample import DEFAULT_TRAIN, SAMPLE_VAL_SIZE
+from dropbench.report import plots
+from dropbench.report.build import write_report
+from dropbench.report.labels import NO_DROPOUT, configuration_labels
+from dropbench.report.tables import markdown
+from dropbench.rundir import MAX_NORM_COLUMN
 
 DATA_NOTE = (
     f"**Data.** Every number on this page comes from the 10,000-digit real MNIST sample (the "
@@ -35,8 +35,15 @@ def percent(mean: float, std: float, n_values: int) -> str:
 
 
 def study_table(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """configuration, n, test error (%), best val error (%), final gap (pp), best epoch."""
-    shown = pd.DataFrame({"configuration": summary["configuration"], "n": summary["n"]})
+    """configuration (named by what differs, as in the report's figures, with the number the
+    figures give it when they number them), n, test error (%), best val error (%), final gap
+    (pp), best epoch."""
+    off = summary["configuration"].astype(str).str.endswith(NO_DROPOUT)
+    labels = configuration_labels(summary.assign(dropout_off=off), by, column="configuration")
+    shown = pd.DataFrame({"configuration": summary["configuration"].map(labels.full),
+                          "n": summary["n"]})
+    if labels.numbered:
+        shown.insert(0, "#", summary["configuration"].map(labels.names))
     for column, header in (("test_acc", "test error (%)"), ("best_val_acc", "val error (%)")):
         shown[header] = [percent(100 * (1 - r[f"{column}_mean"]), 100 * r[f"{column}_std"],
                                  r["n"]) for _, r in summary.iterrows()]
@@ -48,23 +55,35 @@ def study_table(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def small_data_figure(summary: pd.DataFrame, path: Path) -> None:
-    """Test error against the number of training digits, with and without dropout."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for name, rows in summary.groupby("dropout.name"):
-        rows = rows.sort_values("dataset.train_subset")
+    small_data_plot(summary).savefig(path, dpi=110)
+
+
+def small_data_plot(summary: pd.DataFrame):
+    """Test error against the number of training digits, with and without dropout: mean over
+    seeds with ± 1 sample std error bars, drawn with the report's layout helpers."""
+    fig, axes = plots.new_figure(1, width=5.5, height=3.8)
+    ax = axes[0, 0]
+    names = sorted(summary["dropout.name"].unique(), key=lambda n: n != "none")
+    styles = plots.group_styles(names)
+    spreads = []
+    for name in names:
+        rows = summary[summary["dropout.name"] == name].sort_values("dataset.train_subset")
         label = "no dropout" if name == "none" else "dropout (0.5 hidden, 0.2 input)"
+        std = 100 * rows["test_acc_std"]
         ax.errorbar(rows["dataset.train_subset"], 100 * (1 - rows["test_acc_mean"]),
-                    yerr=100 * rows["test_acc_std"].fillna(0), marker="o", capsize=3,
-                    label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("training digits (dataset.train_subset)")
-    ax.set_ylabel("test error (%)")
-    ax.set_title("10k-digit real MNIST sample, 2,000 test digits", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+                    yerr=std.fillna(0), capsize=3, label=label, **styles[name])
+        spreads += list(std.dropna())
+    ax.set_xscale("log")  # 250 to 7,000 digits: more than a decade
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(sorted(summary["dataset.train_subset"].unique()))
+    ax.set(xlabel="training digits (dataset.train_subset), log scale", ylabel="test error (%)")
+    level = float(np.mean(100 * (1 - summary["test_acc_mean"])))
+    plots.pad_to_noise(ax, level, max(spreads) if spreads else 0.0)
+    plots.legend_below(fig, ax.get_legend_handles_labels()[0])
+    plots.title(fig, "10k-digit real MNIST sample, 2,000 test digits: mean over seeds, "
+                     "± 1 sample std")
+    return fig
 
 
 def mc_table(study_dir: Path) -> pd.DataFrame:

@@ -40,8 +40,11 @@ window.addEventListener('load', () => {
             box: [box.left + scrollX, box.top + scrollY, box.width, box.height]};
   });
   const tables = [...document.querySelectorAll('table')].map(t => t.rows.length);
+  const root = document.documentElement;
+  const images = [...document.querySelectorAll('img')].map(img => img.naturalWidth);
   const out = document.createElement('pre'); out.id = 'probe';
-  out.textContent = JSON.stringify({figures, tables, height: document.body.scrollHeight});
+  out.textContent = JSON.stringify({figures, tables, images, height: document.body.scrollHeight,
+                                    scrollWidth: root.scrollWidth, clientWidth: root.clientWidth});
   document.body.appendChild(out);
 });
 </script>""".replace("INK", str(INK))
@@ -59,12 +62,15 @@ def chromium(tmp_path, *args):
 @pytest.fixture
 def report(tmp_path):
     """A report with every figure: dropout.p and optim.lr vary (rate sweep, parallel
-    coordinates) and the runs carry Monte-Carlo results."""
+    coordinates) and the runs carry Monte-Carlo results. Grouping by every config key makes the
+    summary table wider than the window."""
     curve = {"curve": [{"samples": t, "test_acc": 0.9 + t / 1000} for t in (1, 10, 50)]}
     for i, (p, lr) in enumerate([(0.0, 0.01), (0.0, 0.1), (0.5, 0.01), (0.5, 0.1)] * 2):
         make_run(tmp_path / "sweep" / str(i), p=p, seed=i // 4, test_acc=0.85 + p / 10 + i / 100,
                  extra_config={"optim": {"lr": lr}}, eval_block=curve)
-    return write_report([tmp_path / "sweep"])
+    by = ["dropout.p", "optim.lr", "dropout.name", "dropout.p_input", "model.name",
+          "model.hidden", "dataset.name", "trainer.epochs", "device"]
+    return write_report([tmp_path / "sweep"], by=by)
 
 
 def test_report_renders_every_figure_and_table_in_chromium(report, tmp_path):
@@ -79,6 +85,9 @@ def test_report_renders_every_figure_and_table_in_chromium(report, tmp_path):
                        .replace("&quot;", '"'))
     figures = {f["name"]: f for f in found["figures"]}
     assert sorted(figures) == sorted(expected)
+    # nothing wider than the window (wide tables scroll inside their own box); every image loads
+    assert found["scrollWidth"] <= found["clientWidth"] == WIDTH, found
+    assert found["images"] and all(width > 0 for width in found["images"])
     for name, figure in figures.items():
         assert figure["width"] > 300 and figure["height"] > 200, name  # decoded PNG
         assert 0.01 < figure["ink"] < 0.9, name  # drawn, not blank (nor all black)

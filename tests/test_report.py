@@ -74,16 +74,17 @@ def test_summary_aggregates_match_hand_computation(sweep):
     assert table["wall_s_mean"].tolist() == pytest.approx([4.5, 4.5])
     assert list(table["status"]) == ["completed 2", "completed 2"]
     md = (out / "summary.md").read_text()
-    assert "| 0.5 | 2 |" in md and "97.00 ± 1.41" in md  # percent in the markdown table
+    assert "| p=0.5 | 2 |" in md and "97.00 ± 1.41" in md  # percent in the markdown table
 
 
-def test_runs_csv_is_tidy_one_row_per_run_and_epoch(sweep):
+def test_runs_csv_has_one_row_per_run_and_epochs_csv_one_per_epoch(sweep):
     out = write_report([sweep])
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 4 * 3
-    assert {"run", "group", "dropout.p", "seed", "epoch", "val_loss", "test_acc"} <= set(runs)
-    assert sorted(runs["run"].astype(str).unique()) == ["0", "1", "2", "3"]
-    assert runs.groupby("run")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 4
+    assert sorted(runs["run"].astype(str)) == ["0", "1", "2", "3"]
+    assert {"run", "group", "dropout.p", "seed", "best_val_loss", "test_acc"} <= set(runs)
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert {"run", "group", "dropout.p", "seed", "epoch", "val_loss"} <= set(epochs)
+    assert epochs.groupby("run")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 4
 
 
 def test_varying_settings_ignore_seed_and_bookkeeping(tmp_path):
@@ -178,11 +179,13 @@ def figures_for(root, by=None):
     col = collect([root])
     by = by if by is not None else varying_settings(col.runs, col.config_columns)
     groups = assign_groups(col, by)
-    return build_figures(col, groups, by, "acc")
+    figures, notes, _ = build_figures(col, groups, by, "acc")
+    return figures, notes
 
 
-def legend_texts(ax) -> list[str]:
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+def legend_texts(fig) -> list[str]:
+    """The texts of the figure's legend (legends sit outside the panels)."""
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
 
 
 def test_overfitting_curves_have_two_lines_per_group(sweep):
@@ -192,8 +195,7 @@ def test_overfitting_curves_have_two_lines_per_group(sweep):
     assert len(loss_ax.lines) == len(acc_ax.lines) == 2 * 2  # 2 groups x (train-eval, val)
     assert loss_ax.get_xlabel() == "epoch" and "nats" in loss_ax.get_ylabel()
     assert acc_ax.get_ylabel() == "accuracy (%)"
-    assert legend_texts(acc_ax) == ["dropout.p=0 (no dropout)", "dropout.p=0.5", "train-eval",
-                                    "validation"]
+    assert legend_texts(fig) == ["p=0 (no dropout)", "p=0.5", "train-eval", "validation"]
     # greyscale: the two splits differ in line style, the two groups in marker
     assert {line.get_linestyle() for line in loss_ax.lines} == {"--", "-"}
     assert len({line.get_marker() for line in loss_ax.lines}) == 2
@@ -220,13 +222,15 @@ def test_rate_sweep_draws_one_line_per_other_setting(tmp_path):
     figures, _ = figures_for(tmp_path)
     ax = figures["rate_sweep"].axes[0]
     assert len(ax.containers) == 2
-    assert legend_texts(ax) == ["dropout.name=gaussian", "dropout.name=standard"]
+    assert legend_texts(figures["rate_sweep"]) == ["gaussian", "standard"]
     grid = figures["curves_grid"]
     panels = [a for a in grid.axes if a.get_visible()]
     assert len(panels) == 4 and all(len(a.lines) == 3 for a in panels)
-    assert [t.get_text() for t in grid.legends[0].get_texts()] == [
-        "train (dropout active)", "train-eval", "validation"]
-    assert panels[0].get_yscale() == "log" and "nats" in panels[0].get_ylabel()
+    assert legend_texts(grid) == ["train (dropout active)", "train-eval", "validation"]
+    assert [a.get_title() for a in panels] == ["gaussian p=0.2", "gaussian p=0.5",
+                                               "standard p=0.2", "standard p=0.5"]
+    # losses 1/3 to 1.15: under a decade, so a linear axis
+    assert panels[0].get_yscale() == "linear" and "nats" in grid.get_supylabel()
 
 
 def test_no_rate_axis_when_the_rate_does_not_vary(tmp_path):
@@ -235,6 +239,11 @@ def test_no_rate_axis_when_the_rate_does_not_vary(tmp_path):
     figures, notes = figures_for(tmp_path)
     assert "rate_sweep" not in figures and any("Rate sweep" in n for n in notes)
     assert "curves_grid" in figures and "overfitting_curves" in figures
+    # the schemes side by side on a categorical axis instead, the first one on top
+    ax = figures["by_configuration"].axes[0]
+    ticks = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels()),
+                       strict=True))
+    assert [name for _, name in ticks] == ["standard", "gaussian"]  # bottom to top
 
 
 def test_overfitting_curves_pick_few_groups_when_many(tmp_path):
@@ -258,7 +267,8 @@ def test_mc_figure_from_eval_block_against_weight_scaling(tmp_path):
     assert mc_line.get_ydata().tolist() == pytest.approx([10.0, 5.0, 4.0])
     assert list(scale_line.get_ydata()) == pytest.approx([4.5, 4.5])  # 100 * (1 - 0.955)
     assert ax.get_xscale() == "log" and ax.get_ylabel() == "test error (%)"
-    assert legend_texts(ax)[-2:] == ["MC average of T passes", "weight scaling"]
+    assert legend_texts(figures["mc_samples"])[-2:] == ["MC average of T passes",
+                                                        "weight scaling"]
 
 
 def test_html_is_self_contained_with_every_figure(sweep):
@@ -363,5 +373,6 @@ def test_report_command_on_a_real_sweep(digits_sweep, tmp_path):
     assert (f"skipped run {FAILED_JOB}: no metrics.csv: no epoch finished (status failed: "
             f"dropout.p=1.5") in result.stderr
     runs = pd.read_csv(tmp_path / "r" / "runs.csv")
-    assert len(runs) == 2 * 2 and set(runs["status"]) == {"completed"}
+    assert len(runs) == 2 and set(runs["status"]) == {"completed"}
+    assert len(pd.read_csv(tmp_path / "r" / "epochs.csv")) == 2 * 2
     assert (tmp_path / "r" / "rate_sweep.svg").is_file()

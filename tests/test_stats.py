@@ -139,7 +139,7 @@ def test_report_tables_carry_the_comparisons(three_seed_sweep):
     assert table.loc[0.5, "verdict"] == "within noise"
     md = (out / "summary.md").read_text()
     assert "## Against the baseline (acc)" in md
-    assert "| dropout.p=0.5 | dropout.p=0 (no dropout) | 3 vs 3 | paired by seed | +4.33 |" in md
+    assert "| p=0.5 | p=0 (no dropout) | 3 vs 3 | paired by seed | +4.33 |" in md
     assert "(n < 3: treat with caution)" in md
     page = (out / "report.html").read_text()
     assert "Against the baseline (acc)" in page and "paired by seed" in page

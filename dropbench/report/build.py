@@ -12,17 +12,21 @@ from dropbench.report.collect import (
     Collection,
     assign_groups,
     collect,
-    format_value,
     varying_settings,
 )
+from dropbench.report.labels import Labels, configuration_labels, differing
 
 FORMATS = ("png", "svg", "pdf")
+HPARAM_MIN_GROUPS = 4  # with fewer, the other figures already show every configuration
 CAPTIONS = {
     "overfitting_curves": "Train-eval (dashed) and validation (solid) loss and metric per epoch, "
     "mean over seeds. Where the two lines part, the model overfits.",
     "rate_sweep": "Best validation and test metric against the dropout rate: mean over seeds; "
     "error bars are ± 1 sample standard deviation over seeds, not a confidence interval (the "
     "table against the baseline gives 95 % intervals).",
+    "by_configuration": "Best validation and test metric of every configuration: each seed "
+    "as a dot, the mean ± 1 sample standard deviation as a bar; the dotted line is the first "
+    "configuration without dropout.",
     "gap_vs_rate": "Generalisation gap at the last epoch against the dropout rate: how much worse "
     "validation is than train-eval (positive = overfitting).",
     "curves_grid": "Loss per epoch for every configuration: train with dropout active "
@@ -51,38 +55,51 @@ def rate_column(by: list[str]) -> str | None:
     return "dropout.p" if "dropout.p" in rates else (rates[0] if rates else None)
 
 
+def figure_labels(runs: pd.DataFrame, groups: list[str], by: list[str]) -> Labels:
+    """The names figures give the configurations (see report/labels.py)."""
+    return configuration_labels(runs, by, order=groups)
+
+
 def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
-    """{name: Figure} for the runs scored with metric m, and notes on figures left out."""
+    """({name: Figure}, notes on figures left out, the configuration labels) for the runs
+    scored with metric m."""
     runs = col.runs[col.runs["metric"] == m]
     epochs = col.epochs[col.epochs["run"].isin(runs["run"])]
     groups = [g for g in groups if g in set(runs["group"])]
+    labels = figure_labels(runs, groups, by)
+    names = labels.names
     figures, notes = {}, []
     shown = plots.overfitting_groups(runs, groups)
-    figures["overfitting_curves"] = plots.overfitting_curves(epochs, shown, m)
+    figures["overfitting_curves"] = plots.overfitting_curves(epochs, shown, m, names)
     if len(shown) < len(groups):
         notes.append(f"Overfitting curves show {len(shown)} of {len(groups)} configurations "
                      f"(no-dropout ones and the lowest validation loss); the grid shows all.")
     rate = rate_column(by)
-    if rate and runs[rate].map(format_value).nunique() > 1:
+    if rate and plots.is_rate_sweep(runs, rate, by):
         figures["rate_sweep"] = plots.rate_sweep(runs, rate, by, m)
         figures["gap_vs_rate"] = plots.gap_vs_rate(runs, rate, by, m)
     else:
-        notes.append("Rate sweep and gap vs. rate left out: no dropout rate (dropout.p*) varies "
-                     "between the configurations compared (choose them with --by).")
-    figures["curves_grid"] = plots.curves_grid(epochs, groups)
-    keys = varying_settings(runs, col.config_columns)
-    if len(keys) >= 2 and hparams.has_scores(runs, m):
+        if len(groups) > 1:
+            figures["by_configuration"] = plots.by_configuration(runs, groups, m, names)
+        notes.append("Rate sweep and gap vs. rate left out: no dropout rate (dropout.p*) takes "
+                     "two or more values within one line of configurations (choose the "
+                     "grouping with --by).")
+    figures["curves_grid"] = plots.curves_grid(epochs, groups, names)
+    # keys that differ where they apply (a key only some schemes have is "n/a" elsewhere)
+    keys = differing(runs, varying_settings(runs, col.config_columns))
+    if len(keys) >= 2 and len(groups) >= HPARAM_MIN_GROUPS and hparams.has_scores(runs, m):
         figures["parallel_coordinates"] = hparams.parallel_coordinates(runs, keys, m)
     else:
-        notes.append("Hyperparameter view (parallel coordinates) left out: it needs two or "
-                     "more config keys that vary between the runs.")
+        notes.append(f"Hyperparameter view (parallel coordinates) left out: it needs two or "
+                     f"more config keys that vary between {HPARAM_MIN_GROUPS} or more "
+                     f"configurations.")
     mc = col.mc[col.mc["run"].isin(runs["run"])]
     if mc["T"].notna().any():
-        figures["mc_samples"] = plots.mc_samples(mc, groups, m)
+        figures["mc_samples"] = plots.mc_samples(mc, groups, m, names)
     else:
         notes.append("MC samples vs. weight scaling left out: no run has Monte-Carlo results "
                      "(an `eval_compare` block in summary.json, from eval.compare=true).")
-    return figures, notes
+    return figures, notes, labels
 
 
 def clear_old_figures(out: Path) -> None:
@@ -126,16 +143,38 @@ def problems(col: Collection, job_errors: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "status", "detail"])
 
 
-def tidy_runs(col: Collection) -> pd.DataFrame:
-    """runs.csv: one row per (run, epoch) with the run's config and summary fields."""
-    run_fields = [c for c in col.runs.columns if c not in col.epochs.columns or c == "run"]
-    table = col.epochs.merge(col.runs[run_fields], on="run", how="left")
+def runs_table(col: Collection) -> pd.DataFrame:
+    """runs.csv: one row per run, its configuration, summary fields and derived fields."""
     first = ["run", "group", "status", *col.config_columns]
-    return table[first + [c for c in table.columns if c not in first]]
+    return col.runs[first + [c for c in col.runs.columns if c not in first]]
 
 
-def significance_parts(runs, groups, by, m, baseline) -> tuple[pd.DataFrame, list, list]:
-    """(the comparison table, its markdown lines, its HTML fragments) for metric m."""
+def epochs_table(col: Collection) -> pd.DataFrame:
+    """epochs.csv: one row per (run, epoch): the run's metrics.csv with its group and config."""
+    first = ["run", "group", "epoch", *col.config_columns]
+    table = col.epochs
+    return table[[c for c in first if c in table] + [c for c in table if c not in first]]
+
+
+def key_parts(labels: Labels) -> tuple[list[str], pd.DataFrame]:
+    """The table that explains numbered configuration names (markdown lines, frame)."""
+    frame = pd.DataFrame(labels.key, columns=["#", "configuration"])
+    return ["Figures number the configurations:\n", tables.markdown(frame)], frame
+
+
+def named_configurations(shown: pd.DataFrame, groups: pd.Series, by: list[str],
+                         names: dict[str, str]) -> pd.DataFrame:
+    """A display table with one short `configuration` column (what differs, as in the
+    figures) in place of one column per grouping key; summary.csv keeps those columns."""
+    shown = shown.drop(columns=[c for c in [*by, "configuration"] if c in shown])
+    shown.insert(0, "configuration", groups.map(names).to_numpy())
+    return shown
+
+
+def significance_parts(runs, groups, by, m, baseline,
+                       names=None) -> tuple[pd.DataFrame, list, list]:
+    """(the comparison table, its markdown lines, its HTML fragments) for metric m;
+    `names` gives the configurations' display names."""
     table = stats.significance(runs, groups, by, m, rate_column(by), baseline)
     if table.empty:
         note = ("No comparison against a baseline: no configuration without dropout, and no "
@@ -144,6 +183,9 @@ def significance_parts(runs, groups, by, m, baseline) -> tuple[pd.DataFrame, lis
     quantity = table["quantity"].iloc[0].replace("_", " ")
     unit = " (pp)" if m == "acc" else ""
     shown = stats.markdown_frame(table, 100.0 if m == "acc" else 1.0, unit)
+    if names:
+        shown = shown.assign(configuration=shown["configuration"].map(names),
+                             baseline=shown["baseline"].map(names))
     text = (f"{quantity}: each configuration minus its baseline, over seeds; 95 % confidence "
             f"interval and two-sided p-value from a t test (paired by seed when both sides "
             f"have the same seeds, else Welch), Holm-corrected across the {len(table)} "
@@ -171,7 +213,9 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
     out.mkdir(parents=True, exist_ok=True)
     by = list(by) if by else varying_settings(col.runs, col.config_columns)
     groups = assign_groups(col, by)
-    tidy_runs(col).to_csv(out / "runs.csv", index=False)
+    names = figure_labels(col.runs, groups, by).full  # what the tables call configurations
+    runs_table(col).to_csv(out / "runs.csv", index=False)
+    epochs_table(col).to_csv(out / "epochs.csv", index=False)
     clear_old_figures(out)
 
     metrics = list(dict.fromkeys(col.runs["metric"]))
@@ -184,17 +228,22 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
         runs = col.runs[col.runs["metric"] == m]
         present = [g for g in groups if g in set(runs["group"])]
         summary = tables.summary_table(runs, present, by, m)
-        sig, sig_md, sig_html = significance_parts(runs, present, by, m, baseline)
+        sig, sig_md, sig_html = significance_parts(runs, present, by, m, baseline, names)
         with_significance(tables.summary_csv_frame(summary), sig).to_csv(
             out / f"summary{suffix}.csv", index=False)
         shown = tables.summary_markdown_frame(summary, by, m)
-        md += [f"## Summary ({m})\n", tables.markdown(shown),
+        shown = named_configurations(shown, summary["configuration"], by, names)
+        md += [f"## Summary per configuration ({m})\n", tables.markdown(shown),
                f"## Against the baseline ({m})\n", *sig_md]
-        table_parts += [html.subheading(f"Summary ({m})"), html.table(shown),
+        table_parts += [html.subheading(f"Summary per configuration ({m})"), html.table(shown),
                         html.subheading(f"Against the baseline ({m})"), *sig_html]
-        figures, fig_notes = build_figures(col, groups, by, m)
+        figures, fig_notes, labels = build_figures(col, groups, by, m)
+        key = None
+        if labels.numbered:
+            key_md, key = key_parts(labels)
+            md += [f"## Configuration numbers in the figures ({m})\n", *key_md]
         for name, png in save_figures(figures, out, formats, suffix).items():
-            figure_parts.append(html.figure(name + suffix, png, CAPTIONS[name]))
+            figure_parts.append(html.figure(name + suffix, png, CAPTIONS[name], key))
         notes += fig_notes
 
     paper = tables.paper_table(col.runs, groups)
@@ -205,8 +254,9 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
         table_parts += [html.subheading("Paper vs. ours"), html.table(shown)]
     built = tables.dropout_built_table(col.runs, groups)
     if not built.empty:
-        md += ["## Dropout built\n", tables.markdown(built)]
-        table_parts += [html.subheading("Dropout built"), html.table(built)]
+        built["configuration"] = built["configuration"].map(names)
+        md += ["## Dropout built, per configuration\n", tables.markdown(built)]
+        table_parts += [html.subheading("Dropout built, per configuration"), html.table(built)]
     trouble = problems(col, job_errors or {})
     if not trouble.empty:
         md += ["## Runs not completed or not included\n", tables.markdown(trouble)]

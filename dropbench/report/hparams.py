@@ -9,7 +9,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from dropbench.report.collect import HIGHER_IS_BETTER, format_value, sort_key
-from dropbench.report.plots import STYLE, metric_label, metric_scale, new_figure
+from dropbench.report.plots import STYLE, metric_label, metric_scale, new_figure, title
 
 LOG_SPAN = 20.0  # a positive numeric key spanning this factor or more gets a log axis
 
@@ -80,8 +80,8 @@ def draw(runs: pd.DataFrame, keys: list[str], m: str) -> Figure:
     ax.spines[["left", "bottom"]].set_visible(False)
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax,
                  label=metric_label(m, "best validation"))
-    fig.suptitle(f"Hyperparameters of {len(runs)} runs, coloured by best validation "
-                 f"{metric_label(m).split(' (')[0]}")
+    title(fig, f"Hyperparameters of {len(runs)} runs, coloured by best validation "
+               f"{metric_label(m).split(' (')[0]}")
     return fig
 
 

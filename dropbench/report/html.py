@@ -7,26 +7,38 @@ import html
 import pandas as pd
 
 CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
+h1 { font-size: 1.5em; overflow-wrap: anywhere; } h2 { font-size: 1.2em; margin-top: 2em; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+.with-key { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+.with-key img { flex: 1 1 600px; min-width: 0; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; font-size: 0.8em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+td { white-space: nowrap; }  /* "0.2746 ± 0.0239" on one line */
+td:first-child, td:last-child { white-space: normal; min-width: 8em; }
 .note { color: #666; }
 """
 
 
-def figure(name: str, png: bytes, caption: str) -> str:
+def figure(name: str, png: bytes, caption: str, key: pd.DataFrame | None = None) -> str:
+    """The figure, and beside it `key`: the table that explains numbered configurations."""
     data = base64.b64encode(png).decode("ascii")
-    return (f'<figure id="{html.escape(name)}"><img alt="{html.escape(name)}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}'
+    image = f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+    if key is not None:
+        image = f'<div class="with-key">{image}{table(key)}</div>'
+    return (f'<figure id="{html.escape(name)}">{image}<figcaption>{html.escape(caption)}'
             f"</figcaption></figure>")
 
 
 def table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, border=0, na_rep="–", escape=True)
+    """A table that scrolls sideways inside its own box when wider than the page."""
+    body = frame.to_html(index=False, border=0, na_rep="–", escape=True)
+    return f'<div class="scroll">{body}</div>'
+
 
 
 def subheading(text: str) -> str:

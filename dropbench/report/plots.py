@@ -4,23 +4,37 @@ Figures are built with `matplotlib.figure.Figure` (rendered by Agg for PNG), nev
 the report leaves the caller's backend and global figure list alone. Every line differs from
 its neighbours by marker or line style as well as colour, and colours run dark to light
 (viridis), so a greyscale print still tells them apart.
+
+Layout rules every figure keeps: the figure is sized from its number of panels (wrapped into
+rows), legends sit outside the axes, titles are wrapped to the figure's width, ticks are plain
+numbers (a log axis only where the data span more than a decade), and a y axis is never
+narrower than the seeds' noise (see `pad_to_noise`).
 """
+
+import textwrap
 
 import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    ScalarFormatter,
+)
 
 from dropbench.report.collect import format_value, sort_key
+from dropbench.report.labels import configuration_labels
 
 STYLE = {
     "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
     "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
-    "lines.linewidth": 1.5, "lines.markersize": 5,
+    "lines.linewidth": 1.5, "lines.markersize": 5, "axes.formatter.useoffset": False,
 }
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
 LINESTYLES = ["-", "--", "-.", ":"]
 # Splits inside one panel: told apart by line style and marker first, colour second.
 SPLITS = {
@@ -30,6 +44,10 @@ SPLITS = {
 }
 LOSS_LABEL = "loss (cross-entropy, nats)"
 ONE_LINE = "all runs"  # the rate sweep's line when no setting but the rate varies
+CHARS_PER_INCH = 11  # of 9-point text: where titles wrap
+DECADE = 10.0  # a log axis only for data spanning more than this factor
+SINGLE_SEED_SPAN = 0.02  # no spread known (one seed): the y axis spans >= 2 % of the level
+NOISE_SPAN = 4.0  # with a spread: the y axis spans >= 4 sample stds
 
 
 def metric_label(m: str, what: str = "") -> str:
@@ -51,14 +69,59 @@ def new_figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    for ax in axes.flat:
+        plain_ticks(ax.yaxis)
+        plain_ticks(ax.xaxis)
     return fig, axes
 
 
-def log_loss_axis(ax, values: pd.DataFrame) -> None:
-    """Loss on a log axis: the first epochs' large loss would squash the gap that matters."""
-    if (values.dropna() > 0).all().all():
-        ax.set_yscale("log")
-        ax.set_ylabel(f"{LOSS_LABEL}, log scale")
+def plain_ticks(axis) -> None:
+    """0.25, 5.5, 250: never an offset, never scientific notation."""
+    formatter = ScalarFormatter(useOffset=False)
+    formatter.set_scientific(False)
+    axis.set_major_formatter(formatter)
+
+
+def wrap(text: str, inches: float) -> str:
+    return "\n".join(textwrap.wrap(text, max(12, int(inches * CHARS_PER_INCH))))
+
+
+def title(fig: Figure, text: str) -> None:
+    fig.suptitle(wrap(text, fig.get_figwidth()), fontsize=9)
+
+
+def legend_below(fig: Figure, handles: list) -> None:
+    """One legend under the panels, as many columns as its longest label allows."""
+    longest = max((len(h.get_label()) for h in handles), default=1)
+    ncols = max(1, min(len(handles), int(fig.get_figwidth() / (0.08 * longest + 0.7))))
+    with matplotlib.rc_context(STYLE):
+        fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
+
+
+def log_axis_if_wide(ax, values) -> bool:
+    """A log y axis where the positive values span more than a decade, with plain labels
+    (0.01, 0.1, 1); the axis label says so."""
+    values = pd.to_numeric(pd.Series(np.ravel(values)), errors="coerce").dropna()
+    if values.empty or (values <= 0).any() or values.max() / values.min() <= DECADE:
+        return False
+    ax.set_yscale("log")
+    span = values.max() / values.min()
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0,) if span > 100 else (1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel(f"{ax.get_ylabel()}, log scale")
+    return True
+
+
+def pad_to_noise(ax, level: float, spread: float) -> None:
+    """Widen the y range so it is at least NOISE_SPAN seed stds (or, with a single seed, 2 % of
+    the level): a difference inside the noise then looks small, as it is."""
+    spread = spread if np.isfinite(spread) and spread > 0 else 0.0
+    need = NOISE_SPAN * spread if spread else SINGLE_SEED_SPAN * abs(level)
+    low, high = ax.get_ylim()
+    if high - low < need:
+        middle = (low + high) / 2
+        ax.set_ylim(middle - need / 2, middle + need / 2)
 
 
 def every(n_points: int) -> int:
@@ -73,6 +136,10 @@ def mean_curves(epochs: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return grouped.mean().join(spread).reset_index()
 
 
+def epoch_axis(ax) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+
+
 # --- 1. overfitting curves ------------------------------------------------------------------
 def overfitting_groups(runs: pd.DataFrame, groups: list[str], limit: int = 4) -> list[str]:
     """All groups when few; else the no-dropout ones plus the best (lowest val loss) others."""
@@ -84,10 +151,13 @@ def overfitting_groups(runs: pd.DataFrame, groups: list[str], limit: int = 4) ->
     return [g for g in groups if g in chosen]
 
 
-def overfitting_curves(epochs: pd.DataFrame, groups: list[str], m: str) -> Figure:
+def overfitting_curves(epochs: pd.DataFrame, groups: list[str], m: str,
+                       names: dict[str, str] | None = None) -> Figure:
     """Train-eval (dashed) vs validation (solid), loss and metric per epoch, one colour and
-    marker per group: without dropout the two lines part, with dropout they stay together."""
-    fig, axes = new_figure(2, width=4.6)
+    marker per group, the seeds' range shaded: without dropout the two lines part, with
+    dropout they stay together."""
+    names = names or {g: g for g in groups}
+    fig, axes = new_figure(2, width=4.4, height=3.4)
     curves = mean_curves(epochs, ["train_eval_loss", "val_loss", f"train_eval_{m}", f"val_{m}"])
     styles = group_styles(groups)
     for ax, (quantity, ylabel, scale) in zip(axes[0], [
@@ -102,15 +172,21 @@ def overfitting_curves(epochs: pd.DataFrame, groups: list[str], m: str) -> Figur
                 ax.plot(c["epoch"], c[column] * scale, color=styles[g]["color"],
                         marker=styles[g]["marker"], markevery=every(len(c)),
                         linestyle=SPLITS[split]["linestyle"])
+                ax.fill_between(c["epoch"], c[f"{column}_min"] * scale,
+                                c[f"{column}_max"] * scale, color=styles[g]["color"],
+                                alpha=0.12, linewidth=0)
         ax.set(xlabel="epoch", ylabel=ylabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    log_loss_axis(axes[0, 0], curves[["train_eval_loss", "val_loss"]])
-    handles = [Line2D([], [], color=s["color"], marker=s["marker"], linestyle="-", label=g)
-               for g, s in styles.items()]
+        epoch_axis(ax)
+    log_axis_if_wide(axes[0, 0], curves[["train_eval_loss", "val_loss"]])
+    if m != "acc":
+        log_axis_if_wide(axes[0, 1], curves[[c for c in (f"train_eval_{m}", f"val_{m}")
+                                             if c in curves]])
+    handles = [Line2D([], [], color=s["color"], marker=s["marker"], linestyle="-",
+                      label=names[g]) for g, s in styles.items()]
     handles += [Line2D([], [], color="0.3", linestyle=SPLITS[k]["linestyle"],
                        label=SPLITS[k]["label"]) for k in ("train_eval", "val")]
-    axes[0, 1].legend(handles=handles, loc="best")
-    fig.suptitle("Overfitting: train-eval vs. validation (mean over seeds)")
+    legend_below(fig, handles)
+    title(fig, "Overfitting: train-eval vs. validation (mean over seeds, their range shaded)")
     return fig
 
 
@@ -125,39 +201,82 @@ def rate_positions(values: pd.Series) -> tuple[pd.Series, list | None]:
     return values.map(format_value).map(labels.index), labels
 
 
-def rate_lines(runs: pd.DataFrame, rate_col: str, by: list[str]) -> pd.Series:
-    """The label of the line each run belongs to: its `by` values other than the rate."""
+def rate_lines(runs: pd.DataFrame, rate_col: str, by: list[str]) -> tuple[pd.Series, dict]:
+    """(each run's line, {line: its short name}): a line is one combination of the `by`
+    values other than the rate."""
     others = [c for c in by if c != rate_col]
     if not others:
-        return pd.Series(ONE_LINE, index=runs.index)
-    return runs.apply(lambda r: ", ".join(f"{c}={format_value(r[c])}" for c in others), axis=1)
+        return pd.Series(ONE_LINE, index=runs.index), {ONE_LINE: ONE_LINE}
+    line = runs.apply(lambda r: ", ".join(f"{c}={format_value(r[c])}" for c in others), axis=1)
+    order = sorted(runs.index, key=lambda i: tuple(sort_key(runs.at[i, c]) for c in others))
+    labels = configuration_labels(runs.assign(_line=line), others, column="_line",
+                                  order=list(dict.fromkeys(line[order])), fallback=ONE_LINE)
+    names = labels.full  # a few lines: their legend may take the full names
+    return line, names
 
 
-def sweep_figure(runs, rate_col, by, panels, title) -> Figure:
+def is_rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str]) -> bool:
+    """Some line has two or more rates: otherwise each line is one point, and the
+    configurations compare better side by side (by_configuration)."""
+    line, _ = rate_lines(runs, rate_col, by)
+    return bool((runs[rate_col].map(format_value).groupby(line).nunique() > 1).any())
+
+
+def seed_stats(values: pd.Series, by: pd.Series) -> pd.DataFrame:
+    """mean, sample std and n of `values` per value of `by`, sorted by it."""
+    return pd.to_numeric(values, errors="coerce").groupby(by).agg(
+        ["mean", "std", "count"]).sort_index()
+
+
+def sweep_figure(runs, rate_col, by, panels, heading) -> Figure:
     """One errorbar line per line label in each panel; panels: [(column, ylabel, scale)]."""
-    fig, axes = new_figure(len(panels))
+    fig, axes = new_figure(len(panels), width=4.2, height=3.4)
     x, tick_labels = rate_positions(runs[rate_col])
-    data = runs.assign(_x=x, _line=rate_lines(runs, rate_col, by))
-    order = sorted(data.index, key=lambda i: tuple(sort_key(data.at[i, c]) for c in by))
-    lines = list(dict.fromkeys(data.loc[order, "_line"]))
+    line, names = rate_lines(runs, rate_col, by)
+    data = runs.assign(_x=x, _line=line)
+    lines = list(names)
     styles = group_styles(lines)
     for ax, (column, ylabel, scale) in zip(axes[0], panels, strict=True):
         if column not in data or data[column].isna().all():
             ax.text(0.5, 0.5, f"no {column} values yet", ha="center", transform=ax.transAxes)
         else:
-            for line in lines:
-                sub = data[data["_line"] == line]
-                stats = (pd.to_numeric(sub[column], errors="coerce") * scale).groupby(
-                    sub["_x"]).agg(["mean", "std"]).sort_index()
-                ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0.0),
-                            capsize=3, label=line, **styles[line])
-            if len(lines) > 1 or lines[0] != ONE_LINE:
-                ax.legend(loc="best")
-        ax.set(xlabel=f"dropout rate {rate_col} (drop probability)", ylabel=ylabel)
+            spread, level = [], []
+            for i, name in enumerate(lines):
+                sub = data[data["_line"] == name]
+                stats = seed_stats(sub[column] * scale, sub["_x"])
+                shift = offset(i, len(lines), stats.index)
+                ax.errorbar(stats.index + shift, stats["mean"], yerr=stats["std"].fillna(0.0),
+                            capsize=3, label=names[name], **styles[name])
+                spread += list(stats["std"].dropna())
+                level += list(stats["mean"].dropna())
+            pad_to_noise(ax, float(np.mean(level)) if level else 0.0,
+                         max(spread) if spread else 0.0)
+        ax.set(xlabel=f"dropout rate {rate_col.split('.', 1)[-1]} (drop probability)",
+               ylabel=ylabel)
         if tick_labels is not None:
             ax.set_xticks(range(len(tick_labels)), tick_labels)
-    fig.suptitle(title)
+        else:
+            ax.set_xticks(sorted(set(x)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.tick_params(axis="x", labelrotation=45 if len(set(x)) > 6 else 0)
+    if lines != [ONE_LINE]:
+        legend_below(fig, [Line2D([], [], label=names[n], **styles[n]) for n in lines])
+    title(fig, heading)
     return fig
+
+
+def offset(i: int, n: int, positions) -> float:
+    """A small sideways shift per line so error bars at the same rate do not hide each other."""
+    if n < 2 or len(positions) < 2:
+        return 0.0
+    step = np.min(np.diff(np.sort(np.asarray(positions, dtype=float))))
+    return (i - (n - 1) / 2) * step * 0.08
+
+
+def n_seeds(runs: pd.DataFrame) -> str:
+    counts = runs.groupby("group").size()
+    low, high = int(counts.min()), int(counts.max())
+    return f"n = {low}" if low == high else f"n = {low}–{high}"
 
 
 def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
@@ -165,7 +284,8 @@ def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figu
     panels = [(f"best_val_{m}", metric_label(m, "best validation"), scale),
               (f"test_{m}", metric_label(m, "test (at best val)"), scale)]
     return sweep_figure(runs, rate_col, by, panels,
-                        "Rate sweep: mean over seeds, error bars ± 1 sample std (not a CI)")
+                        f"Rate sweep: mean over seeds ({n_seeds(runs)}), error bars ± 1 sample "
+                        f"std (not a CI)")
 
 
 def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
@@ -174,21 +294,66 @@ def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Fig
     panels = [("final_gap_loss", "gap: val − train-eval loss (nats)", 1.0),
               (f"final_gap_{m}", f"gap: {metric_gap}", metric_scale(m))]
     fig = sweep_figure(runs, rate_col, by, panels,
-                       "Generalisation gap at the last epoch: mean over seeds, "
-                       "error bars ± 1 sample std")
+                       f"Generalisation gap at the last epoch: mean over seeds "
+                       f"({n_seeds(runs)}), error bars ± 1 sample std")
     for ax in fig.axes:
         ax.axhline(0.0, color="0.5", linewidth=0.8, linestyle=":")
     return fig
 
 
+# --- 3b. configurations compared on a categorical axis -----------------------------------------
+def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
+                     names: dict[str, str]) -> Figure:
+    """Best validation and test metric per configuration, one row each (a categorical axis):
+    every seed as a small dot, mean ± 1 sample std as a bar, and the first configuration
+    without dropout as a dotted reference line in both panels."""
+    scale = metric_scale(m)
+    panels = [(f"best_val_{m}", metric_label(m, "best validation")),
+              (f"test_{m}", metric_label(m, "test (at best val)"))]
+    longest = max(len(names[g]) for g in groups)
+    fig, axes = new_figure(2, width=3.2 + 0.035 * longest,
+                           height=1.3 + 0.32 * len(groups), sharey=True)
+    rows = np.arange(len(groups))[::-1]  # the first configuration on top
+    off = [g for g in groups if runs.loc[runs["group"] == g, "dropout_off"].all()]
+    for ax, (column, xlabel) in zip(axes[0], panels, strict=True):
+        values = pd.to_numeric(runs[column], errors="coerce") * scale if column in runs \
+            else pd.Series(np.nan, index=runs.index)
+        for y, g in zip(rows, groups, strict=True):
+            own = values[runs["group"] == g].dropna()
+            ax.plot(own, np.full(len(own), y), "o", color="0.6", markersize=3, zorder=2)
+            if len(own):
+                ax.errorbar(own.mean(), y, xerr=own.std() if len(own) > 1 else 0.0,
+                            fmt="D", color="#1f5fa0", capsize=3, zorder=3)
+        if off and values[runs["group"] == off[0]].notna().any():
+            ax.axvline(values[runs["group"] == off[0]].mean(), color="#c0392b",
+                       linestyle=":", linewidth=1)
+        ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.grid(axis="y", visible=False)
+    axes[0, 0].set_yticks(rows, [names[g] for g in groups])
+    axes[0, 0].set_ylim(-0.7, len(groups) - 0.3)
+    handles = [Line2D([], [], color="0.6", marker="o", linestyle="", markersize=3,
+                      label="one seed"),
+               Line2D([], [], color="#1f5fa0", marker="D", label="mean ± 1 sample std")]
+    if off:
+        handles.append(Line2D([], [], color="#c0392b", linestyle=":",
+                              label=f"mean of {names[off[0]]}"))
+    legend_below(fig, handles)
+    title(fig, f"Configurations compared: every seed and their mean ({n_seeds(runs)})")
+    return fig
+
+
 # --- 4. curves grid ---------------------------------------------------------------------------
-def curves_grid(epochs: pd.DataFrame, groups: list[str]) -> Figure:
+def curves_grid(epochs: pd.DataFrame, groups: list[str],
+                names: dict[str, str] | None = None) -> Figure:
     """One panel per group: train (dropout on), train-eval and validation loss, mean over
     seeds with the seeds' range shaded (a range stays positive on the log axis, unlike
     mean - std), shared axes so the panels compare at a glance."""
-    ncols = min(4, len(groups))
+    names = names or {g: g for g in groups}
+    ncols = min(4, len(groups)) if len(groups) != 5 else 3
     nrows = -(-len(groups) // ncols)
-    fig, axes = new_figure(ncols, nrows, width=3.3, height=2.7, sharex=True, sharey=True)
+    width = max(3.0, 7.0 / ncols)  # a single panel still leaves room for the title
+    fig, axes = new_figure(ncols, nrows, width=width, height=2.5, sharex=True, sharey=True)
     curves = mean_curves(epochs, [f"{s}_loss" for s in SPLITS])
     for ax, g in zip(axes.flat, groups, strict=False):
         c = curves[curves["group"] == g]
@@ -199,26 +364,32 @@ def curves_grid(epochs: pd.DataFrame, groups: list[str]) -> Figure:
             ax.plot(c["epoch"], c[column], markevery=every(len(c)), **style)
             ax.fill_between(c["epoch"], c[f"{column}_min"], c[f"{column}_max"],
                             color=style["color"], alpha=0.15, linewidth=0)
-        ax.set_title(g, fontsize=8)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(wrap(names[g], width - 0.3), fontsize=8)
+        epoch_axis(ax)
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("epoch")
-    for ax in axes[:, 0]:
-        ax.set_ylabel(LOSS_LABEL)
-        log_loss_axis(ax, curves[[c for c in curves if c.endswith("_loss")]])
-    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center", ncols=3)
-    fig.suptitle("Loss curves per configuration (mean over seeds, range shaded)")
+    for col in range(ncols):  # the lowest visible panel of each column carries the x label
+        visible = [ax for ax in axes[:, col] if ax.get_visible()]
+        visible[-1].set_xlabel("epoch")
+        visible[-1].xaxis.set_tick_params(labelbottom=True)
+    loss = curves[[c for c in curves if c.endswith("_loss")]]
+    wide = log_axis_if_wide(axes[0, 0], loss)  # shared: every panel follows
+    fig.supylabel(LOSS_LABEL + (", log scale" if wide else ""), fontsize=9)
+    if wide:
+        axes[0, 0].set_ylabel("")
+    legend_below(fig, list(axes.flat[0].get_legend_handles_labels()[0]))
+    title(fig, "Loss per configuration: mean over seeds, their range shaded")
     return fig
 
 
 # --- 5. Monte-Carlo samples -------------------------------------------------------------------
-def mc_samples(mc: pd.DataFrame, groups: list[str], m: str) -> Figure:
+def mc_samples(mc: pd.DataFrame, groups: list[str], m: str,
+               names: dict[str, str] | None = None) -> Figure:
     """Test error (or perplexity) vs. number of MC samples T, against the weight-scaling value
     of the same configuration drawn as a dotted horizontal line (Srivastava et al. 2014,
     fig. 11)."""
-    fig, axes = new_figure(1, width=5.5)
+    names = names or {g: g for g in groups}
+    fig, axes = new_figure(1, width=5.5, height=3.6)
     ax = axes[0, 0]
     to_error = (lambda v: 100.0 * (1.0 - v)) if m == "acc" else (lambda v: v)
     present = [g for g in groups if g in set(mc["group"])]
@@ -232,13 +403,14 @@ def mc_samples(mc: pd.DataFrame, groups: list[str], m: str) -> Figure:
         if len(scale):
             ax.axhline(to_error(scale.mean()), color=styles[g]["color"], linestyle=":")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())  # 1, 10, 100 rather than 10^0, 10^1, 10^2
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1, 10, 100
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="number of MC samples T (log scale)",
            ylabel="test error (%)" if m == "acc" else metric_label(m, "test"))
-    handles = [Line2D([], [], color=s["color"], marker=s["marker"], label=g)
+    handles = [Line2D([], [], color=s["color"], marker=s["marker"], label=names[g])
                for g, s in styles.items()]
     handles += [Line2D([], [], color="0.3", linestyle="-", label="MC average of T passes"),
                 Line2D([], [], color="0.3", linestyle=":", label="weight scaling")]
-    ax.legend(handles=handles, loc="best")
-    fig.suptitle("Monte-Carlo dropout vs. weight scaling")
+    legend_below(fig, handles)
+    title(fig, "Monte-Carlo dropout vs. weight scaling (mean over seeds)")
     return fig
