@@ -73,9 +73,12 @@ def readable(override: str) -> str:
     `key=<last component of the value>-<hash of the value>`."""
     if SAFE_NAME.fullmatch(override):
         return override
-    key, equals, value = override.partition("=")
+    key, equals, text = override.partition("=")
     key = key if SAFE_NAME.fullmatch(key) else UNSAFE_RUN.sub("_", key)
-    tail = value.strip().strip("'\"").rstrip("/").rsplit("/", 1)[-1]
+    value = _parsed(override).value() if equals else text
+    # the value itself, not its spelling: `a\ b`, 'a b' and "a b" are one path
+    value = value if isinstance(value, str) else text
+    tail = value.rstrip("/").rsplit("/", 1)[-1]
     tail = UNSAFE_RUN.sub("_", tail).strip("_.")[:MAX_TAIL] or "value"
     return f"{key}{equals}{tail}-{short_hash(value, VALUE_HASH)}"
 
