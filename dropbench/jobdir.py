@@ -9,8 +9,8 @@ directory; only new combinations start new ones.
 
 An override whose value holds a character unsafe in a path (`/`, a space, quotes) is shown by
 the value's last path component and a short hash of the whole value
-(`dataset.path=x-<8 hex digits>`); a name longer than MAX_NAME is cut and ends in a hash of all the
-overrides. A sweep dir made by an earlier naming (job dirs named with `trainer.threads=...`,
+(`dataset.path=x-<8 hex digits>`); a name longer than MAX_NAME is cut and ends in a hash of
+all the overrides. A sweep dir made by an earlier naming (job dirs named with `trainer.threads=...`,
 or `job-<hash>`) is searched by the overrides its jobs recorded, so a resume finds those too.
 """
 
