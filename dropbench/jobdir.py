@@ -41,7 +41,7 @@ def _parser():
     return OverridesParser.create()
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16384)  # a status refresh parses every job's overrides
 def _parsed(override: str):
     return _parser().parse_override(override)
 

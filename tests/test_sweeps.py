@@ -121,6 +121,10 @@ def test_resume_with_every_resume_only_key_changed_trains_nothing_new(cli, tmp_p
     jobs = job_dirs(sweep)
     assert [j.name for j in jobs] == [f"dropout.p={p},model.hidden=[16],seed={seed}"
                                       for p in ("0", "0.5") for seed in (0, 1)]
+    log = (jobs[0] / "train.log").read_text()  # accuracy in percent, as status shows it
+    assert re.search(r"epoch 2/2  train loss \d\.\d{4} acc \d+\.\d\d %  train_eval loss .* "
+                     r"val loss \d\.\d{4} acc \d+\.\d\d %", log)
+    assert re.search(r"test acc \d+\.\d\d %", log)
     # a dir named as an earlier dropbench named it (with the threads it ran with) is found too
     legacy = jobs[0].rename(sweep / f"{jobs[0].name},trainer.threads=1")
     jobs = job_dirs(sweep)
