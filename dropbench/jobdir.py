@@ -103,29 +103,34 @@ def job_dir_name(overrides, sweep_dir=None) -> str:
 def found_by_overrides(sweep_dir: str) -> dict[tuple, str]:
     """{job overrides: dir name} of the job dirs already in `sweep_dir`, read once per process
     from each dir's .hydra/overrides.yaml. Where two dirs hold the same job (a sweep resumed
-    under an earlier naming made a second one), the one that completed is named."""
+    under an earlier naming made a second one), the one that got furthest is named
+    (rundir.progress_rank), as status and the report count it."""
     from hydra.errors import HydraException  # not at import: `dropbench list` starts faster
 
-    found: dict[tuple, str] = {}
+    found: dict[tuple, tuple[tuple, str]] = {}  # job -> (its progress, dir name)
     root = Path(sweep_dir)
     if not root.is_dir():
-        return found
+        return {}
     for job in sorted(p for p in root.iterdir() if (p / rundir.OVERRIDES).is_file()):
         try:
             recorded = rundir.parse_yaml((job / rundir.OVERRIDES).read_text())
             identity = tuple(job_overrides(recorded if isinstance(recorded, list) else []))
         except (OSError, yaml.YAMLError, HydraException):
             continue  # an unreadable record names no job to resume; its dir stays as it is
-        if identity not in found or (completed(job) and not completed(root / found[identity])):
-            found[identity] = job.name
-    return found
+        progress = progress_of(job)
+        if identity not in found or progress > found[identity][0]:  # first name among equals
+            found[identity] = progress, job.name
+    return {identity: name for identity, (_, name) in found.items()}
 
 
-def completed(job: Path) -> bool:
+def progress_of(job: Path) -> tuple:
     try:
-        return json.loads((job / rundir.SUMMARY).read_text()).get("status") == "completed"
-    except (OSError, ValueError, AttributeError):
-        return False
+        summary = json.loads((job / rundir.SUMMARY).read_text())
+    except (OSError, ValueError):
+        summary = None
+    if not isinstance(summary, dict):
+        return rundir.progress_rank(None, 0)
+    return rundir.progress_rank(summary.get("status"), summary.get("epochs_run"))
 
 
 def register() -> None:

@@ -109,6 +109,13 @@ def flatten(mapping: dict, prefix: str = "") -> dict:
     return flat
 
 
+def progress_rank(status, epochs_run) -> tuple:
+    """Which of several dirs of one job got furthest, largest first: completed, then running,
+    then the most epochs. Status, the report and a resume's dir lookup all keep that one."""
+    epochs = epochs_run if isinstance(epochs_run, (int, float)) else 0  # from a file
+    return status == "completed", status == "running", epochs
+
+
 def is_run_dir(path: Path) -> bool:
     return any((path / f).is_file() for f in (*RUN_FILES, CONFIG))
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from dropbench import DropbenchError, units
-from dropbench.rundir import find_run_dirs, parse_yaml
+from dropbench.rundir import find_run_dirs, parse_yaml, progress_rank
 
 FINAL = {"completed", "failed", "diverged", "interrupted"}
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -198,18 +198,12 @@ def once_each(jobs: list[Job], planned: list[list[str]]) -> list[Job]:
     for identity, same in by_job.items():
         room = max(1, planned.count(list(identity)))
         same.sort(key=lambda j: j.name)
-        same.sort(key=progress_rank, reverse=True)  # stable: the first dir name among equals
+        same.sort(key=lambda j: progress_rank(j.status, j.epoch), reverse=True)  # stable
         counted, extra = same[:room], same[room:]
         if extra:
             counted[0].duplicates = [j.name for j in extra]
         kept += counted
     return sorted(kept, key=lambda j: j.name)
-
-
-def progress_rank(job: Job) -> tuple:
-    """Completed before running before the rest, then more epochs (as jobdir picks the dir a
-    resume continues)."""
-    return job.status == "completed", job.status == "running", job.epoch
 
 
 # --- the table ------------------------------------------------------------------------------

@@ -279,9 +279,7 @@ class ReadRun:
         return str(self.path.resolve().parent), values
 
     def progress(self) -> tuple:
-        """Completed before running before the rest, then more epochs."""
-        status = self.fields.get("status")
-        return status == "completed", status == "running", self.fields.get("epochs_run") or 0
+        return rundir.progress_rank(self.fields.get("status"), self.fields.get("epochs_run"))
 
 
 def once_each(read: list[ReadRun]) -> tuple[list[ReadRun], list[tuple[str, str, str]]]:
