@@ -59,9 +59,37 @@ def config_path(override: str) -> str:
 
 
 def job_overrides(overrides) -> list[str]:
-    """The overrides that make the job what it is, sorted: every one whose key is part of a
-    job (rundir.is_part_of_a_job)."""
-    return sorted(o for o in map(str, overrides) if rundir.is_part_of_a_job(config_path(o)))
+    """The overrides that make the job what it is, each spelled one way (canonical), sorted:
+    every one whose key is part of a job (rundir.is_part_of_a_job)."""
+    return sorted(canonical(o) for o in map(str, overrides)
+                  if rundir.is_part_of_a_job(config_path(o)))
+
+
+def canonical(override: str) -> str:
+    """One spelling of an override whose value is a string with characters Hydra may quote or
+    escape: `p=/a\\ b`, `p='/a b'` and `p="/a b"` all read `p=/a b` (or `p='...'` where the
+    bare value would parse otherwise). Hydra's sweeper keeps each spelling as typed, so a
+    resume typed otherwise is still the same job."""
+    if SAFE_NAME.fullmatch(override) or "=" not in override:
+        return override
+    parsed = _parsed(override)
+    value = parsed.value()
+    if not isinstance(value, str):
+        return override
+    key = parsed.get_key_element()
+    for spelling in (f"{key}={value}", f"{key}='{value}'"):
+        if same_value(spelling, value):
+            return spelling
+    return override  # no simpler spelling of the same value: kept as given
+
+
+def same_value(spelling: str, value: str) -> bool:
+    from hydra.errors import HydraException
+
+    try:
+        return _parsed(spelling).value() == value
+    except HydraException:
+        return False
 
 
 def short_hash(text: str, digits: int) -> str:

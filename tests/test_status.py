@@ -112,6 +112,17 @@ def test_a_resumes_own_overrides_are_no_jobs_and_watch_ends(tmp_path, capsys):
     assert "pending" not in out and out.count("2/2 done (completed 2)") == 1
 
 
+def test_a_path_typed_otherwise_on_resume_is_the_same_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    multirun_yaml(sweep, ["dataset.path='/data/my corpus'", "trainer.resume=true"])
+    job(sweep, "dataset.path=my_corpus-0a1b2c3d", ["dataset.path=/data/my\\ corpus"], T0 - 50,
+        T0 - 40)
+    jobs, total = sweep_jobs(sweep, now=T0)
+    assert [(j.overrides, j.status) for j in jobs] == [(["dataset.path=/data/my corpus"],
+                                                        "completed")]
+    assert total == 1
+
+
 def test_a_job_in_two_dirs_is_listed_and_counted_once(tmp_path):
     """A sweep resumed under an earlier naming left a second dir per job (named with
     trainer.threads); the one that completed is listed, the other named below the table."""
