@@ -5,10 +5,11 @@ A run dir (docs/run-dir.md, names in dropbench/rundir.py) holds `.hydra/config.y
 imports the engine, so it also works on runs copied from another machine, on sweeps that are
 still running and on killed ones.
 
-Each job counts once: two dirs of one sweep dir whose configs differ only in keys that do not
-change results (threads, device, loggers: rundir.tells_results_apart) hold the same job, as a
-sweep resumed under an earlier naming of job dirs leaves them; the one that got furthest is
-read and the other is listed among the runs left out, with the reason.
+Each job counts once: two run dirs side by side (in one sweep dir) whose configs, seed
+included, differ only in keys that do not change results (threads, device, loggers:
+rundir.tells_results_apart) hold the same job, as a sweep resumed under an earlier naming of
+job dirs leaves them; the one that got furthest is read and the other is listed among the
+runs left out, with the reason.
 """
 
 import json
@@ -272,8 +273,8 @@ class ReadRun:
     points: list[dict]
 
     def job(self) -> tuple:
-        """Runs with equal jobs are one job: the same sweep dir, and equal values of every
-        key that can change results (the seed included)."""
+        """Runs with equal jobs are one job: the same parent dir (a sweep dir), and equal
+        values of every key that can change results (the seed included)."""
         values = tuple(sorted((k, format_value(v)) for k, v in self.config.items()
                               if rundir.tells_results_apart(k)))
         return str(self.path.resolve().parent), values
