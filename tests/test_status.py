@@ -112,6 +112,15 @@ def test_a_resumes_own_overrides_are_no_jobs_and_watch_ends(tmp_path, capsys):
     assert "pending" not in out and out.count("2/2 done (completed 2)") == 1
 
 
+def test_a_resume_of_some_jobs_still_counts_every_job_of_the_dir(tmp_path):
+    sweep = tmp_path / "sweep"
+    multirun_yaml(sweep, ["dropout.p=0", "trainer.resume=true"])  # resumed one job only
+    job(sweep, "dropout.p=0", ["dropout.p=0"], T0 - 50, T0 - 40, p=0.0)
+    job(sweep, "dropout.p=0.5", ["dropout.p=0.5"], T0 - 40, T0 - 30)
+    jobs, total = sweep_jobs(sweep, now=T0)
+    assert render(jobs, total).splitlines()[-1] == "2/2 done (completed 2)"
+
+
 def test_a_path_typed_otherwise_on_resume_is_the_same_job(tmp_path):
     sweep = tmp_path / "sweep"
     multirun_yaml(sweep, ["dataset.path='/data/my corpus'", "trainer.resume=true"])
