@@ -59,7 +59,9 @@ class ResumeRule:
 
 
 # Keys that cannot change what a run computes (or, for trainer.epochs, only extend it).
-# Every other key must be equal, or the resume is refused.
+# Every other key must be equal, or the resume is refused. The same list says what a sweep
+# job is (is_part_of_a_job: every other key) and which keys group runs in a report
+# (tells_results_apart).
 RESUME_MAY_CHANGE = (
     ResumeRule("trainer.resume", "how this invocation starts, not what it trains"),
     ResumeRule("trainer.overwrite", "how this invocation starts, not what it trains"),
