@@ -22,7 +22,8 @@ def load_runs(*paths) -> pd.DataFrame:
     Columns: `run` (name relative to the paths' common folder), `path` (the run dir), the run's
     config flattened to dotted keys (`dropout.p`, `optim.lr`, `seed`, ...), its summary.json
     fields (`status`, `best_val_acc`, `test_acc`, `wall_s`, ...) and derived ones (`metric`,
-    `best_epoch`, `final_gap_loss`, `dropout_off`). Unreadable runs are skipped with a warning.
+    `best_epoch`, `final_gap_loss`, `dropout_off`). Unreadable runs are skipped with a warning,
+    and so is a second dir of a job in one sweep dir (report/collect.py).
     """
     if not paths:
         raise DropbenchError("load_runs needs at least one run dir or sweep dir")

@@ -83,10 +83,11 @@ def summarise(run_dirs: list[Path], summaries: list[dict]) -> ArmResult:
 
 
 def verdict(results: dict[str, ArmResult]) -> list[str]:
-    """Two lines: best val and test accuracy with vs without dropout, then the final gap."""
+    """Two lines: val accuracy at the best epoch (lowest val loss) and test accuracy with vs
+    without dropout, then the final gap."""
     on, off = results["with dropout"], results["without dropout"]
     return [
-        f"best val / test accuracy: with dropout {100 * on.best_val_acc:.1f} % / "
+        f"val accuracy at best epoch / test accuracy: with dropout {100 * on.best_val_acc:.1f} % / "
         f"{100 * on.test_acc:.1f} %, without {100 * off.best_val_acc:.1f} % / "
         f"{100 * off.test_acc:.1f} %",
         f"final train-eval minus val accuracy (the overfitting gap): with dropout "

@@ -52,10 +52,16 @@ class ResumeRule:
     # A key of the run's config whose values make a change of `key` unsafe after all.
     unless_key: str | None = None
     unless_values: tuple = ()
+    # Whether runs that differ in `key` end with different results (trainer.epochs: a longer
+    # run), so that a report still tells them apart; the other keys only say how a run was
+    # carried out.
+    changes_results: bool = False
 
 
 # Keys that cannot change what a run computes (or, for trainer.epochs, only extend it).
-# Every other key must be equal, or the resume is refused.
+# Every other key must be equal, or the resume is refused. The same list says what a sweep
+# job is (is_part_of_a_job: every other key) and which keys group runs in a report
+# (tells_results_apart).
 RESUME_MAY_CHANGE = (
     ResumeRule("trainer.resume", "how this invocation starts, not what it trains"),
     ResumeRule("trainer.overwrite", "how this invocation starts, not what it trains"),
@@ -68,14 +74,29 @@ RESUME_MAY_CHANGE = (
                            "run's (manifest.json `data_sha256`)"),
     ResumeRule("trainer.epochs", "extends (or ends) the run; the epochs already run are the "
                                  "same as in a run of the new length",
-               unless_key="optim.schedule", unless_values=("cosine",)),
+               unless_key="optim.schedule", unless_values=("cosine",), changes_results=True),
 )
 
-# Overrides that do not make a different sweep job: a resumed sweep finds the job's dir
-# without them (see dropbench/jobdir.py), so `trainer.epochs=N trainer.resume=true` extends a
-# sweep's jobs as it extends a single run.
-NOT_PART_OF_A_JOB = ("trainer.resume", "trainer.overwrite", "trainer.progress", "data_dir",
-                     "trainer.epochs")
+
+def resume_rule(key: str) -> ResumeRule | None:
+    """The rule that lets the dotted config key `key` differ on a resume: its own, or the one
+    of a key above it (`logger` covers `logger.wandb.mode`); None when it must stay equal."""
+    return next((rule for rule in RESUME_MAY_CHANGE
+                 if key == rule.key or key.startswith(rule.key + ".")), None)
+
+
+def is_part_of_a_job(key: str) -> bool:
+    """Whether a config key takes part in what a job trains. The keys a resume may change do
+    not: a sweep job is named and found without them (dropbench/jobdir.py), so running a sweep
+    again with other threads, loggers or a larger trainer.epochs finds its jobs."""
+    return resume_rule(key) is None
+
+
+def tells_results_apart(key: str) -> bool:
+    """Whether runs that differ in `key` may end with different results: every key but those
+    a resume may change without changing the results (threads, device, loggers, ...)."""
+    rule = resume_rule(key)
+    return rule is None or rule.changes_results
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict:
@@ -88,6 +109,13 @@ def flatten(mapping: dict, prefix: str = "") -> dict:
         else:
             flat[name] = value
     return flat
+
+
+def progress_rank(status, epochs_run) -> tuple:
+    """Which of several dirs of one job got furthest, largest first: completed, then running,
+    then the most epochs. Status, the report and a resume's dir lookup all keep that one."""
+    epochs = epochs_run if isinstance(epochs_run, (int, float)) else 0  # from a file
+    return status == "completed", status == "running", epochs
 
 
 def is_run_dir(path: Path) -> bool:

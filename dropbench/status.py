@@ -4,6 +4,11 @@ Reads files only (the trainer writes summary.json and metrics.csv atomically aft
 epoch), so it can watch a sweep from another shell or another machine sharing the disk. Jobs
 Hydra has not started yet are listed from the sweep's own record (`multirun.yaml`): Hydra's
 basic sweeper expands the same override lists in the same order.
+
+A job is what it trains: its overrides without those a resume may change (dropbench/jobdir.py).
+So the overrides of a resume (`trainer.resume=true`, other threads) are no jobs of their own,
+and a job found in two dirs (a sweep resumed under an earlier naming of job dirs) is listed
+and counted once, with a line naming the other dir.
 """
 
 import csv
@@ -12,13 +17,13 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from dropbench import DropbenchError
-from dropbench.rundir import find_run_dirs, parse_yaml
+from dropbench import DropbenchError, units
+from dropbench.rundir import find_run_dirs, parse_yaml, progress_rank
 
 FINAL = {"completed", "failed", "diverged", "interrupted"}
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -29,7 +34,7 @@ STALE_AFTER_S = 120.0  # a running job silent for 3 epochs + this long is flagge
 @dataclass
 class Job:
     name: str  # the job dir relative to the sweep dir ("" when not started)
-    overrides: list[str]
+    overrides: list[str]  # what the job trains: jobdir.job_overrides of its overrides
     status: str  # pending, starting, running, or a final status
     epoch: int = 0
     epochs: int | None = None
@@ -40,6 +45,7 @@ class Job:
     note: str = ""
     setup_s: float | None = None  # a finished job's time outside its epochs (start, data, test)
     epochs_s: float = 0.0  # time spent in epochs (summary.json wall_s)
+    duplicates: list[str] = field(default_factory=list)  # other dirs of the job, not counted
 
 
 def read_yaml(path: Path):
@@ -52,7 +58,8 @@ def read_yaml(path: Path):
 def read_job(run_dir: Path, sweep_dir: Path, now: float) -> Job:
     """One job's state from its files; a file caught missing or unreadable means 'not yet'."""
     name = os.path.relpath(run_dir, sweep_dir)
-    overrides = [str(o) for o in read_yaml(run_dir / ".hydra" / "overrides.yaml") or []]
+    recorded = read_yaml(run_dir / ".hydra" / "overrides.yaml")
+    overrides = job_identity(recorded if isinstance(recorded, list) else [])
     config = read_yaml(run_dir / ".hydra" / "config.yaml") or {}
     epochs = (config.get("trainer") or {}).get("epochs")
     try:
@@ -81,6 +88,19 @@ def read_job(run_dir: Path, sweep_dir: Path, now: float) -> Job:
         if since > 3 * per_epoch + STALE_AFTER_S:
             job.note = f"no update for {duration(since)}: killed?"
     return job
+
+
+def job_identity(overrides) -> list[str]:
+    """The overrides that say what a job trains (jobdir.job_overrides); an override Hydra
+    cannot parse is kept as it is."""
+    from hydra.errors import HydraException
+
+    from dropbench.jobdir import job_overrides
+
+    try:
+        return job_overrides(overrides)
+    except HydraException:
+        return sorted(map(str, overrides))
 
 
 def first_line(text) -> str:
@@ -140,26 +160,50 @@ def expand(overrides: list[str]) -> list[list[str]]:
 
 
 def sweep_jobs(sweep_dir: Path, now: float | None = None) -> tuple[list[Job], int | None]:
-    """Every job: started ones from their dirs, then the planned ones not started yet."""
+    """Every job once: started ones from their dirs, then the planned ones not started yet;
+    and the number of jobs the sweep has (None when unknown)."""
     now = time.time() if now is None else now
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise DropbenchError(f"{sweep_dir} is not a directory; give a sweep dir "
                              f"(multirun/DATE/TIME) or a run dir")
     dirs = [d for d in find_run_dirs([sweep_dir]) if "report" not in d.relative_to(sweep_dir).parts]
-    jobs = [read_job(d, sweep_dir, now) for d in dirs]
     plan, total = planned_jobs(sweep_dir)
-    if plan is not None:
-        started = [sorted(j.overrides) for j in jobs]
-        for overrides in plan:
-            if sorted(overrides) in started:
-                started.remove(sorted(overrides))
-            else:
-                jobs.append(Job("", overrides, "pending"))
+    planned = [job_identity(overrides) for overrides in plan or []]
+    jobs = once_each([read_job(d, sweep_dir, now) for d in dirs], planned)
+    started = [j.overrides for j in jobs]
+    for overrides in planned:
+        if overrides in started:
+            started.remove(overrides)
+        else:
+            jobs.append(Job("", overrides, "pending"))
     if not jobs:
         raise DropbenchError(f"no jobs under {sweep_dir} yet, and no multirun.yaml naming them; "
                              f"give the dir of a sweep made by `dropbench train -m`")
+    if plan is not None:  # a resume may name fewer jobs than the dir holds: count them all
+        total = len(jobs)
+    elif total is not None:
+        total = max(total, len(jobs))
     return jobs, total
+
+
+def once_each(jobs: list[Job], planned: list[list[str]]) -> list[Job]:
+    """The started jobs with each job once: where several dirs hold the same job, the one that
+    got furthest is kept and names the others. A sweep may plan one job more than once (a sweep
+    over trainer.epochs in numbered dirs): that many dirs are kept."""
+    by_job: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        by_job.setdefault(tuple(job.overrides), []).append(job)
+    kept = []
+    for identity, same in by_job.items():
+        room = max(1, planned.count(list(identity)))
+        same.sort(key=lambda j: j.name)
+        same.sort(key=lambda j: progress_rank(j.status, j.epoch), reverse=True)  # stable
+        counted, extra = same[:room], same[room:]
+        if extra:
+            counted[0].duplicates = [j.name for j in extra]
+        kept += counted
+    return sorted(kept, key=lambda j: j.name)
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -175,11 +219,7 @@ def duration(seconds: float | None) -> str:
 
 
 def shown_value(job: Job) -> str:
-    if job.best_val is None or math.isnan(job.best_val):
-        return "–"
-    if job.metric == "acc":
-        return f"{100 * job.best_val:.2f} %"
-    return f"{job.best_val:.4g}"
+    return units.shown(job.metric, job.best_val)
 
 
 def varying(jobs: list[Job]) -> list[list[str]]:
@@ -232,20 +272,21 @@ def progress_line(jobs: list[Job], total: int | None) -> str:
 
 
 def job_line(job: Job, jobs: list[Job], total: int | None) -> str:
-    """"job 3 (dropout.p=0.5 seed=1): completed, best val acc 93.80 %, 12s | 4/12 done, ..."."""
+    """"job dropout.p=0.5,seed=1 (dropout.p=0.5 seed=1): completed, val acc at best epoch
+    93.80 %, 12s | 4/12 done, ..."."""
     shared = set.intersection(*(set(j.overrides) for j in jobs)) if len(jobs) > 1 else set()
     own = [o for o in job.overrides if o not in shared]
     name = f"job {job.name}" + (f" ({' '.join(own)})" if own else "")
     result = job.status + (f" ({job.note})" if job.note else "")
     if job.best_val is not None:
-        result += f", best val {job.metric} {shown_value(job)}"
+        result += f", {units.at_best_epoch(job.metric)} {shown_value(job)}"
     return f"{name}: {result}, {duration(job.elapsed_s)} | {progress_line(jobs, total)}"
 
 
 def render(jobs: list[Job], total: int | None) -> str:
     metric = next((j.metric for j in jobs if j.metric), None)
-    best = f"best val {metric}" if metric else "best val"
-    header = ["job", "overrides", "status", "epoch", best, "elapsed", "ETA"]
+    header = ["job", "overrides", "status", "epoch", units.at_best_epoch(metric), "elapsed",
+              "ETA"]
     rows = [header]
     for job, overrides in zip(jobs, varying(jobs), strict=True):
         epoch = f"{job.epoch}/{job.epochs}" if job.epochs else str(job.epoch or "–")
@@ -258,7 +299,16 @@ def render(jobs: list[Job], total: int | None) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1]
              for r in rows]
-    return "\n".join([*lines, "", progress_line(jobs, total)])
+    return "\n".join([*lines, *duplicate_lines(jobs), "", progress_line(jobs, total)])
+
+
+def duplicate_lines(jobs: list[Job]) -> list[str]:
+    """One line per dir that holds a job already listed, so none is dropped without a word."""
+    lines = []
+    for job in jobs:
+        lines += [f"{other}: the same job as {job.name} (differs only in keys a resume may "
+                  f"change), counted once" for other in job.duplicates]
+    return ["", *lines] if lines else []
 
 
 def show(sweep_dir: Path, watch: float | None = None) -> None:

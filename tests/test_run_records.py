@@ -419,21 +419,6 @@ def test_diff_names_what_differs_in_runs_and_sweeps(cli, tmp_path):
 
 
 # --- the pieces, in process -------------------------------------------------------------------
-def test_job_dir_names_ignore_order_and_start_only_keys():
-    from dropbench.jobdir import job_dir_name
-
-    name = job_dir_name(["seed=1", "dropout.p=0.5"])
-    assert name == "dropout.p=0.5,seed=1"
-    assert job_dir_name(["dropout.p=0.5", "trainer.resume=true", "seed=1", "trainer.epochs=9",
-                         "trainer.progress=false", "data_dir=/elsewhere"]) == name
-    assert job_dir_name(["seed=2", "dropout.p=0.5"]) != name
-    assert job_dir_name(["trainer.resume=true"]) == "defaults"
-    hashed = job_dir_name(["dataset=textdir", "dataset.path=/data/wiki"])  # '/' in a value
-    assert hashed.startswith("job-") and len(hashed) == 20
-    assert hashed == job_dir_name(["dataset.path=/data/wiki", "dataset=textdir"])
-    assert job_dir_name([f"+x{i}=1" for i in range(40)]).startswith("job-")  # too long
-
-
 def test_changed_keys_follow_the_resume_rules():
     from dropbench.engine.resume import changed_keys
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dropbench import DropbenchError
-from dropbench.status import render, sweep_jobs
+from dropbench.status import render, show, sweep_jobs
 from test_report import make_run
 
 BASIC = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -65,8 +65,8 @@ def test_every_job_with_status_epoch_best_and_eta(running_sweep):
     assert by_overrides["dropout.p=0.5 seed=1"].status == "pending"
     table = render(jobs, total)
     lines = table.splitlines()
-    assert lines[0].split() == ["job", "overrides", "status", "epoch", "best", "val", "acc",
-                                "elapsed", "ETA"]
+    assert lines[0].split() == ["job", "overrides", "status", "epoch", "val", "acc", "at",
+                                "best", "epoch", "elapsed", "ETA"]
     assert lines[1].split() == ["0", "dropout.p=0", "seed=0", "completed", "5/5", "85.00",
                                 "%", "40s", "–"]
     assert lines[2].split()[3:] == ["running", "2/5", "82.00", "%", "50s", "0s"]
@@ -94,6 +94,75 @@ def test_search_sweepers_give_a_total_of_trials(tmp_path):
     assert render(jobs, total).splitlines()[-1].startswith("1/20 done (completed 1), 19 pending")
 
 
+def test_a_resumes_own_overrides_are_no_jobs_and_watch_ends(tmp_path, capsys):
+    """The resume's multirun.yaml adds trainer.resume and other threads and epochs: the plan
+    still names the two jobs the dirs hold, nothing is pending, and --watch prints once."""
+    sweep = tmp_path / "sweep"
+    multirun_yaml(sweep, ["dropout.p=0,0.5", "trainer.resume=true", "++trainer.threads=2",
+                          "trainer.epochs=5", "logger=[csv,tensorboard]"])
+    job(sweep, "dropout.p=0", ["dropout.p=0", "trainer.epochs=3"], T0 - 50, T0 - 40, p=0.0)
+    job(sweep, "dropout.p=0.5", ["dropout.p=0.5", "trainer.epochs=3"], T0 - 40, T0 - 30)
+    jobs, total = sweep_jobs(sweep, now=T0)
+    assert [(j.name, j.overrides, j.status) for j in jobs] == [
+        ("dropout.p=0", ["dropout.p=0"], "completed"),
+        ("dropout.p=0.5", ["dropout.p=0.5"], "completed")]
+    assert total == 2
+    show(sweep, watch=0.01)  # returns: every job has ended
+    out = capsys.readouterr().out
+    assert "pending" not in out and out.count("2/2 done (completed 2)") == 1
+
+
+def test_a_resume_of_some_jobs_still_counts_every_job_of_the_dir(tmp_path):
+    sweep = tmp_path / "sweep"
+    multirun_yaml(sweep, ["dropout.p=0", "trainer.resume=true"])  # resumed one job only
+    job(sweep, "dropout.p=0", ["dropout.p=0"], T0 - 50, T0 - 40, p=0.0)
+    job(sweep, "dropout.p=0.5", ["dropout.p=0.5"], T0 - 40, T0 - 30)
+    jobs, total = sweep_jobs(sweep, now=T0)
+    assert render(jobs, total).splitlines()[-1] == "2/2 done (completed 2)"
+
+
+def test_a_path_typed_otherwise_on_resume_is_the_same_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    multirun_yaml(sweep, ["dataset.path='/data/my corpus'", "trainer.resume=true"])
+    job(sweep, "dataset.path=my_corpus-0a1b2c3d", ["dataset.path=/data/my\\ corpus"], T0 - 50,
+        T0 - 40)
+    jobs, total = sweep_jobs(sweep, now=T0)
+    assert [(j.overrides, j.status) for j in jobs] == [(["dataset.path=/data/my corpus"],
+                                                        "completed")]
+    assert total == 1
+
+
+def test_a_job_in_two_dirs_is_listed_and_counted_once(tmp_path):
+    """A sweep resumed under an earlier naming left a second dir per job (named with
+    trainer.threads); the one that completed is listed, the other named below the table."""
+    sweep = tmp_path / "sweep"
+    multirun_yaml(sweep, ["dropout.p=0,0.5", "trainer.threads=2", "trainer.resume=true"])
+    job(sweep, "dropout.p=0,trainer.threads=1", ["dropout.p=0", "trainer.threads=1"], T0 - 90,
+        T0 - 80, p=0.0)
+    job(sweep, "dropout.p=0,trainer.threads=2", ["trainer.threads=2", "trainer.resume=True",
+                                                 "dropout.p=0"], T0 - 20, T0 - 5, p=0.0,
+        done=1, status="running")
+    jobs, total = sweep_jobs(sweep, now=T0)
+    assert [(j.name, j.status) for j in jobs] == [("dropout.p=0,trainer.threads=1", "completed"),
+                                                  ("", "pending")]
+    assert jobs[0].duplicates == ["dropout.p=0,trainer.threads=2"] and total == 2
+    lines = render(jobs, total).splitlines()
+    assert ("dropout.p=0,trainer.threads=2: the same job as dropout.p=0,trainer.threads=1 "
+            "(differs only in keys a resume may change), counted once") in lines
+    assert lines[-1].startswith("1/2 done (completed 1), 1 pending")
+
+
+def test_a_sweep_over_epochs_in_numbered_dirs_keeps_both_jobs(tmp_path):
+    """trainer.epochs does not name a job, but a sweep that plans it twice has two jobs."""
+    sweep = tmp_path / "sweep"
+    multirun_yaml(sweep, ["trainer.epochs=1,2"])  # with hydra.sweep.subdir=${hydra.job.num}
+    job(sweep, "0", ["trainer.epochs=1"], T0 - 50, T0 - 40, epochs=1)
+    job(sweep, "1", ["trainer.epochs=2"], T0 - 40, T0 - 30, epochs=2)
+    jobs, total = sweep_jobs(sweep, now=T0)
+    assert [(j.name, j.epochs, j.duplicates) for j in jobs] == [("0", 1, []), ("1", 2, [])]
+    assert total == 2
+
+
 def test_bad_dirs_are_one_line_errors(tmp_path, cli):
     with pytest.raises(DropbenchError, match="no jobs under"):
         sweep_jobs(tmp_path)
@@ -114,8 +183,8 @@ def test_real_sweep_prints_progress_and_status_reads_it(tmp_path, cli):
     # one line per job as it ends, in the sweep's order (job dirs may be named either way)
     assert [ln.split(": ")[0].rsplit("(", 1)[1] for ln in lines] == [
         "dropout.p=0)", "dropout.p=0.5)", "dropout.p=1.5)"]
-    assert "completed, best val acc" in lines[0] and "| 1/3 done (completed 1), 2 pending" in \
-        lines[0]
+    assert "completed, val acc at best epoch" in lines[0]
+    assert "| 1/3 done (completed 1), 2 pending" in lines[0]
     assert lines[2].split(" | ")[1] == "3/3 done (completed 2, failed 1)"
     assert "failed (dropout.p=1.5 is out of range" in lines[2]
     status = cli("status", "sweep", "--watch", "1")  # every job has ended: one table, exit 0

@@ -2,11 +2,13 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from data_files import write_mnist
 
@@ -99,3 +101,88 @@ def test_optuna_preset_searches_rates(cli, tmp_path):
     best = max(json.loads((j / "summary.json").read_text())["best_val_acc"]
                for j in job_dirs(tmp_path / "sweep"))
     assert f"best_value: {best}" in results
+
+
+# --- a sweep job is what it trains ---------------------------------------------------------------
+SWEEP = ["dropout.p=0,0.5", "seed=0,1", "trainer.epochs=2", "model.hidden=[16]",
+         "hydra.sweep.dir=sweep"]
+# Every key a resume may change (rundir.RESUME_MAY_CHANGE), changed; trainer.overwrite=true
+# would start the jobs over, so it is given as it was, with a ++ prefix.
+RESUME_ONLY = ["trainer.resume=true", "trainer.threads=2", "trainer.progress=true", "device=cpu",
+               "logger=[csv,tensorboard]", "data_dir=elsewhere", "trainer.epochs=1",
+               "++trainer.overwrite=false"]
+
+
+def test_resume_with_every_resume_only_key_changed_trains_nothing_new(cli, tmp_path):
+    first = cli("train", "-m", *SWEEP, "trainer.threads=1", "trainer.progress=false",
+                "~hydra.callbacks.report")
+    assert first.returncode == 0, first.stderr
+    sweep = tmp_path / "sweep"
+    jobs = job_dirs(sweep)
+    assert [j.name for j in jobs] == [f"dropout.p={p},model.hidden=[16],seed={seed}"
+                                      for p in ("0", "0.5") for seed in (0, 1)]
+    log = (jobs[0] / "train.log").read_text()  # accuracy in percent, as status shows it
+    assert re.search(r"epoch 2/2  train loss \d\.\d{4} acc \d+\.\d\d %  train_eval loss .* "
+                     r"val loss \d\.\d{4} acc \d+\.\d\d %", log)
+    assert re.search(r"test acc \d+\.\d\d %", log)
+    # a dir named as an earlier dropbench named it (with the threads it ran with) is found too
+    legacy = jobs[0].rename(sweep / f"{jobs[0].name},trainer.threads=1")
+    jobs = job_dirs(sweep)
+    metrics = {job: (job / "metrics.csv").read_bytes() for job in jobs}
+
+    again = cli("train", "-m", *SWEEP, *RESUME_ONLY)
+    assert again.returncode == 0, again.stderr
+    assert job_dirs(sweep) == jobs, "a resume-only key must not make a new job dir"
+    assert legacy in jobs
+    for job in jobs:
+        assert trainings_started(job) == 1 and (job / "metrics.csv").read_bytes() == metrics[job]
+    progress = [ln for ln in again.stdout.splitlines() if ln.startswith("job ")]
+    assert [ln.split(" | ")[1] for ln in progress] == ["4/4 done (completed 4)"] * 4
+    summary = (sweep / "report" / "summary.csv").read_text().splitlines()
+    header = summary[0].split(",")
+    assert [row.split(",")[header.index("n")] for row in summary[1:]] == ["2", "2"]  # 2 seeds
+    status = cli("status", "sweep", "--watch", "1")  # nothing pending: one table, exit 0
+    assert status.returncode == 0, status.stderr
+    assert "pending" not in status.stdout
+    assert status.stdout.splitlines()[-1] == "4/4 done (completed 4)"
+
+
+def test_job_dir_names_leave_out_resume_only_keys_and_stay_readable(tmp_path):
+    from dropbench.jobdir import job_dir_name
+
+    name = job_dir_name(["seed=1", "dropout.p=0.5"])
+    assert name == "dropout.p=0.5,seed=1"
+    assert job_dir_name(["dropout.p=0.5", "seed=1", *RESUME_ONLY, "+trainer.threads=3",
+                         "~device", "+logger/tensorboard=tensorboard"]) == name
+    # a path: its last component and a hash of the whole value; another path, another hash
+    corpus = job_dir_name(["dataset=textdir", "dataset.path=/data/my corpus/x"])
+    assert re.fullmatch(r"dataset\.path=x-[0-9a-f]{8},dataset=textdir", corpus)
+    assert corpus == job_dir_name(["dataset.path=/data/my\\ corpus/x", "dataset=textdir"])
+    assert corpus == job_dir_name(["dataset.path='/data/my corpus/x'", "dataset=textdir"])
+    assert corpus != job_dir_name(["dataset=textdir", "dataset.path=/data/other/x"])
+    assert re.fullmatch(r"\+note=it_is_mine-[0-9a-f]{8}", job_dir_name(["+note='it is: mine'"]))
+    long = job_dir_name([f"+x{i}=1" for i in range(40)])
+    assert len(long) <= 120 and long.startswith("+x0=1,+x10=1,")
+    assert re.search(r"-[0-9a-f]{16}$", long)
+    assert long != job_dir_name([f"+x{i}=1" for i in range(41)])
+    assert job_dir_name(["trainer.resume=true"]) == "defaults"
+
+
+def test_job_dir_of_an_earlier_naming_is_found_by_its_overrides(tmp_path):
+    from dropbench.jobdir import job_dir_name
+
+    sweep = tmp_path / "sweep"
+    for name, status in (("job-0123456789abcdef", "completed"),
+                         ("dropout.p=0,trainer.threads=1", "interrupted"),
+                         ("dropout.p=0,trainer.threads=2", "completed")):
+        (sweep / name / ".hydra").mkdir(parents=True)
+        overrides = ["dataset.path=/d/x"] if name.startswith("job-") else [
+            "dropout.p=0", name.rsplit(",", 1)[1]]
+        (sweep / name / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        (sweep / name / "summary.json").write_text(json.dumps({"status": status}))
+    assert job_dir_name(["dataset.path=/d/x", "trainer.threads=4"], sweep) == \
+        "job-0123456789abcdef"
+    # two dirs of one job: the completed one
+    assert job_dir_name(["dropout.p=0", "trainer.threads=4"], sweep) == \
+        "dropout.p=0,trainer.threads=2"
+    assert job_dir_name(["dropout.p=0.5"], sweep) == "dropout.p=0.5"  # a new job

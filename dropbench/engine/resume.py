@@ -59,19 +59,13 @@ def changed_keys(old: dict, new: dict) -> list[str]:
         before, after = old_flat.get(key, ABSENT), new_flat.get(key, ABSENT)
         if before == after:
             continue
-        rule = may_change(key)
+        rule = rundir.resume_rule(key)
         if rule is None:
             changes.append(f"{key}: {show(before)} -> {show(after)}")
         elif rule.unless_key and old_flat.get(rule.unless_key) in rule.unless_values:
             changes.append(f"{key}: {show(before)} -> {show(after)} (not with "
                            f"{rule.unless_key}={old_flat[rule.unless_key]})")
     return changes
-
-
-def may_change(key: str) -> rundir.ResumeRule | None:
-    """The rule that lets `key` differ on resume: its own, or one for a group above it."""
-    return next((rule for rule in rundir.RESUME_MAY_CHANGE
-                 if key == rule.key or key.startswith(rule.key + ".")), None)
 
 
 def has_trained(run_dir: Path) -> bool:

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 import dropbench
-from dropbench import DropbenchError, rundir
+from dropbench import DropbenchError, rundir, units
 from dropbench.dropout import hooks
 from dropbench.dropout.describe import describe_dropout
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
@@ -258,17 +258,17 @@ class Run:
                 self.summary["eval_compare"] = self.task.compare(self.model, self.cfg.eval)
         self.write_summary(status="completed", stopped_early=stopped_early, test_loss=test["loss"],
                            **{f"test_{m}": test[m]})
-        log.info("completed: best epoch %s, test loss %.4f, test %s %.4f",
-                 self.best["epoch"], test["loss"], m, test[m])
+        log.info("completed: best epoch %s, test loss %.4f, test %s %s",
+                 self.best["epoch"], test["loss"], m, units.shown(m, test[m]))
         return self.summary
 
 
 def log_epoch(row: dict, epochs: int, m: str) -> None:
-    log.info(
-        "epoch %d/%d  train %.4f/%.4f  train_eval %.4f/%.4f  val %.4f/%.4f  (loss/%s, %.1fs)",
-        row["epoch"], epochs, row["train_loss"], row[f"train_{m}"], row["train_eval_loss"],
-        row[f"train_eval_{m}"], row["val_loss"], row[f"val_{m}"], m, row["seconds"],
-    )
+    """`epoch 3/20  train loss 0.4321 acc 86.02 %  train_eval ...  val ...  (1.2s)`: accuracy
+    in percent, as status and the report show it (metrics.csv keeps the fraction)."""
+    scores = [f"{split} loss {row[f'{split}_loss']:.4f} {m} {units.shown(m, row[f'{split}_{m}'])}"
+              for split in ("train", "train_eval", "val")]
+    log.info("epoch %d/%d  %s  (%.1fs)", row["epoch"], epochs, "  ".join(scores), row["seconds"])
 
 
 def sigterm_as_interrupt():

@@ -4,6 +4,12 @@ A run dir (docs/run-dir.md, names in dropbench/rundir.py) holds `.hydra/config.y
 `metrics.csv` (one row per epoch) and `summary.json`. This module reads files only: it never
 imports the engine, so it also works on runs copied from another machine, on sweeps that are
 still running and on killed ones.
+
+Each job counts once: two run dirs side by side (in one sweep dir) whose configs, seed
+included, differ only in keys that do not change results (threads, device, loggers:
+rundir.tells_results_apart) hold the same job, as a sweep resumed under an earlier naming of
+job dirs leaves them; the one that got furthest is read and the other is listed among the
+runs left out, with the reason.
 """
 
 import json
@@ -21,10 +27,11 @@ from dropbench.rundir import find_run_dirs
 
 log = logging.getLogger("dropbench")
 
-# Config keys that never define a configuration: bookkeeping, or the seed we aggregate over.
-NOT_A_SETTING = {"seed", "data_dir", "device", "trainer.resume", "trainer.overwrite",
-                 "trainer.progress"}
+# Config keys that never define a configuration: the seed we aggregate over, and those that
+# only say how or where a run was carried out (rundir.RESUME_MAY_CHANGE, apart from
+# trainer.epochs, whose value changes the results).
 NOT_A_SETTING_PREFIXES = ("hydra.", "paper.")
+DUPLICATE = "duplicate"  # the status a job's second dir is listed with among the left-out runs
 HIGHER_IS_BETTER = {"acc"}  # every other metric (loss, ppl) is better when lower
 MC_SAMPLE_KEYS = ("T", "samples", "mc_samples", "n_samples")
 
@@ -248,24 +255,76 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame, list[dict]]:
     return flat_config, fields, metrics, mc_points(summary, config, m)
 
 
+def is_setting(key: str) -> bool:
+    """Whether a config key may define a configuration (not the seed, not bookkeeping)."""
+    return (key != "seed" and rundir.tells_results_apart(key)
+            and not key.startswith(NOT_A_SETTING_PREFIXES))
+
+
+@dataclass
+class ReadRun:
+    """One run dir as read_run gives it, before the runs become tables."""
+
+    name: str
+    path: Path
+    config: dict  # flat
+    fields: dict
+    metrics: pd.DataFrame
+    points: list[dict]
+
+    def job(self) -> tuple:
+        """Runs with equal jobs are one job: the same parent dir (a sweep dir), and equal
+        values of every key that can change results (the seed included)."""
+        values = tuple(sorted((k, format_value(v)) for k, v in self.config.items()
+                              if rundir.tells_results_apart(k)))
+        return str(self.path.resolve().parent), values
+
+    def progress(self) -> tuple:
+        return rundir.progress_rank(self.fields.get("status"), self.fields.get("epochs_run"))
+
+
+def once_each(read: list[ReadRun]) -> tuple[list[ReadRun], list[tuple[str, str, str]]]:
+    """(the runs, each job once, in their order; a skipped entry for each other dir of a job)."""
+    by_job: dict[tuple, list[ReadRun]] = {}
+    for run in read:
+        by_job.setdefault(run.job(), []).append(run)
+    dropped = []
+    for same in by_job.values():
+        kept = max(same, key=ReadRun.progress)  # the first dir among equals
+        for other in (run for run in same if run is not kept):
+            keys = sorted(k for k in other.config.keys() | kept.config.keys()
+                          if other.config.get(k) != kept.config.get(k))
+            why = (f"the same job as {kept.name} (its config differs only in "
+                   f"{', '.join(keys) or 'nothing'}); counted once")
+            log.warning("left out run %s: %s", other.name, why)
+            dropped.append((other.name, why, DUPLICATE))
+    left_out = {name for name, *_ in dropped}
+    return [run for run in read if run.name not in left_out], dropped
+
+
 def collect(paths) -> Collection:
-    """Read every run under `paths`; broken ones are skipped with a warning naming them."""
+    """Read every run under `paths`, each job once; broken ones are skipped with a warning
+    naming them."""
     paths = [Path(p) for p in paths]
     run_dirs = find_run_dirs(paths)
     base = Path(os.path.commonpath([p.resolve() for p in paths]))
-    runs, epochs, mc, skipped, config_columns = [], [], [], [], {}
+    read, skipped = [], []
     for run_dir in run_dirs:
         name = run_name(run_dir.resolve(), base)
         try:
-            config, fields, metrics, points = read_run(run_dir)
+            read.append(ReadRun(name, run_dir, *read_run(run_dir)))
         except BrokenRun as e:
             log.warning("skipped run %s: %s", name, e)
             skipped.append((name, str(e), e.status))
-            continue
-        config_columns.update(dict.fromkeys(config))
-        runs.append({"run": name, "path": str(run_dir.resolve()), **config, **fields})
-        epochs.append(metrics.assign(run=name, **config))
-        mc += [{"run": name, **p} for p in points]
+    read, duplicates = once_each(read)
+    skipped += duplicates
+    runs, epochs, mc, config_columns = [], [], [], {}
+    for run in read:
+        config_columns.update(dict.fromkeys(run.config))
+        runs.append({"run": run.name, "path": str(run.path.resolve()), **run.config,
+                     **run.fields})
+        epochs.append(run.metrics.assign(run=run.name, **run.config))
+        mc += [{"run": run.name, **p} for p in run.points]
     if not runs:
         where = ", ".join(map(str, paths))
         detail = f" ({len(skipped)} unreadable, see the warnings above)" if skipped else ""
@@ -283,8 +342,7 @@ def collect(paths) -> Collection:
 # --- grouping ---------------------------------------------------------------------------------
 def varying_settings(runs: pd.DataFrame, config_columns: list[str]) -> list[str]:
     """Config columns whose value differs between runs (seed and bookkeeping excluded)."""
-    settings = [c for c in config_columns
-                if c not in NOT_A_SETTING and not c.startswith(NOT_A_SETTING_PREFIXES)]
+    settings = [c for c in config_columns if is_setting(c)]
     return [c for c in settings if runs[c].map(format_value).nunique() > 1]
 
 

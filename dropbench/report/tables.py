@@ -18,7 +18,7 @@ def quantities(m: str) -> list[tuple[str, str, float, int]]:
     return [
         ("best_epoch", "best epoch", 1.0, 1),
         ("best_val_loss", "best val loss", 1.0, 4),
-        (f"best_val_{m}", f"best val {m}{unit}", pct, 2),
+        (f"best_val_{m}", f"val {m} at best epoch{unit}", pct, 2),  # lowest val loss
         ("test_loss", "test loss", 1.0, 4),
         (f"test_{m}", f"test {m}{unit}", pct, 2),
         ("final_gap_loss", "final gap loss", 1.0, 4),
