@@ -79,9 +79,9 @@ def draw(runs: pd.DataFrame, keys: list[str], m: str) -> Figure:
     ax.grid(False)
     ax.spines[["left", "bottom"]].set_visible(False)
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax,
-                 label=metric_label(m, "best validation"))
-    title(fig, f"Hyperparameters of {len(runs)} runs, coloured by best validation "
-               f"{metric_label(m).split(' (')[0]}")
+                 label=metric_label(m, "validation at best epoch"))
+    title(fig, f"Hyperparameters of {len(runs)} runs, coloured by the validation "
+               f"{metric_label(m).split(' (')[0]} at the best epoch")
     return fig
 
 

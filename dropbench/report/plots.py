@@ -281,7 +281,7 @@ def n_seeds(runs: pd.DataFrame) -> str:
 
 def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
     scale = metric_scale(m)
-    panels = [(f"best_val_{m}", metric_label(m, "best validation"), scale),
+    panels = [(f"best_val_{m}", metric_label(m, "validation at best epoch"), scale),
               (f"test_{m}", metric_label(m, "test (at best val)"), scale)]
     return sweep_figure(runs, rate_col, by, panels,
                         f"Rate sweep: mean over seeds ({n_seeds(runs)}), error bars ± 1 sample "
@@ -308,7 +308,7 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
     every seed as a small dot, mean ± 1 sample std as a bar, and the first configuration
     without dropout as a dotted reference line in both panels."""
     scale = metric_scale(m)
-    panels = [(f"best_val_{m}", metric_label(m, "best validation")),
+    panels = [(f"best_val_{m}", metric_label(m, "validation at best epoch")),
               (f"test_{m}", metric_label(m, "test (at best val)"))]
     longest = max(len(names[g]) for g in groups)
     fig, axes = new_figure(2, width=3.2 + 0.035 * longest,
