@@ -6,8 +6,9 @@ the task comes too late to leave the disk untouched. `on_run_start` sees the com
 a single run before its dir exists. For a sweep, `on_multirun_start` composes and checks every
 job of the basic sweeper before the sweep dir exists, so one bad value refuses the whole sweep
 before any job trains; the composed configs are handed on to the sweeper's own composition
-(Sweeper.validate_batch_is_legal), so no job is composed twice for this. Other sweepers choose
-their jobs as they go: their jobs are checked as Hydra composes each one, before its dir.
+(Sweeper.validate_batch_is_legal), so no job is composed twice for this. Other sweepers (the
+Optuna search) choose their jobs as they go: the sweep's config with the values they do not
+choose is checked up front, and each job as Hydra composes it, before its dir.
 
 A refusal is one line on stderr and exit code 2 (SystemExit: Hydra turns an exception raised
 in a callback into a warning and goes on).
@@ -97,6 +98,7 @@ class ValidateConfig(Callback):
         loader = GlobalHydra.instance().config_loader()
         if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
             CheckedJobs(loader)
+            self.on_run_start(config)  # the values the sweeper does not choose, as given
             return
         try:
             jobs, swept = basic_sweep(config, loader)
