@@ -280,7 +280,39 @@ def inference_rule(cfg) -> str | None:
     return None
 
 
-RULES = (device_rule, momentum_rule, resnet_rule, tied_rule, inference_rule)
+@dataclass(frozen=True)
+class DataKind:
+    """What a dataset (conf/dataset/<name>.yaml) gives the model, and the keys it honours."""
+
+    text: bool = False  # a word-level corpus (language models) rather than labelled images
+    augment: bool = False  # dataset.augment is implemented for it
+    needs_path: bool = False  # dataset.path names the directory it reads
+
+
+DATA_KINDS = {"digits": DataKind(), "mnist": DataKind(), "cifar10": DataKind(augment=True),
+              "ptb": DataKind(text=True), "textdir": DataKind(text=True, needs_path=True)}
+LANGUAGE_MODELS = ("lstm", "gru")  # the families that read text; every other reads images
+
+
+def data_rule(cfg) -> str | None:
+    d, model = cfg.dataset, cfg.model.name
+    kind = DATA_KINDS.get(d.name)
+    if kind is None:
+        return None  # an unknown dataset is named by load_data
+    if kind.text != (model in LANGUAGE_MODELS):
+        return (f"model={model} cannot train on dataset={d.name}: "
+                + (f"use model={' or model='.join(LANGUAGE_MODELS)} for a text corpus" if kind.text
+                   else "a language model needs a text dataset (dataset=ptb or dataset=textdir)"))
+    if d.augment and not kind.augment:
+        return (f"dataset.augment=true is implemented for cifar10 only (crops and flips of "
+                f"natural images), not {d.name}; drop the override")
+    if kind.needs_path and not (d.path and Path(d.path).expanduser().is_dir()):
+        return (f"dataset={d.name} needs dataset.path=DIR, a directory with train.txt, "
+                f"valid.txt and test.txt" + (f"; {d.path} is not one" if d.path else ""))
+    return None
+
+
+RULES = (device_rule, momentum_rule, resnet_rule, tied_rule, inference_rule, data_rule)
 
 
 def validate(cfg) -> None:

@@ -140,14 +140,19 @@ def test_range_limits_themselves_follow_the_declaration(compose):
 
 @pytest.mark.parametrize("overrides, fragment", [
     (["model.hidden=[]", "dropout.p=0.8"], "model=mlp has no hidden place for dropout.p=0.8"),
-    (["model=lstm", "model.hidden=[20]", "dropout=variational", "dropout.p=0.5"],
+    (["dataset=ptb", "model=lstm", "model.hidden=[20]", "dropout=variational", "dropout.p=0.5"],
      "model=lstm has no hidden place for dropout.p=0.5"),
     (["model=lenet", "model.hidden=[]", "dropout.where=fc", "dropout.p=0.3"],
      "dropout.where=fc puts dropout.p=0.3 on fully connected layers only"),
     (["optim.nesterov=true", "optim.momentum=0"], "optim.nesterov=true needs"),
     (["optim=ntasgd", "optim.momentum=0.9"], "optim=ntasgd is plain averaged SGD"),
     (["model=resnet", "model.blocks=[2,2,2]"], "model.channels="),
-    (["model=lstm", "model.tied=true", "model.hidden=[20,30]"], "model.tied=true needs"),
+    (["dataset=ptb", "model=lstm", "model.tied=true", "model.hidden=[20,30]"],
+     "model.tied=true needs"),
+    (["model=lstm"], "model=lstm cannot train on dataset=digits"),
+    (["dataset=ptb"], "model=mlp cannot train on dataset=ptb"),
+    (["dataset=textdir", "model=lstm"], "dataset=textdir needs dataset.path=DIR"),
+    (["dataset.augment=true"], "dataset.augment=true is implemented for cifar10 only"),
 ])
 def test_settings_that_would_be_dropped_or_clash_are_refused(compose, overrides, fragment):
     with pytest.raises(DropbenchError, match=re.escape(fragment)):
