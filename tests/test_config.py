@@ -180,3 +180,30 @@ def test_refused_sweep_names_its_job_and_writes_nothing(cli, tmp_path):
         "dropbench: error: sweep job dropout.p=1.5,seed=0: dropout.p=1.5 is out of range; use "
         "a drop probability in [0, 1)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def every_schema() -> list:
+    """Every dataclass a composed config is checked against, nested ones included."""
+    from dataclasses import fields, is_dataclass
+
+    from dropbench.config import MODEL_SCHEMAS, Config
+    from dropbench.dropout.catalog import DECLARED
+
+    found, todo = [], [Config, *MODEL_SCHEMAS.values(), *(d.params for d in DECLARED.values())]
+    while todo:
+        schema = todo.pop()
+        if schema not in found:
+            found.append(schema)
+            todo += [f.type for f in fields(schema) if is_dataclass(f.type)]
+    return found
+
+
+def test_every_numeric_field_declares_its_range():
+    """A new int or float key without a declared range fails here, not in a user's run."""
+    from dataclasses import fields
+
+    numeric = ("int", "float", "int | None", "float | None", "list")  # list: list[int]
+    unchecked = [f"{schema.__name__}.{f.name}" for schema in every_schema()
+                 for f in fields(schema) if getattr(f.type, "__name__", str(f.type)) in numeric
+                 and not {"bound", "each", "rate"} & set(f.metadata)]
+    assert unchecked == []
