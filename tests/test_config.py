@@ -207,3 +207,21 @@ def test_every_numeric_field_declares_its_range():
                  for f in fields(schema) if getattr(f.type, "__name__", str(f.type)) in numeric
                  and not {"bound", "each", "rate"} & set(f.metadata)]
     assert unchecked == []
+
+
+def test_declared_choices_are_the_ones_the_builders_build():
+    """config.py lists the choices torch-free; the torch side must build exactly those."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from dropbench.config import ACTIVATIONS, OPTIMIZERS, SCHEDULES, OptimConfig
+    from dropbench.engine.optim import build_optimizer, build_scheduler
+    from dropbench.models.mlp import ACTIVATIONS as BUILT
+
+    assert set(ACTIVATIONS) == set(BUILT)
+    model = torch.nn.Linear(2, 1)
+    for name in OPTIMIZERS:
+        cfg = OmegaConf.merge(OmegaConf.structured(OptimConfig), {"name": name})
+        optimizer = build_optimizer(cfg, model)
+        for schedule in SCHEDULES:
+            build_scheduler(OmegaConf.merge(cfg, {"schedule": schedule}), optimizer, 3)
