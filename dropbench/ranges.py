@@ -135,8 +135,9 @@ def check_value(key: str, value: Any, f) -> None:
         for r in value if meta["rate"] == "per_layer" and is_list(value) else [value]:
             check_rate(r, key)
     elif "choices" in meta and value not in meta["choices"]:
-        raise DropbenchError(f"{key}={value!r} is unknown; use {' or '.join(meta['choices'])}"
-                             f"{doc}")
+        *rest, last = meta["choices"]
+        raise DropbenchError(f"{key}={value!r} is unknown; use "
+                             f"{', '.join(rest) + ' or ' if rest else ''}{last}")
     elif "bound" in meta and not (value is None and meta.get("null")):
         bound = meta["bound"]
         if not bound.admits(value):
