@@ -9,6 +9,8 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from data_files import write_cifar10, write_mnist
@@ -16,6 +18,7 @@ from dropbench import DropbenchError
 from dropbench.data import load_data
 from dropbench.data.cifar import CIFAR10_FOLDER
 from dropbench.data.idx import write_idx
+from dropbench.data.vision import MNIST_FILES
 
 CPU = torch.device("cpu")
 
@@ -114,6 +117,39 @@ def test_damaged_gzip_archive_is_named_with_the_fix(tmp_path, damage, words):
         message = str(refused.value)
         assert f"{archive} is damaged ({words}" in message
         assert "delete it and run `dropbench data download mnist`" in message
+
+
+# --- random corruption: consistent data or one refusal, never anything else ------------------
+def corrupt(blob: bytes, how: str, at: int, byte: int) -> bytes:
+    at %= max(len(blob), 1)
+    if how == "truncate":
+        return blob[:at]
+    if how == "append":
+        return blob + bytes([byte]) * (at % 7 + 1)
+    return blob[:at] + bytes([blob[at] ^ (byte or 1)]) + blob[at + 1:]  # flip bits of one byte
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(MNIST_FILES), archived=st.booleans(),
+       how=st.sampled_from(["truncate", "append", "flip"]),
+       at=st.one_of(st.integers(0, 20), st.integers(0, 10**6)), byte=st.integers(0, 255))
+def test_any_corruption_loads_consistent_data_or_is_refused(tmp_path_factory, name, archived,
+                                                            how, at, byte):
+    root = tmp_path_factory.mktemp("mnist")
+    raw = write_mnist(root, n_train=60, n_test=30)
+    if archived:
+        gzip_all(raw)
+    path = raw / (f"{name}.gz" if archived else name)
+    path.write_bytes(corrupt(path.read_bytes(), how, at, byte))
+    try:
+        data = load_mnist_from(root)
+    except DropbenchError as e:
+        assert "\n" not in str(e) and str(raw) in str(e)
+        return
+    for split in (data.train, data.val, data.test):  # what loads is whole and consistent
+        assert len(split.x) == len(split.y) and split.x.shape[1:] == (1, 28, 28)
+        assert 0 <= int(split.y.min()) and int(split.y.max()) <= 9
 
 
 # --- CIFAR-10 ---------------------------------------------------------------------------------
