@@ -106,3 +106,36 @@ def test_random_overrides_run_or_fail_in_one_line(tmp_path_factory, drawn):
 @given(overrides)
 def test_many_random_overrides(tmp_path_factory, drawn):
     run_or_fail_in_one_line(tmp_path_factory.mktemp("fuzz"), drawn)
+
+
+SWEPT = {key: VALUES[key] for key in ("dropout.p", "seed", "optim.lr", "optim.momentum",
+                                      "optim.clip", "trainer.batch_size", "model.hidden",
+                                      "dataset.val_size", "optim.weight_decay")}
+sweeps = st.sampled_from(sorted(SWEPT)).flatmap(lambda key: st.lists(
+    SWEPT[key].map(str).filter(lambda v: v and not set(v) & set(",[]{}'$:=")), min_size=2,
+    max_size=2, unique=True).map(lambda values: f"{key}={','.join(values)}"))
+
+
+def sweep_runs_or_fails_in_one_line(tmp, swept: str) -> None:
+    args = ["-m", "trainer.epochs=1", "model.hidden=[8]", "dataset.train_subset=60",
+            "trainer.progress=false", "trainer.threads=1", "device=cpu",
+            "~hydra.callbacks.report", swept, "hydra.sweep.dir=sweep"]
+    r = run_cli("train", *args, cwd=tmp, env={"DROPBENCH_DATA": str(tmp / "data")},
+                timeout=300)
+    assert "Traceback" not in r.stdout + r.stderr, (swept, r.stderr)
+    statuses = [json.loads(s.read_text())["status"] for s in (tmp / "sweep").rglob(
+        "summary.json")]
+    if r.returncode == 0:
+        assert statuses == ["completed"] * 2, swept
+        return
+    assert r.stderr.strip().splitlines()[-1].startswith("dropbench: error: "), r.stderr
+    # refused up front (no sweep dir), or each job ended with a true status
+    assert set(statuses) <= {"completed", "failed", "diverged"}, (swept, statuses)
+    assert (tmp / "sweep").exists() == bool(statuses), swept
+
+
+@pytest.mark.slow
+@settings(max_examples=25, **FUZZ)
+@given(sweeps)
+def test_random_sweeps_run_or_fail_in_one_line(tmp_path_factory, swept):
+    sweep_runs_or_fails_in_one_line(tmp_path_factory.mktemp("sweep"), swept)
