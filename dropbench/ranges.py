@@ -113,6 +113,8 @@ def option(default, doc: str):
 # --- checking --------------------------------------------------------------------------------
 def check_rate(p: Any, what: str) -> float:
     try:
+        if isinstance(p, bool):  # float(False) would pass a flag off as a rate of 0
+            raise TypeError
         p = float(p)
     except (TypeError, ValueError):
         raise DropbenchError(

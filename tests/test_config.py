@@ -126,6 +126,7 @@ def test_every_declared_range_is_refused_in_one_line(compose, prefix, base, f):
 
 
 @pytest.mark.parametrize("override", ["optim.lr=nan", "optim.lr=inf", "optim.clip=-inf",
+                                      "dropout.p=false", "dropout.p_input=nan",
                                       "optim.momentum=1", "optim.gamma=0", "seed=4294967296",
                                       "optim.schedule=linear", "model.activation=swish"])
 def test_non_finite_and_edge_values_are_refused(compose, override):
