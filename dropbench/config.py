@@ -243,6 +243,9 @@ def momentum_rule(cfg) -> str | None:
     if o.name == "ntasgd" and o.momentum != 0:
         return (f"optim=ntasgd is plain averaged SGD, but optim.momentum={o.momentum}; set "
                 f"optim.momentum=0")
+    if o.name in ("adam", "adamw") and o.momentum != 0:  # Adam's betas are its own momentum
+        return (f"optim={o.name} has no momentum setting, but optim.momentum={o.momentum}; set "
+                f"optim.momentum=0, or use optim=sgd for SGD with momentum")
     if o.nesterov and (o.name != "sgd" or o.momentum <= 0):
         return (f"optim.nesterov=true needs optim=sgd with optim.momentum > 0 (got "
                 f"optim={o.name}, momentum={o.momentum}); set optim.momentum=0.9 or "
@@ -306,6 +309,9 @@ def data_rule(cfg) -> str | None:
     if d.augment and not kind.augment:
         return (f"dataset.augment=true is implemented for cifar10 only (crops and flips of "
                 f"natural images), not {d.name}; drop the override")
+    if d.path and not kind.needs_path:
+        return (f"dataset.path={d.path} is read by dataset=textdir only, not {d.name}; drop it "
+                f"(data_dir sets where {d.name} is kept) or use dataset=textdir")
     if kind.needs_path and not (d.path and Path(d.path).expanduser().is_dir()):
         return (f"dataset={d.name} needs dataset.path=DIR, a directory with train.txt, "
                 f"valid.txt and test.txt" + (f"; {d.path} is not one" if d.path else ""))

@@ -147,6 +147,8 @@ def test_range_limits_themselves_follow_the_declaration(compose):
      "dropout.where=fc puts dropout.p=0.3 on fully connected layers only"),
     (["optim.nesterov=true", "optim.momentum=0"], "optim.nesterov=true needs"),
     (["optim=ntasgd", "optim.momentum=0.9"], "optim=ntasgd is plain averaged SGD"),
+    (["optim=adam", "optim.momentum=0.9"], "optim=adam has no momentum setting"),
+    (["dataset.path=/tmp"], "dataset.path=/tmp is read by dataset=textdir only"),
     (["model=resnet", "model.blocks=[2,2,2]"], "model.channels="),
     (["dataset=ptb", "model=lstm", "model.tied=true", "model.hidden=[20,30]"],
      "model.tied=true needs"),
