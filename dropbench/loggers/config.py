@@ -5,7 +5,7 @@ given on the command line in any order with the list."""
 
 from dataclasses import dataclass, field
 
-from dropbench.ranges import at_least
+from dropbench.ranges import at_least, choice
 
 
 @dataclass
@@ -31,7 +31,8 @@ class WandbLogger:
     enabled: bool = False
     project: str = "dropbench"
     entity: str | None = None
-    mode: str = "offline"  # offline (no network; `wandb sync` later) | online | disabled
+    mode: str = choice("offline", ("offline", "online", "disabled"), "offline: no network; "
+                       "`wandb sync` later")
     group: str | None = None  # default: the sweep dir's path
 
 
