@@ -5,26 +5,43 @@ Each group's yaml files start with `defaults: [base_<group>]`; fields that a gro
 declares get their default here, so a yaml file only states what differs.
 """
 
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, ListConfig
+from omegaconf import MISSING
 
 from dropbench import DropbenchError
 from dropbench.loggers.config import LoggerConfig
+from dropbench.ranges import (  # noqa: F401  (check_rate, is_list: imported from here too)
+    SEED_MAX,
+    above,
+    at_least,
+    between,
+    check_node,
+    check_rate,
+    choice,
+    is_list,
+    option,
+    widths,
+)
 
 
 @dataclass
 class DatasetConfig:
     name: str = MISSING
-    val_size: int = 5000  # examples carved from the official train split, fixed seed
-    train_subset: int | None = None  # keep only N training examples
-    download: bool = True  # fetch into data_dir when missing (needs the network)
-    augment: bool = False  # cifar10: random crop (4-px padding) + flip per training batch
-    checksums: bool = True  # cifar10: check each file's md5 against torchvision's list
-    path: str | None = None  # dataset=textdir: the directory holding train/valid/test text
+    val_size: int = at_least(5000, 1, "examples carved from the official train split, fixed "
+                             "seed")
+    train_subset: int | None = at_least(None, 1, "keep only N training examples",
+                                        null="every training example")
+    download: bool = option(True, "fetch into data_dir when missing (needs the network)")
+    augment: bool = option(False, "cifar10: random crop (4-px padding) + flip per training "
+                           "batch")
+    checksums: bool = option(True, "cifar10: check each file's md5 against torchvision's list")
+    path: str | None = option(None, "dataset=textdir: the directory holding train/valid/test "
+                              "text")
 
 
 @dataclass
@@ -35,83 +52,105 @@ class ModelConfig:
     name: str = MISSING
 
 
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "selu")  # models/mlp.py builds each
+
+
 @dataclass
 class MLPConfig(ModelConfig):
-    hidden: list[int] = field(default_factory=lambda: [512, 512])  # widths of the hidden layers
-    activation: str = "relu"
+    hidden: list[int] = widths(lambda: [512, 512], "widths of the hidden layers")
+    activation: str = choice("relu", ACTIVATIONS, "the hidden layers' nonlinearity")
 
 
 @dataclass
 class ConvNetConfig(MLPConfig):  # lenet, alexnet: `hidden` are the fully connected layers
-    channels: list[int] = field(default_factory=list)  # filters per conv layer
-    kernel_size: int = 5
-    pool_size: int = 2  # max-pool window after each conv layer
-    pool_stride: int = 2
-    batchnorm: bool = False  # BatchNorm after each conv/FC layer
+    channels: list[int] = widths(list, "filters per conv layer", min_items=1)
+    kernel_size: int = at_least(5, 1, "side of each conv kernel")
+    pool_size: int = at_least(2, 1, "max-pool window after each conv layer")
+    pool_stride: int = at_least(2, 1, "max-pool stride")
+    batchnorm: bool = option(False, "BatchNorm after each conv/FC layer")
 
 
 @dataclass
 class ResNetConfig(ModelConfig):
-    channels: list[int] = field(default_factory=list)  # width of each stage
-    blocks: list[int] = field(default_factory=list)  # residual blocks per stage
-    batchnorm: bool = True  # always on in a ResNet
+    channels: list[int] = widths(list, "width of each stage", min_items=2)
+    blocks: list[int] = widths(list, "residual blocks per stage", min_items=2)
+    batchnorm: bool = option(True, "always on in a ResNet")
 
 
 @dataclass
 class RNNConfig(ModelConfig):  # recurrent language models (lstm, gru)
-    hidden: list[int] = field(default_factory=lambda: [200, 200])  # one width per layer
-    embed_size: int | None = None  # word vector size; null = the first hidden width
-    tied: bool = False  # share the embedding matrix with the softmax weights
-    init_scale: float | None = 0.1  # uniform init in +-init_scale; null = PyTorch defaults
-    bptt: int = 35  # truncated back-propagation window, in time steps
-    variable_bptt: bool = False  # window lengths drawn around bptt, lr scaled (Merity et al.)
-    ar: float = 0.0  # activation regularisation: weight of mean(dropped last output^2)
-    tar: float = 0.0  # temporal AR: weight of mean((h_t - h_{t-1})^2), raw last output
+    hidden: list[int] = widths(lambda: [200, 200], "one width per layer", min_items=1)
+    embed_size: int | None = at_least(None, 1, "word vector size",
+                                      null="the first hidden width")
+    tied: bool = option(False, "share the embedding matrix with the softmax weights")
+    init_scale: float | None = above(0.1, 0.0, "uniform init in +-init_scale",
+                                     null="PyTorch's default init")
+    bptt: int = at_least(35, 1, "truncated back-propagation window, in time steps")
+    variable_bptt: bool = option(False, "window lengths drawn around bptt, lr scaled "
+                                 "(Merity et al.)")
+    ar: float = at_least(0.0, 0.0, "activation regularisation: weight of mean(dropped last "
+                         "output^2); 0 = off")
+    tar: float = at_least(0.0, 0.0, "temporal AR: weight of mean((h_t - h_{t-1})^2), raw last "
+                          "output; 0 = off")
 
 
 MODEL_SCHEMAS = {"mlp": MLPConfig, "lenet": ConvNetConfig, "alexnet": ConvNetConfig,
                  "resnet": ResNetConfig, "lstm": RNNConfig, "gru": RNNConfig}
 
+OPTIMIZERS = ("sgd", "adam", "adamw", "ntasgd")  # engine/optim.py builds each
+SCHEDULES = ("none", "step", "cosine", "decay_after")
+
 
 @dataclass
 class OptimConfig:
-    name: str = MISSING
-    lr: float = 0.01
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    l1: float = 0.0
-    max_norm: float | None = None
-    clip: float | None = None  # clip the global gradient norm to this value
-    schedule: str = "none"
-    step_size: int = 30
-    gamma: float = 0.1
-    lr_decay: float = 1.0  # schedule=decay_after: divide the lr by this every epoch after...
-    decay_after: int = 0  # ...this many epochs at the initial lr (Zaremba et al. 2014)
-    nonmono: int = 5  # ntasgd: average once val is worse than the best before the last n epochs
+    name: str = choice(MISSING, OPTIMIZERS, "the optimiser")
+    lr: float = above(0.01, 0.0, "the learning rate")
+    momentum: float = between(0.0, 0.0, 1.0, "SGD momentum", high_open=True)
+    nesterov: bool = option(False, "Nesterov momentum (needs optim.momentum > 0)")
+    weight_decay: float = at_least(0.0, 0.0, "L2 penalty; 0 = off")
+    l1: float = at_least(0.0, 0.0, "L1 penalty on weights, added to the loss; 0 = off")
+    max_norm: float | None = above(None, 0.0, "max-norm radius c of each unit's incoming "
+                                   "weights", null="no max-norm")
+    clip: float | None = above(None, 0.0, "clip the global gradient norm to this value",
+                               null="no clipping")
+    schedule: str = choice("none", SCHEDULES, "the learning-rate schedule")
+    step_size: int = at_least(30, 1, "schedule=step: epochs between decays")
+    gamma: float = between(0.1, 0.0, 1.0, "schedule=step: the lr's factor at each decay",
+                           low_open=True)
+    lr_decay: float = at_least(1.0, 1.0, "schedule=decay_after: divide the lr by this every "
+                               "epoch after decay_after; 1 = no decay")
+    decay_after: int = at_least(0, 0, "schedule=decay_after: epochs at the initial lr "
+                                "(Zaremba et al. 2014)")
+    nonmono: int = at_least(5, 1, "ntasgd: average once val is worse than the best before "
+                            "the last n epochs")
 
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 20
-    batch_size: int = 64
-    patience: int | None = None
-    train_eval_size: int = 2000
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-    deterministic: bool = False
-    threads: int | None = None  # torch CPU threads; null = cores / parallel jobs
-    amp: str = "off"  # CUDA mixed precision: off | bf16 | fp16 (no-op on CPU)
-    compile: bool = False  # torch.compile the model (CUDA only; no-op on CPU)
+    epochs: int = at_least(20, 1, "epochs to train")
+    batch_size: int = at_least(64, 1, "examples per training batch")
+    patience: int | None = at_least(None, 1, "early stopping: epochs without a better val "
+                                    "loss", null="never stop early")
+    train_eval_size: int = at_least(2000, 1, "fixed training subset scored in eval mode")
+    resume: bool = option(False, "continue the run in hydra.run.dir")
+    overwrite: bool = option(False, "replace a run already in hydra.run.dir")
+    progress: bool = option(True, "tqdm bar per epoch")
+    deterministic: bool = option(False, "deterministic torch algorithms")
+    threads: int | None = at_least(None, 1, "torch CPU threads",
+                                   null="cores / parallel jobs")
+    amp: str = choice("off", ("off", "bf16", "fp16"), "CUDA mixed precision (no-op on CPU)")
+    compile: bool = option(False, "torch.compile the model (CUDA only; no-op on CPU)")
 
 
 @dataclass
 class EvalConfig:
-    mode: str = "scale"  # scale: one deterministic pass | mc: average mc_samples stochastic passes
-    mc_samples: int = 20  # T for eval.mode=mc and for the MC side of eval.compare
-    compare: bool = False  # summary.json gets scale and MC test metrics + error vs. T
-    curve: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 20, 50, 100])  # the T values
+    mode: str = choice("scale", ("scale", "mc"), "scale: one deterministic pass | mc: average "
+                       "mc_samples stochastic passes")
+    mc_samples: int = at_least(20, 1, "T for eval.mode=mc and for the MC side of "
+                               "eval.compare")
+    compare: bool = option(False, "summary.json gets scale and MC test metrics + error vs. T")
+    curve: list[int] = widths(lambda: [1, 2, 5, 10, 20, 50, 100], "the T values of the error "
+                              "vs. T curve")
 
 
 @dataclass
@@ -123,8 +162,8 @@ class Config:
     trainer: TrainerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)  # tracking sinks (dropbench/loggers)
-    seed: int = 0
-    device: str = "auto"
+    seed: int = between(0, 0, SEED_MAX, "seeds numpy, torch and random")
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (validate checks the pattern)
     data_dir: str = "~/.cache/dropbench"
     paper: dict | None = None  # experiment presets: the published result they target
 
@@ -174,22 +213,6 @@ def config_dir() -> Path:
     raise DropbenchError(f"config tree not found next to {here}; reinstall dropbench")
 
 
-def is_list(x: Any) -> bool:
-    return isinstance(x, (list, tuple, ListConfig))
-
-
-def check_rate(p: Any, what: str) -> float:
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise DropbenchError(
-            f"{what}={p!r} is not a number; use a drop probability in [0, 1)"
-        ) from None
-    if not 0.0 <= p < 1.0:
-        raise DropbenchError(f"{what}={p} is out of range; use a drop probability in [0, 1)")
-    return p
-
-
 def layer_rates(p: Any, n_layers: int, what: str = "dropout.p") -> list[float]:
     """Expand a single rate or a per-layer list into one rate per layer."""
     values = list(p) if is_list(p) else [p] * n_layers
@@ -201,52 +224,113 @@ def layer_rates(p: Any, n_layers: int, what: str = "dropout.p") -> list[float]:
     return [check_rate(r, what) for r in values]
 
 
+def block_schema(key: str, node) -> type | None:
+    """The schema of a block typed Any in Config: the model family's. The dropout block is
+    checked by the dropout plan (check_dropout), together with the places its rates land on."""
+    return MODEL_SCHEMAS.get(node.get("name")) if key == "model" else None
+
+
+# --- rules that join several keys: each returns the one-line problem, or None ------------------
+def device_rule(cfg) -> str | None:
+    device = str(cfg.device)
+    if device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device):
+        return None
+    return f"device={cfg.device!r} is unknown; use auto, cpu, cuda or cuda:N"
+
+
+def momentum_rule(cfg) -> str | None:
+    o = cfg.optim
+    if o.name == "ntasgd" and o.momentum != 0:
+        return (f"optim=ntasgd is plain averaged SGD, but optim.momentum={o.momentum}; set "
+                f"optim.momentum=0")
+    if o.name in ("adam", "adamw") and o.momentum != 0:  # Adam's betas are its own momentum
+        return (f"optim={o.name} has no momentum setting, but optim.momentum={o.momentum}; set "
+                f"optim.momentum=0, or use optim=sgd for SGD with momentum")
+    if o.nesterov and (o.name != "sgd" or o.momentum <= 0):
+        return (f"optim.nesterov=true needs optim=sgd with optim.momentum > 0 (got "
+                f"optim={o.name}, momentum={o.momentum}); set optim.momentum=0.9 or "
+                f"optim.nesterov=false")
+    return None
+
+
+def resnet_rule(cfg) -> str | None:
+    m = cfg.model
+    if m.name != "resnet":
+        return None
+    if len(m.channels) != len(m.blocks):
+        return (f"model.channels={list(m.channels)} and model.blocks={list(m.blocks)} need one "
+                f"width and one block count per stage; give both lists the same length")
+    if not m.batchnorm:
+        return "model=resnet always uses BatchNorm; drop model.batchnorm=false"
+    return None
+
+
+def tied_rule(cfg) -> str | None:
+    m = cfg.model
+    if not m.get("tied") or not m.hidden:
+        return None
+    embed = m.embed_size or m.hidden[0]
+    if m.hidden[-1] == embed:
+        return None
+    return (f"model.tied=true needs the last hidden width ({m.hidden[-1]}) to equal "
+            f"model.embed_size ({embed}); change one of them or set model.tied=false")
+
+
+def inference_rule(cfg) -> str | None:
+    if cfg.dropout.get("inference") == "gaussian" and cfg.eval.mode != "mc":
+        return ("dropout.inference=gaussian samples at test time; average the samples with "
+                "eval.mode=mc (eval.mc_samples=T)")
+    return None
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """What a dataset (conf/dataset/<name>.yaml) gives the model, and the keys it honours."""
+
+    text: bool = False  # a word-level corpus (language models) rather than labelled images
+    augment: bool = False  # dataset.augment is implemented for it
+    needs_path: bool = False  # dataset.path names the directory it reads
+
+
+DATA_KINDS = {"digits": DataKind(), "mnist": DataKind(), "cifar10": DataKind(augment=True),
+              "ptb": DataKind(text=True), "textdir": DataKind(text=True, needs_path=True)}
+LANGUAGE_MODELS = ("lstm", "gru")  # the families that read text; every other reads images
+
+
+def data_rule(cfg) -> str | None:
+    d, model = cfg.dataset, cfg.model.name
+    kind = DATA_KINDS.get(d.name)
+    if kind is None:
+        return None  # an unknown dataset is named by load_data
+    if kind.text != (model in LANGUAGE_MODELS):
+        return (f"model={model} cannot train on dataset={d.name}: "
+                + (f"use model={' or model='.join(LANGUAGE_MODELS)} for a text corpus" if kind.text
+                   else "a language model needs a text dataset (dataset=ptb or dataset=textdir)"))
+    if d.augment and not kind.augment:
+        return (f"dataset.augment=true is implemented for cifar10 only (crops and flips of "
+                f"natural images), not {d.name}; drop the override")
+    if d.path and not kind.needs_path:
+        return (f"dataset.path={d.path} is read by dataset=textdir only, not {d.name}; drop it "
+                f"(data_dir sets where {d.name} is kept) or use dataset=textdir")
+    if kind.needs_path and not (d.path and Path(d.path).expanduser().is_dir()):
+        return (f"dataset={d.name} needs dataset.path=DIR, a directory with train.txt, "
+                f"valid.txt and test.txt" + (f"; {d.path} is not one" if d.path else ""))
+    return None
+
+
+RULES = (device_rule, momentum_rule, resnet_rule, tied_rule, inference_rule, data_rule)
+
+
 def validate(cfg) -> None:
-    """Range checks that types alone cannot express. Raises DropbenchError."""
-    if cfg.device not in ("auto", "cpu", "cuda") and not str(cfg.device).startswith("cuda:"):
-        raise DropbenchError(f"device={cfg.device!r} is unknown; use auto, cpu or cuda")
-    t = cfg.trainer
-    for key in ("epochs", "batch_size", "train_eval_size"):
-        minimum = 0 if key == "epochs" else 1
-        if t[key] < minimum:
-            raise DropbenchError(f"trainer.{key}={t[key]} must be >= {minimum}")
-    if t.patience is not None and t.patience < 1:
-        raise DropbenchError(f"trainer.patience={t.patience} must be >= 1 (or null to disable)")
-    if cfg.optim.lr <= 0:
-        raise DropbenchError(f"optim.lr={cfg.optim.lr} must be > 0")
-    if cfg.optim.max_norm is not None and cfg.optim.max_norm <= 0:
-        raise DropbenchError(f"optim.max_norm={cfg.optim.max_norm} must be > 0 (or null)")
-    if cfg.dataset.val_size < 1:
-        raise DropbenchError(f"dataset.val_size={cfg.dataset.val_size} must be >= 1")
-    if cfg.dataset.train_subset is not None and cfg.dataset.train_subset < 1:
-        raise DropbenchError(f"dataset.train_subset={cfg.dataset.train_subset} must be >= 1")
-    if t.amp not in ("off", "bf16", "fp16"):
-        raise DropbenchError(f"trainer.amp={t.amp!r} is unknown; use off, bf16 or fp16")
-    if cfg.optim.lr_decay < 1:
-        raise DropbenchError(f"optim.lr_decay={cfg.optim.lr_decay} must be >= 1 (it divides "
-                             f"the lr; 1 = no decay)")
-    if cfg.optim.decay_after < 0:
-        raise DropbenchError(f"optim.decay_after={cfg.optim.decay_after} must be >= 0")
-    if cfg.model.get("bptt", 1) < 1:
-        raise DropbenchError(f"model.bptt={cfg.model.bptt} must be >= 1")
-    ar, tar = cfg.model.get("ar", 0.0), cfg.model.get("tar", 0.0)  # language models only
-    if ar < 0 or tar < 0:
-        raise DropbenchError(f"model.ar={ar} and model.tar={tar} must be >= 0 (0 = off)")
-    if cfg.optim.nonmono < 1:
-        raise DropbenchError(f"optim.nonmono={cfg.optim.nonmono} must be >= 1 (validation "
-                             f"checks before NT-ASGD compares)")
-    validate_eval(cfg.eval)
-    from dropbench.models import check_dropout
+    """Every value of a composed config against its declared range (the schemas' field
+    metadata, dropbench/ranges.py), then the rules that join several keys, then each dropout
+    rate against the places the model has. Raises DropbenchError with one line. Reads no
+    data and imports no torch: the CLI calls it before Hydra creates the run dir."""
+    check_node(cfg, Config, "", nested=block_schema)
+    for rule in RULES:
+        problem = rule(cfg)
+        if problem:
+            raise DropbenchError(problem)
+    from dropbench.models.places import check_dropout
 
     check_dropout(cfg.model, cfg.dropout)  # each rate on a place the model has, the scheme serves
-    if cfg.dropout.get("inference") == "gaussian" and cfg.eval.mode != "mc":
-        raise DropbenchError("dropout.inference=gaussian samples at test time; average the "
-                             "samples with eval.mode=mc (eval.mc_samples=T)")
-
-
-def validate_eval(ev) -> None:
-    if ev.mode not in ("scale", "mc"):
-        raise DropbenchError(f"eval.mode={ev.mode!r} is unknown; use scale or mc")
-    if ev.mc_samples < 1 or any(t < 1 for t in ev.curve):
-        raise DropbenchError(f"eval.mc_samples={ev.mc_samples} and eval.curve={list(ev.curve)} "
-                             f"need sample counts >= 1")

@@ -165,7 +165,7 @@ def test_jobs_that_cannot_be_batched_run_alone_with_a_note(cli, tmp_path):
 
 def test_max_batch_must_be_positive(cli):
     r = cli("train", "-m", "hydra/launcher=batched", "hydra.launcher.max_batch=0",
-            "trainer.epochs=0", *TINY)
+            "trainer.epochs=1", *TINY)
     assert r.returncode == 2 and "max_batch=0 must be >= 1" in r.stderr
     assert "Traceback" not in r.stderr
 

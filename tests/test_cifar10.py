@@ -3,37 +3,16 @@ errors for missing and damaged files, and the batched crop/flip augmentation."""
 
 import pickle
 
-import numpy as np
 import pytest
 import torch
 
+from data_files import write_cifar10
 from dropbench import DropbenchError
 from dropbench.data import ClassificationData, Split
 from dropbench.data.augment import crop_and_flip, random_crop_flip
 from dropbench.data.cifar import CIFAR10_FILES, CIFAR10_FOLDER, cifar10_splits, load_cifar10
 from dropbench.data.manage import verify
 from dropbench.engine.tasks import ClassificationTask
-
-LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-          "truck"]
-
-
-def write_cifar10(root, per_batch=20, n_test=30, seed=0):
-    """data_batch_1..5, test_batch and batches.meta as the official archive has them: pickled
-    dicts with 'data' (N, 3072) uint8 rows (1024 red, 1024 green, 1024 blue) and 'labels'."""
-    folder = root / CIFAR10_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
-        n = n_test if name == "test_batch" else per_batch
-        batch = {"batch_label": name, "labels": rng.integers(0, 10, n).tolist(),
-                 "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 "filenames": [f"{name}_{i}.png" for i in range(n)]}
-        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {"label_names": LABELS, "num_cases_per_batch": per_batch, "num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return folder
 
 
 def cifar_cfg(**kw):

@@ -1,5 +1,7 @@
 """Every config composes against the schemas; bad values fail at composition or validation."""
 
+import re
+
 import pytest
 from hydra.errors import ConfigCompositionException
 
@@ -75,3 +77,154 @@ def test_layer_rates_expand_and_check():
         layer_rates([0.1, 0.2], 3)
     with pytest.raises(DropbenchError, match="out of range"):
         layer_rates([0.1, 1.0], 2)
+
+
+# --- every declared range, swept ------------------------------------------------------------
+def declared_ranges() -> list:
+    """(schema key prefix, composing overrides, field) for every field with a declared bound
+    or list bound, in every schema: config.py's groups, each model family, each scheme."""
+    from dataclasses import fields
+
+    from dropbench.config import (
+        MODEL_SCHEMAS,
+        Config,
+        DatasetConfig,
+        EvalConfig,
+        OptimConfig,
+        TrainerConfig,
+    )
+    from dropbench.dropout.catalog import DECLARED
+
+    blocks = [("", [], Config), ("dataset.", [], DatasetConfig), ("optim.", [], OptimConfig),
+              ("trainer.", [], TrainerConfig), ("eval.", [], EvalConfig)]
+    blocks += [("model.", [f"model={name}"], schema) for name, schema in MODEL_SCHEMAS.items()]
+    blocks += [("dropout.", [f"dropout={name}"], d.params) for name, d in DECLARED.items()]
+    return [pytest.param(prefix, base, f, id=f"{base[0] + ':' if base else ''}{prefix}{f.name}")
+            for prefix, base, schema in blocks for f in fields(schema)
+            if "bound" in f.metadata or "each" in f.metadata]
+
+
+def outside(f) -> str:
+    """A value just outside field f's range, written as an override value."""
+    if "each" in f.metadata:
+        return "[0]"
+    bound = f.metadata["bound"]
+    if bound.low is not None:
+        return str(bound.low if bound.low_open else bound.low - 1)
+    return str(bound.high if bound.high_open else bound.high + 1)
+
+
+@pytest.mark.parametrize("prefix, base, f", declared_ranges())
+def test_every_declared_range_is_refused_in_one_line(compose, prefix, base, f):
+    key = f"{prefix}{f.name}"
+    value = outside(f)
+    with pytest.raises(DropbenchError) as refused:
+        validate(compose([*base, f"{key}={value}"]))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{key}=")
+    assert "out of range; use" in message
+
+
+@pytest.mark.parametrize("override", ["optim.lr=nan", "optim.lr=inf", "optim.clip=-inf",
+                                      "dropout.p=false", "dropout.p_input=nan",
+                                      "optim.momentum=1", "optim.gamma=0", "seed=4294967296",
+                                      "optim.schedule=linear", "model.activation=swish"])
+def test_non_finite_and_edge_values_are_refused(compose, override):
+    with pytest.raises(DropbenchError, match=override.split("=")[0].replace(".", r"\.")):
+        validate(compose([override]))
+
+
+def test_range_limits_themselves_follow_the_declaration(compose):
+    validate(compose(["seed=4294967295", "optim.momentum=0", "optim.gamma=1",
+                      "trainer.epochs=1", "optim.clip=0.001", "optim.weight_decay=0"]))
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["model.hidden=[]", "dropout.p=0.8"], "model=mlp has no hidden place for dropout.p=0.8"),
+    (["dataset=ptb", "model=lstm", "model.hidden=[20]", "dropout=variational", "dropout.p=0.5"],
+     "model=lstm has no hidden place for dropout.p=0.5"),
+    (["model=lenet", "model.hidden=[]", "dropout.where=fc", "dropout.p=0.3"],
+     "dropout.where=fc puts dropout.p=0.3 on fully connected layers only"),
+    (["optim.nesterov=true", "optim.momentum=0"], "optim.nesterov=true needs"),
+    (["optim=ntasgd", "optim.momentum=0.9"], "optim=ntasgd is plain averaged SGD"),
+    (["optim=adam", "optim.momentum=0.9"], "optim=adam has no momentum setting"),
+    (["dataset.path=/tmp"], "dataset.path=/tmp is read by dataset=textdir only"),
+    (["model=resnet", "model.blocks=[2,2,2]"], "model.channels="),
+    (["dataset=ptb", "model=lstm", "model.tied=true", "model.hidden=[20,30]"],
+     "model.tied=true needs"),
+    (["model=lstm"], "model=lstm cannot train on dataset=digits"),
+    (["dataset=ptb"], "model=mlp cannot train on dataset=ptb"),
+    (["dataset=textdir", "model=lstm"], "dataset=textdir needs dataset.path=DIR"),
+    (["dataset.augment=true"], "dataset.augment=true is implemented for cifar10 only"),
+])
+def test_settings_that_would_be_dropped_or_clash_are_refused(compose, overrides, fragment):
+    with pytest.raises(DropbenchError, match=re.escape(fragment)):
+        validate(compose(overrides))
+
+
+def test_a_rate_for_no_layer_is_fine_when_zero(compose):
+    validate(compose(["model.hidden=[]", "dropout.p=0"]))
+
+
+def test_refused_run_writes_nothing(cli, tmp_path):
+    """The validating callback runs before Hydra creates the run dir and its train.log."""
+    r = cli("train", "trainer.progress=false", "seed=-1")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "dropbench: error: seed=-1 is out of range; use an integer in [0, 4294967295] (seeds "
+        "numpy, torch and random)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_refused_sweep_names_its_job_and_writes_nothing(cli, tmp_path):
+    r = cli("train", "-m", "trainer.progress=false", "dropout.p=0,0.5,1.5", "seed=0,1")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "dropbench: error: sweep job dropout.p=1.5,seed=0: dropout.p=1.5 is out of range; use "
+        "a drop probability in [0, 1)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def every_schema() -> list:
+    """Every dataclass a composed config is checked against, nested ones included."""
+    from dataclasses import fields, is_dataclass
+
+    from dropbench.config import MODEL_SCHEMAS, Config
+    from dropbench.dropout.catalog import DECLARED
+
+    found, todo = [], [Config, *MODEL_SCHEMAS.values(), *(d.params for d in DECLARED.values())]
+    while todo:
+        schema = todo.pop()
+        if schema not in found:
+            found.append(schema)
+            todo += [f.type for f in fields(schema) if is_dataclass(f.type)]
+    return found
+
+
+def test_every_numeric_field_declares_its_range():
+    """A new int or float key without a declared range fails here, not in a user's run."""
+    from dataclasses import fields
+
+    numeric = ("int", "float", "int | None", "float | None", "list")  # list: list[int]
+    unchecked = [f"{schema.__name__}.{f.name}" for schema in every_schema()
+                 for f in fields(schema) if getattr(f.type, "__name__", str(f.type)) in numeric
+                 and not {"bound", "each", "rate"} & set(f.metadata)]
+    assert unchecked == []
+
+
+def test_declared_choices_are_the_ones_the_builders_build():
+    """config.py lists the choices torch-free; the torch side must build exactly those."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from dropbench.config import ACTIVATIONS, OPTIMIZERS, SCHEDULES, OptimConfig
+    from dropbench.engine.optim import build_optimizer, build_scheduler
+    from dropbench.models.mlp import ACTIVATIONS as BUILT
+
+    assert set(ACTIVATIONS) == set(BUILT)
+    model = torch.nn.Linear(2, 1)
+    for name in OPTIMIZERS:
+        cfg = OmegaConf.merge(OmegaConf.structured(OptimConfig), {"name": name})
+        optimizer = build_optimizer(cfg, model)
+        for schedule in SCHEDULES:
+            build_scheduler(OmegaConf.merge(cfg, {"schedule": schedule}), optimizer, 3)

@@ -340,28 +340,31 @@ def test_language_model_runs_get_their_own_perplexity_tables(tmp_path, sweep):
 
 @pytest.fixture(scope="module")
 def digits_sweep(tmp_path_factory):
-    """A real 3-job sweep on digits; the job with p=1.5 fails its config check."""
+    """A real 4-job sweep on digits; the jobs with dataset.val_size=1600 fail as their data
+    loads (digits has 1500 training images)."""
     root = tmp_path_factory.mktemp("real")
     env = {"DROPBENCH_DATA": str(root / "data")}
-    result = run_cli("train", "-m", "dropout.p=0,0.5,1.5", "dropout.p_input=0",
+    result = run_cli("train", "-m", "dropout.p=0,0.5", "dataset.val_size=300,1600",
+                     "dropout.p_input=0",
                      "trainer.epochs=2", "dataset.train_subset=200", "hydra.sweep.dir=sweep",
                      cwd=root, env=env)
     return root / "sweep", result
 
 
 # the failed job's dir: its overrides, sorted (dropbench/jobdir.py)
-FAILED_JOB = "dataset.train_subset=200,dropout.p=1.5,dropout.p_input=0"
+FAILED_JOB = "dataset.train_subset=200,dataset.val_size=1600,dropout.p=0,dropout.p_input=0"
+FAILED_WHY = "dataset.val_size=1600 leaves no training data"
 
 
 def test_real_sweep_writes_its_report_even_with_a_failed_job(digits_sweep):
     sweep, result = digits_sweep
-    assert result.returncode != 0 and "dropout.p=1.5 is out of range" in result.stderr
+    assert result.returncode != 0 and FAILED_WHY in result.stderr
     report = sweep / "report"
     assert (report / "report.html").is_file() and (report / "overfitting_curves.png").is_file()
     table = pd.read_csv(report / "summary.csv")
     assert list(table["configuration"]) == ["dropout.p=0 (no dropout)", "dropout.p=0.5"]
     md = (report / "summary.md").read_text()
-    assert f"| {FAILED_JOB} | failed | DropbenchError: dropout.p=1.5 is out of range" in md
+    assert f"| {FAILED_JOB} | failed | DropbenchError: {FAILED_WHY}" in md
 
 
 def test_report_command_on_a_real_sweep(digits_sweep, tmp_path):
@@ -371,7 +374,7 @@ def test_report_command_on_a_real_sweep(digits_sweep, tmp_path):
     assert result.stdout.strip() == str(tmp_path / "r" / "report.html")
     # the failed job, named, with its error (from summary.json)
     assert (f"skipped run {FAILED_JOB}: no metrics.csv: no epoch finished (status failed: "
-            f"dropout.p=1.5") in result.stderr
+            f"{FAILED_WHY}") in result.stderr
     runs = pd.read_csv(tmp_path / "r" / "runs.csv")
     assert len(runs) == 2 and set(runs["status"]) == {"completed"}
     assert len(pd.read_csv(tmp_path / "r" / "epochs.csv")) == 2 * 2

@@ -98,8 +98,10 @@ def test_no_scheme_silently_drops_the_rates_of_an_lstm(compose):
     (["model=mlp", "dropout=standard", "dropout.p_output=0.3"],
      "model=mlp has no place for dropout.p_output=0.3"),
     (["model=mlp", "dropout=none", "dropout.p=0.5"], "dropout=none drops nothing"),
-    (["model=mlp", "dropout=dropblock", "dropout.block_size=0"], "dropout.block_size=0 must"),
-    (["model=mlp", "dropout=concrete", "dropout.temperature=0"], "dropout.temperature=0.0 must"),
+    (["model=mlp", "dropout=dropblock", "dropout.block_size=0"],
+     "dropout.block_size=0 is out of range; use an integer >= 1"),
+    (["model=mlp", "dropout=concrete", "dropout.temperature=0"],
+     "dropout.temperature=0.0 is out of range; use a number > 0"),
     (["model=mlp", "dropout=dropconnect", "dropout.inference=median"],
      "dropout.inference='median' is unknown"),
 ])

@@ -176,23 +176,24 @@ def test_bad_dirs_are_one_line_errors(tmp_path, cli):
 
 
 def test_real_sweep_prints_progress_and_status_reads_it(tmp_path, cli):
-    result = cli("train", "-m", "dropout.p=0,0.5,1.5", "dropout.p_input=0", "trainer.epochs=2",
+    result = cli("train", "-m", "dataset.val_size=300,600,1600", "trainer.epochs=2",
                  "dataset.train_subset=200", "trainer.progress=false", "hydra.sweep.dir=sweep")
-    assert result.returncode != 0  # the job with p=1.5 fails its check
+    assert result.returncode != 0  # digits has 1500 training images: val_size=1600 fails
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("job ")]
     # one line per job as it ends, in the sweep's order (job dirs may be named either way)
     assert [ln.split(": ")[0].rsplit("(", 1)[1] for ln in lines] == [
-        "dropout.p=0)", "dropout.p=0.5)", "dropout.p=1.5)"]
+        "dataset.val_size=300)", "dataset.val_size=600)", "dataset.val_size=1600)"]
     assert "completed, val acc at best epoch" in lines[0]
     assert "| 1/3 done (completed 1), 2 pending" in lines[0]
     assert lines[2].split(" | ")[1] == "3/3 done (completed 2, failed 1)"
-    assert "failed (dropout.p=1.5 is out of range" in lines[2]
+    assert "failed (dataset.val_size=1600 leaves no training data" in lines[2]
     status = cli("status", "sweep", "--watch", "1")  # every job has ended: one table, exit 0
     assert status.returncode == 0, status.stderr
-    rows = {next(w for w in r.split() if w.startswith("dropout.p=")): r
+    rows = {next(w for w in r.split() if w.startswith("dataset.val_size=")): r
             for r in status.stdout.splitlines()[2:5]}
-    assert sorted(rows) == ["dropout.p=0", "dropout.p=0.5", "dropout.p=1.5"]
-    for ok in ("dropout.p=0", "dropout.p=0.5"):
+    assert sorted(rows) == ["dataset.val_size=1600", "dataset.val_size=300",
+                            "dataset.val_size=600"]
+    for ok in ("dataset.val_size=300", "dataset.val_size=600"):
         assert {"completed", "2/2"} <= set(rows[ok].split())
-    assert "failed (dropout.p=1.5" in rows["dropout.p=1.5"]
+    assert "failed (dataset.val_size=1600" in rows["dataset.val_size=1600"]
     assert status.stdout.splitlines()[-1] == "3/3 done (completed 2, failed 1)"

@@ -69,8 +69,8 @@ def test_failed_job_spares_the_others_and_resume_finishes_only_it(cli, tmp_path)
 
 def test_sweeps_started_together_get_their_own_dirs(tmp_path):
     env = {**os.environ, "DROPBENCH_DATA": str(tmp_path / "data")}
-    cmd = [sys.executable, "-m", "dropbench.cli", "train", "-m", "seed=0", "trainer.epochs=0",
-           "trainer.progress=false"]
+    cmd = [sys.executable, "-m", "dropbench.cli", "train", "-m", "seed=0", "trainer.epochs=1",
+           "dataset.train_subset=50", "trainer.progress=false"]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE) for _ in range(2)]
     assert all(p.wait(timeout=300) == 0 for p in procs)

@@ -84,7 +84,7 @@ def test_completed_run_is_never_overwritten(cli, tmp_path):
     [
         (["dropout.p=1.5"], "dropout.p=1.5 is out of range"),
         (["dataset=nope"], "no dataset named 'nope'"),
-        (["trainer.epochs=-1"], "trainer.epochs=-1 must be >= 0"),
+        (["trainer.epochs=-1"], "trainer.epochs=-1 is out of range; use an integer >= 1"),
         (["trainer.epochs=abc"], "trainer.epochs"),
         (["dropout.pp=0.5"], "dropout=standard has no key 'pp'; its keys: p, p_input"),
         (["model.activation=swish"], "model.activation='swish' is unknown"),

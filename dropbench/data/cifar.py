@@ -8,13 +8,14 @@ import torch
 
 from dropbench import DropbenchError
 from dropbench.data.augment import random_crop_flip
-from dropbench.data.tensors import ClassificationData, Split, carve_validation
+from dropbench.data.tensors import ClassificationData, Split, carve_validation, check_examples
 
 log = logging.getLogger(__name__)
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_FILES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+ROW = 3 * 32 * 32  # one image per row: 1024 red, 1024 green, 1024 blue bytes
 # What a truncated, altered or foreign pickle raises inside the batch reader.
 DAMAGED = (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, IndexError)
 
@@ -25,6 +26,10 @@ def cifar10_missing_message(root: Path) -> str:
         f"(extract {CIFAR10_URL} into {root}), or run `dropbench data download cifar10 "
         f"--data-dir {root}` on a machine with internet"
     )
+
+
+CIFAR10_FIX = (f"delete {CIFAR10_FOLDER} and run `dropbench data download cifar10` (or "
+               f"extract {CIFAR10_URL} again)")
 
 
 def cifar10_damaged_message(root: Path, why: str) -> str:
@@ -114,8 +119,15 @@ def _read_split(folder: Path, names: list[str]):
     images, labels = [], []
     for name in names:
         entry = read_batch(folder / name)
-        images.append(entry["data"])
-        labels += entry["labels"] if "labels" in entry else entry["fine_labels"]
+        data = np.asarray(entry["data"])
+        batch_labels = np.asarray(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        if data.dtype != np.uint8:
+            raise DropbenchError(f"{folder / name} is damaged or not a CIFAR-10 batch (pixels "
+                                 f"of type {data.dtype}, not bytes); " + CIFAR10_FIX)
+        check_examples(data, batch_labels, (ROW,), 10, f"CIFAR-10's {folder / name}",
+                       CIFAR10_FIX)
+        images.append(data)
+        labels += batch_labels.tolist()
     x = np.vstack(images).reshape(-1, 3, 32, 32)  # rows: 1024 red, 1024 green, 1024 blue
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8)), torch.tensor(
         labels, dtype=torch.long)

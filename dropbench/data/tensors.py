@@ -35,6 +35,28 @@ class ClassificationData:
     augment: Callable | None = None  # (B, C, H, W) -> same: applied to each training batch
 
 
+def check_examples(images, labels, shape: tuple, num_classes: int, source: str,
+                   fix: str) -> None:
+    """Refuse inconsistent data before anything trains on it: one label per image, every
+    image of `shape`, every label a class in 0..num_classes-1. `source` names the files in the
+    message, `fix` says what to do about them."""
+    if tuple(labels.shape) != (len(labels),):
+        problem = f"labels of shape {tuple(labels.shape)} where one label per image belongs"
+    elif len(images) != len(labels):
+        problem = f"{len(images)} images but {len(labels)} labels"
+    elif tuple(images.shape[1:]) != tuple(shape):
+        found = "x".join(map(str, images.shape[1:])) or "scalar"
+        problem = f"images of {found} where {'x'.join(map(str, shape))} belong"
+    elif len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+        problem = (f"labels {int(labels.min())}..{int(labels.max())} where classes are "
+                   f"0..{num_classes - 1}")
+    elif not len(labels):
+        problem = "no examples"
+    else:
+        return
+    raise DropbenchError(f"{source}: damaged or not this dataset ({problem}); {fix}")
+
+
 def carve_validation(x, y, val_size: int, train_subset: int | None, name: str):
     """Shuffle the official train split with a fixed seed, cut the validation set off its
     front, and optionally keep only `train_subset` of the rest."""

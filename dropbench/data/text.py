@@ -50,9 +50,19 @@ class LanguageModelData:
 
 
 def read_words(path: Path) -> list[str]:
-    words = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
+    """The file's words, <eos> after each line. Read as bytes and decoded line by line, so a
+    file that is not UTF-8 is named with the offset of its first undecodable byte."""
+    words, offset = [], 0
+    with open(path, "rb") as f:
+        for raw in f:
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DropbenchError(
+                    f"{path} is not UTF-8 text: byte 0x{raw[e.start]:02x} at offset "
+                    f"{offset + e.start} does not decode; convert the file to UTF-8 (e.g. "
+                    f"`iconv -f latin1 -t utf-8`) or remove that byte") from None
+            offset += len(raw)
             words += line.split() + [EOS]
     return words
 
@@ -79,8 +89,12 @@ def load_corpus(files: dict[str, Path], train_subset, device) -> LanguageModelDa
         raise DropbenchError(f"{files['train']} holds no text; a corpus needs training text")
     vocab = build_vocab(train_words)
     train = encode(train_words, vocab, files["train"].name)
-    val = encode(read_words(files["valid"]), vocab, files["valid"].name)
-    test = encode(read_words(files["test"]), vocab, files["test"].name)
+    val, test = (encode(read_words(files[split]), vocab, files[split].name)
+                 for split in ("valid", "test"))
+    for split, tokens in (("valid", val), ("test", test)):
+        if len(tokens) < 2:  # a language model scores each token from the one before it
+            raise DropbenchError(f"{files[split]} holds no text; the {split} split needs at "
+                                 f"least one line with a word")
     if train_subset is not None:
         train = train[:train_subset]  # the first N training tokens (small-data studies)
     log.info("corpus: %d words in the vocabulary; %d train / %d valid / %d test tokens",

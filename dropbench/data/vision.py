@@ -1,7 +1,9 @@
 """Image classification data: scikit-learn's digits (offline) and MNIST (IDX files; torchvision
 downloads them)."""
 
+import gzip
 import importlib.util
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,13 @@ import torch
 
 from dropbench import DropbenchError
 from dropbench.data.idx import IdxError, parse_idx
-from dropbench.data.tensors import SPLIT_SEED, ClassificationData, Split, carve_validation
+from dropbench.data.tensors import (
+    SPLIT_SEED,
+    ClassificationData,
+    Split,
+    carve_validation,
+    check_examples,
+)
 
 MNIST_FILES = [
     "train-images-idx3-ubyte",
@@ -18,6 +26,8 @@ MNIST_FILES = [
     "t10k-labels-idx1-ubyte",
 ]
 DIGITS_TEST_SIZE = 297  # digits has no official test split: a fixed 297 of its 1797 images
+MNIST_SHAPE, DIGITS_SHAPE, CLASSES = (28, 28), (8, 8), 10
+MNIST_FIX = "delete them and run `dropbench data download mnist` (or copy them again)"
 
 
 def _to_bundle(train, test, cfg, name: str, num_classes: int, device) -> ClassificationData:
@@ -65,6 +75,8 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def load_digits(cfg, root: Path, device) -> ClassificationData:
     images, labels = digits_arrays()
+    check_examples(images, labels, DIGITS_SHAPE, CLASSES, "scikit-learn's digits files",
+                   "reinstall scikit-learn")
     x = torch.tensor(images, dtype=torch.float32)  # (1797, 8, 8), values 0..16
     y = torch.tensor(labels)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SPLIT_SEED))
@@ -77,7 +89,7 @@ def mnist_missing_message(root: Path) -> str:
     raw = root / "MNIST" / "raw"
     return (
         f"MNIST is not in {raw}: put {', '.join(MNIST_FILES)} there (or their .gz archives, "
-        f"which dataset.download=true unpacks without a network), "
+        f"which are unpacked in place without a network), "
         f"or run `dropbench data download mnist --data-dir {root}` on a machine with internet"
     )
 
@@ -93,9 +105,36 @@ def read_idx(path: Path) -> np.ndarray:
                              f"`dropbench data download mnist` (or copy it again)") from None
 
 
+def unpack_archives(raw: Path) -> None:
+    """Unpack NAME.gz into NAME for each MNIST file that is missing (as torchvision would, but
+    without its md5 list: the loaded arrays are checked instead); a damaged archive is named."""
+    for name in MNIST_FILES:
+        target, archive = raw / name, raw / f"{name}.gz"
+        if target.is_file() or not archive.is_file():
+            continue
+        try:
+            blob = gzip.decompress(archive.read_bytes())
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise DropbenchError(f"{archive} is damaged (not a whole gzip archive: {e}); "
+                                 f"delete it and run `dropbench data download mnist` (or copy "
+                                 f"it again)") from None
+        except OSError as e:
+            raise DropbenchError(f"cannot read {archive} ({e.strerror}); make it readable") \
+                from None
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            tmp.write_bytes(blob)
+            tmp.replace(target)
+        except OSError as e:
+            raise DropbenchError(f"cannot unpack {archive} into {raw} ({e.strerror}); make "
+                                 f"{raw} writable or unpack it there yourself") from None
+
+
 def mnist_splits(root: Path, download: bool):
-    """The official (train, test) MNIST splits: uint8 images (N, 28, 28), int64 labels."""
+    """The official (train, test) MNIST splits: uint8 images (N, 28, 28), int64 labels, each
+    split checked (one label per image, 28x28 images, labels 0..9)."""
     raw = root / "MNIST" / "raw"
+    unpack_archives(raw)
     if download and not all((raw / f).is_file() for f in MNIST_FILES):
         from torchvision.datasets import MNIST
 
@@ -106,9 +145,13 @@ def mnist_splits(root: Path, download: bool):
                                  + mnist_missing_message(root)) from e
     if not all((raw / f).is_file() for f in MNIST_FILES):
         raise DropbenchError(mnist_missing_message(root))
-    arrays = [read_idx(raw / name) for name in MNIST_FILES]
-    return [(torch.from_numpy(images), torch.from_numpy(labels).long())
-            for images, labels in (arrays[:2], arrays[2:])]
+    splits = []
+    for image_file, label_file in (MNIST_FILES[:2], MNIST_FILES[2:]):
+        images, labels = read_idx(raw / image_file), read_idx(raw / label_file)
+        check_examples(images, labels, MNIST_SHAPE, CLASSES,
+                       f"MNIST's {image_file} and {label_file} in {raw}", MNIST_FIX)
+        splits.append((torch.from_numpy(images), torch.from_numpy(labels).long()))
+    return splits
 
 
 def load_mnist(cfg, root: Path, device) -> ClassificationData:

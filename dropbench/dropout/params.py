@@ -5,7 +5,8 @@ connections, ...). Each model declares its places; each place has a *kind*, the 
 dropped there, and the config key that holds its rate. Each scheme declares the kinds it can
 serve and its parameters as a dataclass (one Hydra structured config per scheme, so a key the
 scheme does not have fails when the config is composed). Field metadata carries the range
-checks, so `check_params` and `dropbench list` read the same declaration.
+checks (dropbench/ranges.py), so `check_params` and `dropbench list` read the same
+declaration.
 
 Rate keys mean the same kind of thing in every model family:
     p_input      the network's input (pixels, or the embedded words of a language model)
@@ -15,13 +16,22 @@ Rate keys mean the same kind of thing in every model family:
     p_embed      whole words of the embedding matrix
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from omegaconf import MISSING
 
 from dropbench import DropbenchError
 from dropbench.config import check_rate, is_list, layer_rates  # noqa: F401  (torch-free home)
+from dropbench.ranges import (  # noqa: F401  (the schemes' declarations import them from here)
+    above,
+    at_least,
+    check_value,
+    choice,
+    option,
+    rate,
+    rates,
+)
 
 KINDS = {
     "dense": "units of fully connected layers (and an MLP's input)",
@@ -42,39 +52,13 @@ class Place:
     kind: str  # KINDS
     count: int = 1
     layer: bool = False  # a weight layer is built here through the registry (make_linear/conv)
+    sized_by: str | None = None  # the model key (a list of widths) whose length sets count
 
     def __str__(self) -> str:
         return f"{self.role} (dropout.{self.key})"
 
 
-# --- declaring parameters ------------------------------------------------------------------
-def rate(default: float, doc: str):
-    """A drop probability in [0, 1)."""
-    return field(default=default, metadata={"check": "rate", "doc": doc})
-
-
-def rates(default: Any, doc: str):
-    """A drop probability, or a list with one per layer."""
-    return field(default=default, metadata={"check": "rates", "doc": doc})
-
-
-def choice(default: str, options: tuple[str, ...], doc: str):
-    return field(default=default, metadata={"choices": options, "doc": doc})
-
-
-def at_least(default, minimum, doc: str):
-    return field(default=default, metadata={"min": minimum, "doc": doc})
-
-
-def above(default, bound, doc: str):
-    return field(default=default, metadata={"above": bound, "doc": doc})
-
-
-def option(default, doc: str):
-    """A setting without a range (a flag)."""
-    return field(default=default, metadata={"doc": doc})
-
-
+# --- declaring parameters: the field helpers of dropbench/ranges.py ----------------------------
 def cnn_layers():
     return choice("all", ("all", "fc"), "CNNs: all = input, conv and fc places; fc = the fully "
                   "connected places only")
@@ -135,17 +119,4 @@ def check_params(cfg, params_type, scheme: str) -> None:
         raise DropbenchError(f"dropout={scheme} has no key {extra[0]!r}; its keys: "
                              f"{', '.join(keys)}")
     for f in declared(params_type):
-        value, meta, what = cfg[f.name], f.metadata, f"dropout.{f.name}"
-        if meta.get("check") == "rate":
-            check_rate(value, what)
-        elif meta.get("check") == "rates":
-            for r in value if is_list(value) else [value]:
-                check_rate(r, what)
-        elif "choices" in meta and value not in meta["choices"]:
-            raise DropbenchError(f"{what}={value!r} is unknown for dropout={scheme}; use "
-                                 f"{' or '.join(meta['choices'])}")
-        elif "min" in meta and value < meta["min"]:
-            raise DropbenchError(f"{what}={value} must be >= {meta['min']} ({meta['doc']})")
-        elif "above" in meta and value <= meta["above"]:
-            raise DropbenchError(f"{what}={value} must be > {meta['above']} ({meta['doc']})")
-
+        check_value(f"dropout.{f.name}", cfg[f.name], f)

@@ -17,10 +17,17 @@ def _nonzero(value) -> bool:
     return any(float(v) != 0 for v in (value if is_list(value) else [value]))
 
 
-def _expand(cfg, key: str, group: list[Place]) -> list[float]:
+def _expand(cfg, key: str, group: list[Place], model: str) -> list[float]:
     total = sum(place.count for place in group)
     if key not in cfg:  # the scheme has no such key, so it never drops there
         return [0.0] * total
+    if total == 0 and _nonzero(cfg[key]):  # the rate would reach no layer at all
+        sized_by = ", ".join(dict.fromkeys(f"model.{p.sized_by}" for p in group if p.sized_by))
+        why = f" ({sized_by} gives it none)" if sized_by else ""
+        raise DropbenchError(
+            f"model={model} has no {' or '.join(p.role for p in group)} place for "
+            f"dropout.{key}={cfg[key]}{why}; set dropout.{key}=0, or give the model such "
+            f"layers")
     return layer_rates(cfg[key], total, f"dropout.{key}")
 
 
@@ -31,6 +38,16 @@ def _only_fc(places: list[Place], rates: dict) -> None:
     for place in places:
         if place.kind == "conv":
             rates[place.role] = [0.0] * place.count
+
+
+def _check_fc_left(model: str, places: list[Place], cfg) -> None:
+    """With dropout.where=fc, dropout.p must still reach a fully connected layer."""
+    fc = [place for place in places if place.key == "p" and place.kind != "conv"]
+    if "p" in cfg and _nonzero(cfg.p) and not any(place.count for place in fc):
+        raise DropbenchError(
+            f"dropout.where=fc puts dropout.p={cfg.p} on fully connected layers only, and "
+            f"model={model} has none (model.hidden is empty); set dropout.where=all, "
+            f"dropout.p=0, or give model.hidden widths")
 
 
 def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
@@ -47,10 +64,11 @@ def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
                 f"{', '.join(map(str, places))}); set dropout.{key}=0")
     rates = {}
     for key, group in groups.items():
-        values = _expand(cfg, key, group)
+        values = _expand(cfg, key, group, model)
         for place in group:
             rates[place.role], values = values[:place.count], values[place.count:]
     if cfg.get("where", "all") == "fc":
+        _check_fc_left(model, places, cfg)
         _only_fc(places, rates)
     for place in places:
         for p in rates[place.role]:

@@ -5,6 +5,8 @@ given on the command line in any order with the list."""
 
 from dataclasses import dataclass, field
 
+from dropbench.ranges import at_least, choice
+
 
 @dataclass
 class CsvLogger:
@@ -29,7 +31,8 @@ class WandbLogger:
     enabled: bool = False
     project: str = "dropbench"
     entity: str | None = None
-    mode: str = "offline"  # offline (no network; `wandb sync` later) | online | disabled
+    mode: str = choice("offline", ("offline", "online", "disabled"), "offline: no network; "
+                       "`wandb sync` later")
     group: str | None = None  # default: the sweep dir's path
 
 
@@ -39,4 +42,5 @@ class LoggerConfig:
     tensorboard: TensorBoardLogger = field(default_factory=TensorBoardLogger)
     mlflow: MlflowLogger = field(default_factory=MlflowLogger)
     wandb: WandbLogger = field(default_factory=WandbLogger)
-    flush_timeout_s: float = 60.0  # at the run's end, wait this long for loggers to catch up
+    flush_timeout_s: float = at_least(60.0, 0.0, "at the run's end, wait this long for loggers "
+                                      "to catch up")

@@ -10,14 +10,17 @@ from dropbench.dropout.plan import plan_rates
 
 def mlp_places(model_cfg) -> list[Place]:
     return [Place("input", "p_input", "dense"),
-            Place("hidden", "p", "dense", count=len(model_cfg.hidden), layer=True)]
+            Place("hidden", "p", "dense", count=len(model_cfg.hidden), layer=True,
+                  sized_by="hidden")]
 
 
 def convnet_places(model_cfg) -> list[Place]:
     """One place per conv block, then one per hidden fully connected layer (cnn.py)."""
     return [Place("input", "p_input", "conv"),
-            Place("conv", "p", "conv", count=len(model_cfg.channels), layer=True),
-            Place("fc", "p", "dense", count=len(model_cfg.hidden), layer=True)]
+            Place("conv", "p", "conv", count=len(model_cfg.channels), layer=True,
+                  sized_by="channels"),
+            Place("fc", "p", "dense", count=len(model_cfg.hidden), layer=True,
+                  sized_by="hidden")]
 
 
 RESNET_INPUT = Place("input", "p_input", "conv")
@@ -33,8 +36,8 @@ def rnn_places(model_cfg) -> list[Place]:
     n = len(model_cfg.hidden)
     return [Place("embedding", "p_embed", "embedding"),
             Place("input", "p_input", "sequence"),
-            Place("hidden", "p", "sequence", count=n - 1),  # between layers
-            Place("recurrent", "p_recurrent", "recurrent", count=n),
+            Place("hidden", "p", "sequence", count=max(n - 1, 0), sized_by="hidden"),  # between
+            Place("recurrent", "p_recurrent", "recurrent", count=n, sized_by="hidden"),
             Place("output", "p_output", "sequence")]
 
 

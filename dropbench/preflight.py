@@ -1,0 +1,112 @@
+"""Config validation before Hydra writes anything (registered in conf/config.yaml as
+`hydra.callbacks.validate`).
+
+Hydra creates a job's dir and its train.log before it calls the task function, so a check in
+the task comes too late to leave the disk untouched. `on_run_start` sees the composed config of
+a single run before its dir exists. For a sweep, `on_multirun_start` composes and checks every
+job of the basic sweeper before the sweep dir exists, so one bad value refuses the whole sweep
+before any job trains; the composed configs are handed on to the sweeper's own composition
+(Sweeper.validate_batch_is_legal), so no job is composed twice for this. Other sweepers (the
+Optuna search) choose their jobs as they go: the sweep's config with the values they do not
+choose is checked up front, and each job as Hydra composes it, before its dir.
+
+A refusal is one line on stderr and exit code 2 (SystemExit: Hydra turns an exception raised
+in a callback into a warning and goes on).
+"""
+
+from hydra.experimental.callback import Callback
+
+from dropbench import DropbenchError
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def refuse(message: str):
+    from dropbench.cli import die
+
+    die(message)
+
+
+class CheckedJobs:
+    """Installed on Hydra's config loader: every job config composed for the sweep is
+    validated. `check` composes ahead of the sweep and keeps the config for the sweeper's
+    first request of the same job."""
+
+    def __init__(self, config_loader, swept: set[str] | None = None):
+        self.compose = config_loader.load_sweep_config
+        self.swept = swept  # the keys that vary between jobs, where known (for messages)
+        self.ready: dict = {}
+        config_loader.load_sweep_config = self  # the instance's method: sweepers, launchers
+
+    def __call__(self, master_config, sweep_overrides):
+        key = (id(master_config), tuple(sweep_overrides))
+        config = self.ready.pop(key, None)
+        return config if config is not None else self.check(master_config, sweep_overrides)
+
+    def check(self, master_config, sweep_overrides, keep: bool = False):
+        from dropbench.config import validate
+
+        config = self.compose(master_config, list(sweep_overrides))
+        try:
+            validate(config)
+        except DropbenchError as e:
+            raise DropbenchError(f"sweep job {self.name(master_config, sweep_overrides)}: {e}"
+                                 ) from None
+        if keep:
+            self.ready[(id(master_config), tuple(sweep_overrides))] = config
+        return config
+
+
+    def name(self, master_config, overrides) -> str:
+        """The overrides that tell this job from the others, for messages."""
+        if self.swept is not None:
+            own = [o for o in overrides if o.split("=", 1)[0] in self.swept]
+        else:  # a sweeper's own choices are not among the command line's overrides
+            own = [o for o in overrides if o not in master_config.hydra.overrides.task]
+        return ",".join(own or overrides)
+
+
+def basic_sweep(config, config_loader) -> tuple[list[list[str]], set[str]]:
+    """Every job's overrides, as Hydra's basic sweeper will expand them, and the swept keys."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()]
+    arguments += OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(arguments)
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    return jobs, {o.get_key_element() for o in parsed if o.is_sweep_override()}
+
+
+class ValidateConfig(Callback):
+    def on_run_start(self, config, **kwargs) -> None:
+        from dropbench.config import validate
+
+        try:
+            validate(config)
+        except DropbenchError as e:
+            refuse(str(e))
+        # any other exception: Hydra warns and runs the job, whose own validation reports it
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+
+        from dropbench.cli import user_error
+
+        loader = GlobalHydra.instance().config_loader()
+        if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+            CheckedJobs(loader)
+            self.on_run_start(config)  # the values the sweeper does not choose, as given
+            return
+        try:
+            jobs, swept = basic_sweep(config, loader)
+            checked = CheckedJobs(loader, swept)
+            for overrides in jobs:
+                checked.check(config, overrides, keep=True)
+        except Exception as e:  # Hydra would only warn about an exception from a callback
+            message = user_error(e)
+            if message is None:
+                raise  # not the user's: the sweeper meets it again and reports it
+            refuse(message)
