@@ -14,6 +14,7 @@ from omegaconf import MISSING, ListConfig
 
 from dropbench import DropbenchError
 from dropbench.loggers.config import LoggerConfig
+from dropbench.paper import PaperConfig
 
 
 @dataclass
@@ -126,7 +127,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     data_dir: str = "~/.cache/dropbench"
-    paper: dict | None = None  # experiment presets: the published result they target
+    paper: PaperConfig | None = None  # presets: the published results (dropbench/paper.py)
 
 
 def register_schemas() -> None:
