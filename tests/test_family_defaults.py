@@ -42,8 +42,9 @@ def test_presets_and_the_command_line_win(compose):
     assert awd.optim.name == "ntasgd" and awd.trainer.batch_size == 40
     mine = compose(["model=lstm", "optim.lr=3", "trainer.batch_size=7"])
     assert mine.optim.lr == 3 and mine.optim.clip == 0.25 and mine.trainer.batch_size == 7
-    adam = compose(["model=lstm", "optim=adam"])  # no Adam defaults for LMs: Adam's own
-    assert adam.optim.lr == 0.001 and adam.optim.clip is None
+    adam = compose(["model=lstm", "optim=adam"])  # Adam's language-model settings
+    assert adam.optim.lr == 0.002 and adam.optim.clip == 5.0
+    assert compose(["optim=adam"]).optim.lr == 0.001  # and the classifiers' Adam
 
 
 def unigram_perplexity(corpus: Path) -> float:
