@@ -106,3 +106,13 @@ def test_a_run_one_point_worse_than_the_paper_reads_plus_one(compose, tmp_path):
     cfg = compose(["+experiment=srivastava_mnist"])
     run_from(cfg, tmp_path / "run", test_acc=1.0 - 0.0206)
     assert paper_rows(tmp_path).loc[0, "difference"] == pytest.approx(1.0)
+
+
+def test_a_paper_block_of_one_number_is_shown_unchecked(tmp_path):
+    """Run dirs whose `paper:` holds a single number (no dataset, model or rows) keep it in
+    the table, said to be unchecked."""
+    paper = {"ref": "r", "table": "t", "metric": "test_error", "value": 1.06}
+    make_run(tmp_path / "run", test_acc=1.0 - 0.0206, extra_config={"paper": paper})
+    table = paper_rows(tmp_path)
+    assert table.loc[0, "paper"] == 1.06 and table.loc[0, "difference"] == pytest.approx(1.0)
+    assert table.loc[0, "comparison"].startswith("not checked")

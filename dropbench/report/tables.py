@@ -132,6 +132,19 @@ def not_comparable(run: pd.Series, runs: pd.DataFrame) -> str | None:
     return "; ".join(reasons) or None
 
 
+def single_number_row(first: pd.Series, sub: pd.DataFrame, group: str) -> dict:
+    """A run dir whose `paper:` block is one number (`ref`, `table`, `metric`, `value`) with no
+    dataset, model or rows: set beside ours, and said to be unchecked."""
+    ours = paper_metric(sub, str(first["paper.metric"]))
+    ours = ours.dropna() if ours is not None else pd.Series(dtype=float)
+    value = float(first["paper.value"])
+    return {"reference": first["paper.ref"], "table": first.get("paper.table", ""),
+            "metric": first["paper.metric"], "configuration": group, "paper": value,
+            "ours_mean": ours.mean(), "ours_std": ours.std(), "n": int(ours.count()),
+            "difference": ours.mean() - value,
+            "comparison": "not checked: the run's paper block names no dataset, model or rows"}
+
+
 def paper_table(runs: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
     """One row per configuration of the runs made from a paper preset (config `paper.ref`), in
     display order: the paper's row for the configuration's scheme next to ours when the dataset,
@@ -145,6 +158,9 @@ def paper_table(runs: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
         first = sub.iloc[0]
         scheme = format_value(first.get("dropout.name"))
         row = f"paper.rows.{scheme}."
+        if pd.notna(first.get("paper.value", float("nan"))):
+            rows.append(single_number_row(first, sub, group))
+            continue
         reason = not_comparable(first, runs)
         metrics = [first[c] for c in paper_columns(runs, "paper.rows.")
                    if c.endswith(".metric") and isinstance(first[c], str)]
