@@ -27,6 +27,7 @@ from dropbench.ranges import (  # noqa: F401  (check_rate, is_list: imported fro
     option,
     widths,
 )
+from dropbench.paper import PaperConfig
 
 
 @dataclass
@@ -165,7 +166,7 @@ class Config:
     seed: int = between(0, 0, SEED_MAX, "seeds numpy, torch and random")
     device: str = "auto"  # auto | cpu | cuda | cuda:N (validate checks the pattern)
     data_dir: str = "~/.cache/dropbench"
-    paper: dict | None = None  # experiment presets: the published result they target
+    paper: PaperConfig | None = None  # presets: the published results (dropbench/paper.py)
 
 
 def register_schemas() -> None:

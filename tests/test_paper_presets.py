@@ -1,8 +1,11 @@
-"""Every preset's `paper:` block goes through the paper-vs-ours table in the unit the table
-compares in: a run that lands exactly on the paper's number differs from it by 0."""
+"""Paper presets against the paper-vs-ours table: every row a preset names goes through the
+table in the unit the table compares in (a run that lands exactly on the paper's number differs
+from it by 0), and a run whose dataset, model or scheme is not the paper's is listed as not
+comparable, with the reason, instead of being set against a number it cannot match."""
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import REPO
 from dropbench.report.build import write_report
@@ -21,41 +24,95 @@ def summary_fields_at(metric: str, value: float) -> dict:
     return {metric: value}
 
 
-def preset_paper_blocks(compose) -> dict:
-    blocks = {}
+def run_from(cfg, run_dir, seed=0, **summary_fields):
+    """A finished run dir with `cfg`'s dataset, model, dropout and paper, and these results."""
+    keys = ("dataset", "model", "dropout", "paper")
+    config = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in keys}
+    run = make_run(run_dir, seed=seed, extra_config=config)
+    summary = pd.read_json(run / "summary.json", typ="series").to_dict()
+    summary.update(summary_fields)
+    pd.Series(summary).to_json(run / "summary.json")
+    return run
+
+
+def paper_rows(tmp_path, by=None) -> pd.DataFrame:
+    return pd.read_csv(write_report([tmp_path], by=by) / "paper_vs_ours.csv")
+
+
+def test_every_preset_names_its_papers_data_model_and_rows(compose):
     for name in PRESETS:
         cfg = compose([f"+experiment={name}"])
-        if cfg.get("paper") is not None:
-            blocks[name] = dict(cfg.paper)
-    return blocks
+        paper = cfg.paper
+        assert paper.ref and paper.dataset.name == cfg.dataset.name, name
+        assert paper.model.name == cfg.model.name and paper.rows, name
+        for row in paper.rows.values():
+            assert row.metric in ("test_ppl", "test_error") and row.value > 0, name
+        if name != "lenet_mnist":  # LeNet-5 has no dropout: its only row is dropout=none
+            assert cfg.dropout.name in paper.rows, name
 
 
-def test_every_paper_preset_has_a_block(compose):
-    blocks = preset_paper_blocks(compose)
-    assert len(blocks) >= 8  # Srivastava (4), LeNet, Zaremba (3), Gal, AWD-LSTM
-    for name, block in blocks.items():
-        assert {"ref", "table", "metric", "value"} <= set(block), name
+ROWS = [(name, scheme) for name in PRESETS
+        for scheme in OmegaConf.load(REPO / "conf" / "paper" / f"{name}.yaml").rows]
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_a_run_at_the_papers_value_differs_by_zero(compose, tmp_path, name):
-    cfg = compose([f"+experiment={name}"])
-    if cfg.get("paper") is None:
-        pytest.skip(f"{name} states no paper number")
-    paper = {k: cfg.paper[k] for k in ("ref", "table", "metric", "value")}
-    run = make_run(tmp_path / "run", extra_config={"paper": paper})
-    summary = pd.read_json(run / "summary.json", typ="series").to_dict()
-    summary.update(summary_fields_at(paper["metric"], float(paper["value"])))
-    pd.Series(summary).to_json(run / "summary.json")
-    table = pd.read_csv(write_report([tmp_path]) / "paper_vs_ours.csv")
-    assert len(table) == 1
-    assert table.loc[0, "paper"] == pytest.approx(float(paper["value"]))
+@pytest.mark.parametrize("name,scheme", ROWS)
+def test_a_run_at_the_papers_value_differs_by_zero(compose, tmp_path, name, scheme):
+    cfg = compose([f"+experiment={name}", f"dropout={scheme}"])
+    row = cfg.paper.rows[scheme]
+    run_from(cfg, tmp_path / "run", **summary_fields_at(row.metric, row.value))
+    table = paper_rows(tmp_path)
+    assert len(table) == 1 and table.loc[0, "comparison"] == "comparable"
+    assert table.loc[0, "paper"] == pytest.approx(row.value)
     assert table.loc[0, "difference"] == pytest.approx(0.0, abs=1e-9)
+    assert table.loc[0, "reference"] == (row.ref or cfg.paper.ref)
 
 
-def test_a_run_one_point_worse_than_the_paper_reads_plus_one(tmp_path):
+def test_a_variational_run_meets_gal_and_ghahramanis_row_and_standard_zarembas(compose,
+                                                                             tmp_path):
+    for scheme, ppl in (("standard", 84.0), ("variational", 80.0)):
+        cfg = compose(["+experiment=zaremba_medium", f"dropout={scheme}"])
+        run_from(cfg, tmp_path / scheme, test_ppl=ppl)
+    table = paper_rows(tmp_path, by=["dropout.name"]).set_index("configuration")
+    assert list(table["comparison"]) == ["comparable"] * 2
+    assert table.loc["dropout.name=standard", "paper"] == 82.7  # Zaremba et al., medium
+    assert table.loc["dropout.name=variational", "paper"] == 79.7  # Gal & Ghahramani
+    assert table.loc["dropout.name=variational", "reference"].startswith("Gal & Ghahramani")
+    assert table.loc["dropout.name=variational", "difference"] == pytest.approx(0.3)
+
+
+def test_a_run_on_another_corpus_is_not_comparable(compose, tmp_path):
+    cfg = compose(["+experiment=zaremba_small", "dataset=textdir", "dataset.path=corpus"])
+    run_from(cfg, tmp_path / "run", test_ppl=211.4)
+    table = paper_rows(tmp_path)
+    assert len(table) == 1 and pd.isna(table.loc[0, "paper"])
+    assert pd.isna(table.loc[0, "difference"]) and table.loc[0, "ours_mean"] == 211.4
+    assert table.loc[0, "comparison"] == ("not comparable: dataset.name=textdir; the paper "
+                                          "used ptb")
+
+
+def test_a_scheme_without_a_row_and_a_resized_model_are_not_comparable(compose, tmp_path):
+    for overrides in (["dropout=variational"], ["model.hidden=[100,100]"]):
+        cfg = compose(["+experiment=zaremba_small", *overrides])
+        run_from(cfg, tmp_path / overrides[0], test_ppl=120.0)
+    table = paper_rows(tmp_path).set_index("configuration")
+    assert table["paper"].isna().all()
+    notes = set(table["comparison"])
+    assert notes == {"not comparable: the paper has no dropout=variational row (its rows: none)",
+                     "not comparable: model.hidden=[100, 100]; the paper used [200, 200]"}
+
+
+def test_a_run_one_point_worse_than_the_paper_reads_plus_one(compose, tmp_path):
     """1.06 % error in the paper, 2.06 % in the run: +1.00 percentage point, not +2.05."""
+    cfg = compose(["+experiment=srivastava_mnist"])
+    run_from(cfg, tmp_path / "run", test_acc=1.0 - 0.0206)
+    assert paper_rows(tmp_path).loc[0, "difference"] == pytest.approx(1.0)
+
+
+def test_a_paper_block_of_one_number_is_shown_unchecked(tmp_path):
+    """Run dirs whose `paper:` holds a single number (no dataset, model or rows) keep it in
+    the table, said to be unchecked."""
     paper = {"ref": "r", "table": "t", "metric": "test_error", "value": 1.06}
     make_run(tmp_path / "run", test_acc=1.0 - 0.0206, extra_config={"paper": paper})
-    table = pd.read_csv(write_report([tmp_path]) / "paper_vs_ours.csv")
-    assert table.loc[0, "difference"] == pytest.approx(1.0)
+    table = paper_rows(tmp_path)
+    assert table.loc[0, "paper"] == 1.06 and table.loc[0, "difference"] == pytest.approx(1.0)
+    assert table.loc[0, "comparison"].startswith("not checked")

@@ -283,8 +283,9 @@ def test_html_is_self_contained_with_every_figure(sweep):
 
 # --- paper presets ---------------------------------------------------------------------------
 def test_paper_vs_ours_table(tmp_path):
-    paper = {"paper": {"ref": "Srivastava et al. 2014", "table": "2", "metric": "test_error",
-                       "value": 1.25}}
+    paper = {"paper": {"ref": "Srivastava et al. 2014", "dataset": {"name": "digits"},
+                       "model": {"name": "mlp"}, "rows": {"standard": {
+                           "table": "2", "metric": "test_error", "value": 1.25}}}}
     make_run(tmp_path / "a", test_acc=0.985, extra_config=paper)
     make_run(tmp_path / "b", seed=1, test_acc=0.987, extra_config=paper)
     make_run(tmp_path / "c", seed=2, test_acc=0.5)  # no paper block: not in the table
@@ -293,6 +294,7 @@ def test_paper_vs_ours_table(tmp_path):
     assert len(table) == 1 and table.loc[0, "n"] == 2
     assert table.loc[0, "ours_mean"] == pytest.approx(1.4)  # errors 1.5 % and 1.3 %
     assert table.loc[0, "difference"] == pytest.approx(0.15)
+    assert table.loc[0, "comparison"] == "comparable"
     assert "Srivastava et al. 2014" in (out / "summary.md").read_text()
 
 

@@ -116,8 +116,8 @@ def test_validation_names_the_problem(compose, overrides, fragment):
     (["dropout=standard", "dropout.block_size=5"],
      "dropout=standard has no key 'block_size'; its keys: p, p_input, where, p_output; "
      "block_size is a key of dropblock"),
-    (["dropout=dropconnect", "+experiment=zaremba_medium"],
-     "dropout=dropconnect has no key 'p_input' (set in experiment/zaremba_medium)"),
+    (["dropout=dropconnect", "+experiment=zaremba_medium"],  # no preset rates: its own
+     "dropout=dropconnect cannot drop the hidden place (dropout.p=0.5)"),
     (["dropout=standard", "+dropout.foo=1"], "dropout=standard has no key 'foo'"),
     (["dataset=ptb", "model=lstm", "dropout=dropconnect", "dropout.p=0.5"],
      "dropout=dropconnect cannot drop the hidden place (dropout.p=0.5)"),

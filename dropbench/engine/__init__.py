@@ -19,6 +19,7 @@ from dropbench.config import validate
 from dropbench.data import load_data
 from dropbench.dropout.catalog import declaration
 from dropbench.dropout.describe import format_built
+from dropbench.dropout.no_op import refuse_no_op_scheme
 from dropbench.engine import mc, process
 from dropbench.engine.accel import default_threads
 from dropbench.engine.io import atomic_write_bytes, load_checkpoint, write_json
@@ -114,6 +115,7 @@ def prepare(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, resume: 
     """The Run for `run_dir`: seeded, data loaded, model built, resumed from its checkpoint
     when asked (after checking the data and the checkpoint fit), its session recorded."""
     validate(cfg)
+    refuse_no_op_scheme(cfg.model, cfg.dropout, overrides)  # a named scheme must drop
     torch.set_num_threads(cfg.trainer.threads or default_threads())
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)

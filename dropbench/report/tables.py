@@ -104,38 +104,91 @@ def paper_metric(runs: pd.DataFrame, name: str) -> pd.Series | None:
     return 100.0 * values if name.endswith("_acc") else values
 
 
+PAPER_KEYS = ("dataset", "model")  # paper.<k>.<key> must equal the run's <k>.<key>
+
+
+def paper_columns(runs: pd.DataFrame, prefix: str) -> list[str]:
+    return [c for c in runs.columns if c.startswith(prefix)]
+
+
+def not_comparable(run: pd.Series, runs: pd.DataFrame) -> str | None:
+    """Why `run` (one row of `runs`) cannot be compared with its preset's paper, or None when
+    its dataset and model are the paper's and its scheme has a row (dropbench/paper.py)."""
+    reasons = []
+    for kind in PAPER_KEYS:
+        for column in paper_columns(runs, f"paper.{kind}."):
+            key = f"{kind}.{column[len(f'paper.{kind}.'):]}"
+            want = run[column]
+            if not isinstance(want, str) and pd.isna(want):
+                continue  # a key another paper names, not this run's
+            have = run[key] if key in run else None
+            if format_value(have) != format_value(want):
+                reasons.append(f"{key}={format_value(have)}; the paper used {format_value(want)}")
+    scheme = format_value(run.get("dropout.name"))
+    if pd.isna(run.get(f"paper.rows.{scheme}.value", float("nan"))):
+        rows = sorted({c.split(".")[2] for c in paper_columns(runs, "paper.rows.")
+                       if c.endswith(".value") and pd.notna(run[c])})
+        reasons.append(f"the paper has no dropout={scheme} row (its rows: {', '.join(rows)})")
+    return "; ".join(reasons) or None
+
+
+def single_number_row(first: pd.Series, sub: pd.DataFrame, group: str) -> dict:
+    """A run dir whose `paper:` block is one number (`ref`, `table`, `metric`, `value`) with no
+    dataset, model or rows: set beside ours, and said to be unchecked."""
+    ours = paper_metric(sub, str(first["paper.metric"]))
+    ours = ours.dropna() if ours is not None else pd.Series(dtype=float)
+    value = float(first["paper.value"])
+    return {"reference": first["paper.ref"], "table": first.get("paper.table", ""),
+            "metric": first["paper.metric"], "configuration": group, "paper": value,
+            "ours_mean": ours.mean(), "ours_std": ours.std(), "n": int(ours.count()),
+            "difference": ours.mean() - value,
+            "comparison": "not checked: the run's paper block names no dataset, model or rows"}
+
+
 def paper_table(runs: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
-    """One row per (paper number, configuration) for runs whose config has `paper.value`,
-    configurations in display order."""
-    keys = ["paper.ref", "paper.table", "paper.metric", "paper.value"]
-    if "paper.value" not in runs:
+    """One row per configuration of the runs made from a paper preset (config `paper.ref`), in
+    display order: the paper's row for the configuration's scheme next to ours when the dataset,
+    model and scheme match the paper's; otherwise the paper's value stays empty and
+    `comparison` says why not (dropbench/paper.py)."""
+    if "paper.ref" not in runs:
         return pd.DataFrame()
-    runs = runs.assign(**{"paper.value": pd.to_numeric(runs["paper.value"], errors="coerce")})
-    runs = runs[runs["paper.value"].notna()].copy()
-    for key in keys:
-        if key not in runs:
-            runs[key] = ""
+    runs = runs[runs["paper.ref"].notna() & (runs["paper.ref"] != "")]
     rows = []
-    for (ref, table, metric, value, group), sub in runs.groupby(keys + ["group"], sort=False,
-                                                               dropna=False):
+    for (_, group), sub in runs.groupby(["paper.ref", "group"], sort=False):
+        first = sub.iloc[0]
+        scheme = format_value(first.get("dropout.name"))
+        row = f"paper.rows.{scheme}."
+        if pd.notna(first.get("paper.value", float("nan"))):
+            rows.append(single_number_row(first, sub, group))
+            continue
+        reason = not_comparable(first, runs)
+        metrics = [first[c] for c in paper_columns(runs, "paper.rows.")
+                   if c.endswith(".metric") and isinstance(first[c], str)]
+        metric = first[row + "metric"] if reason is None else (metrics or [""])[0]
         ours = paper_metric(sub, str(metric))
         ours = ours.dropna() if ours is not None else pd.Series(dtype=float)
+        value = float(first[row + "value"]) if reason is None else float("nan")
+        ref = first.get(row + "ref") if reason is None else None
         rows.append({
-            "reference": ref, "table": table, "metric": metric, "configuration": group,
-            "paper": float(value), "ours_mean": ours.mean(), "ours_std": ours.std(),
-            "n": int(ours.count()), "difference": ours.mean() - float(value),
+            "reference": ref if isinstance(ref, str) and ref else first["paper.ref"],
+            "table": first[row + "table"] if reason is None else "",
+            "metric": metric, "configuration": group,
+            "paper": value, "ours_mean": ours.mean(), "ours_std": ours.std(),
+            "n": int(ours.count()), "difference": ours.mean() - value,
+            "comparison": "comparable" if reason is None else f"not comparable: {reason}",
         })
-    rows.sort(key=lambda r: groups.index(r["configuration"]))  # stable: paper order kept
+    rows.sort(key=lambda r: groups.index(r["configuration"]))
     return pd.DataFrame(rows)
 
 
 def paper_markdown_frame(table: pd.DataFrame) -> pd.DataFrame:
     shown = table[["reference", "table", "metric", "configuration"]].copy()
-    shown["paper"] = table["paper"].map(lambda v: f"{v:g}")
+    shown["paper"] = table["paper"].map(lambda v: "–" if pd.isna(v) else f"{v:g}")
     shown["ours"] = [mean_std(r.ours_mean, r.ours_std, r.n, r.n, 1.0, 2)
                      for r in table.itertuples()]
     shown["n"] = table["n"]
     shown["ours − paper"] = table["difference"].map(lambda v: "–" if pd.isna(v) else f"{v:+.2f}")
+    shown["comparison"] = table["comparison"]
     return shown
 
 
