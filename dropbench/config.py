@@ -15,6 +15,7 @@ from omegaconf import MISSING
 
 from dropbench import DropbenchError
 from dropbench.loggers.config import LoggerConfig
+from dropbench.paper import PaperConfig
 from dropbench.ranges import (  # noqa: F401  (check_rate, is_list: imported from here too)
     SEED_MAX,
     above,
@@ -27,7 +28,6 @@ from dropbench.ranges import (  # noqa: F401  (check_rate, is_list: imported fro
     option,
     widths,
 )
-from dropbench.paper import PaperConfig
 
 
 @dataclass
