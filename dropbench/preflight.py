@@ -44,11 +44,9 @@ class CheckedJobs:
         return config if config is not None else self.check(master_config, sweep_overrides)
 
     def check(self, master_config, sweep_overrides, keep: bool = False):
-        from dropbench.config import validate
-
         config = self.compose(master_config, list(sweep_overrides))
         try:
-            validate(config)
+            check_job(config)
         except DropbenchError as e:
             raise DropbenchError(f"sweep job {self.name(master_config, sweep_overrides)}: {e}"
                                  ) from None
@@ -80,12 +78,21 @@ def basic_sweep(config, config_loader) -> tuple[list[list[str]], set[str]]:
     return jobs, {o.get_key_element() for o in parsed if o.is_sweep_override()}
 
 
-class ValidateConfig(Callback):
-    def on_run_start(self, config, **kwargs) -> None:
-        from dropbench.config import validate
+def check_job(config, whole_job: bool = True) -> None:
+    """The checks a job's config must pass: its values, and (for a whole job, not a sweep's
+    shared base) a named scheme that drops something."""
+    from dropbench.config import validate
+    from dropbench.dropout.no_op import refuse_no_op_scheme
 
+    validate(config)
+    if whole_job:
+        refuse_no_op_scheme(config.model, config.dropout, config.hydra.overrides.task)
+
+
+class ValidateConfig(Callback):
+    def on_run_start(self, config, whole_job: bool = True, **kwargs) -> None:
         try:
-            validate(config)
+            check_job(config, whole_job)
         except DropbenchError as e:
             refuse(str(e))
         # any other exception: Hydra warns and runs the job, whose own validation reports it
@@ -98,7 +105,7 @@ class ValidateConfig(Callback):
         loader = GlobalHydra.instance().config_loader()
         if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
             CheckedJobs(loader)
-            self.on_run_start(config)  # the values the sweeper does not choose, as given
+            self.on_run_start(config, whole_job=False)  # the values the sweeper leaves as given
             return
         try:
             jobs, swept = basic_sweep(config, loader)

@@ -61,10 +61,10 @@ def test_every_preset_drops_with_its_own_scheme(compose, preset):
 
 
 def test_a_scheme_with_nothing_to_drop_is_refused_in_one_line(compose):
-    """A one-layer LSTM has no gap between layers, the only place `standard` drops by default."""
-    cfg = compose(["model=lstm", "model.hidden=[32]"])
+    """Zero rates that came from a preset, not from the command line, build nothing."""
+    cfg = compose(["model=lstm", "dropout.p=0"])
     with pytest.raises(DropbenchError) as e:
-        refuse_no_op_scheme(cfg.model, cfg.dropout, ["model=lstm", "model.hidden=[32]"])
+        refuse_no_op_scheme(cfg.model, cfg.dropout, ["model=lstm"])
     message = str(e.value)
     assert "\n" not in message
     assert message.startswith("dropout=standard builds no dropout module in model=lstm")
@@ -90,9 +90,15 @@ def test_rate_overrides_are_read_with_hydras_parser():
         "p", "p_embed"}
 
 
-def test_the_cli_refuses_before_loading_data(cli):
-    result = cli("train", "dataset=textdir", "dataset.path=no-such-corpus", "model=lstm",
-                 "model.hidden=[16]", "trainer.progress=false", "trainer.threads=1")
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    error = result.stderr.strip().splitlines()[-1]
-    assert "dropout=standard builds no dropout module in model=lstm" in error
+def test_the_cli_refuses_before_writing_anything(cli, tmp_path):
+    """A user's own preset whose zero rates leave `standard` nothing to drop."""
+    presets = tmp_path / "my_conf" / "experiment"
+    presets.mkdir(parents=True)
+    (presets / "zeros.yaml").write_text("# @package _global_\ndropout:\n  p: 0.0\n")
+    result = cli("train", f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "+experiment=zeros",
+                 "trainer.progress=false", "trainer.threads=1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()
+    assert len(error) == 1
+    assert "dropout=standard builds no dropout module in model=mlp" in error[0]
+    assert not (tmp_path / "outputs").exists()
