@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
 from dropbench.rundir import RunDirRefused
 
 _UMASK = os.umask(0)
@@ -25,8 +25,16 @@ os.umask(_UMASK)  # mkstemp makes 0600 files; give them the usual permissions in
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Only a run dir's own subfolders (.hydra/, checkpoints/) are made here: the run dir
+        # itself is made when it is locked, so one that vanished while training is a
+        # failure, not a new half dir.
+        if not path.parent.is_dir() and (path.parent.parent / rundir.LOCK).is_file():
+            path.parent.mkdir(exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        raise DropbenchError(f"cannot write {path}: its run dir was deleted or moved while "
+                             f"dropbench wrote to it, so the run is lost; train it again (a new "
+                             f"hydra.run.dir)") from None
     except OSError as e:
         raise DropbenchError(f"cannot write {path} ({e.strerror}); pick a writable output "
                              f"directory with hydra.run.dir=...") from e
