@@ -146,11 +146,10 @@ def user_error(e: Exception) -> str | None:
         return plugin
     unwritable = e.__cause__ if isinstance(e, ValueError) else e  # logging.config wraps it
     if isinstance(unwritable, OSError) and unwritable.filename:
-        return (f"cannot write {unwritable.filename} ({unwritable.strerror}); pick a writable "
-                f"output directory with hydra.run.dir=... (or hydra.sweep.dir=... for -m)")
-    if isinstance(e, OSError) and e.filename:  # e.g. Hydra creating an unwritable run dir
-        return (f"cannot write {e.filename} ({e.strerror}); pick a writable output directory "
-                f"with hydra.run.dir=... (or hydra.sweep.dir=... for -m)")
+        # e.g. Hydra making an unwritable run dir, or opening train.log in a read-only one
+        return (f"cannot write {unwritable.filename} ({unwritable.strerror}); make it "
+                f"writable, or pick another output directory with hydra.run.dir=... (or "
+                f"hydra.sweep.dir=... for -m)")
     if isinstance(e, MissingConfigException) and e.options is not None and e.missing_cfg_file:
         group, _, name = e.missing_cfg_file.rpartition("/")
         choices = ", ".join(o for o in e.options if not o.startswith("base_"))

@@ -80,15 +80,16 @@ def load_checkpoint(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # torch's message names what the file asked for
         raise RunDirRefused(f"checkpoint {path} holds objects a safe load refuses "
-                             f"({unsafe_detail(e)}); it was not written by dropbench: delete "
-                             f"it, or start the run over with trainer.overwrite=true") from None
+                             f"({unsafe_detail(e)}); it was not written by dropbench: start "
+                             f"the run over with trainer.overwrite=true") from None
     except Exception as e:  # truncated or foreign file: say which, and what to do
-        raise RunDirRefused(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it "
-                             f"to start the run over, or point hydra.run.dir elsewhere") from e
+        raise RunDirRefused(f"checkpoint {path} is unreadable ({type(e).__name__}); start the "
+                             f"run over with trainer.overwrite=true (instead of "
+                             f"trainer.resume=true), or train in another hydra.run.dir") from e
     if not isinstance(state, dict):
         raise RunDirRefused(f"checkpoint {path} is not a dropbench checkpoint (it holds a "
-                             f"{type(state).__name__}); delete it or point hydra.run.dir "
-                             f"elsewhere")
+                             f"{type(state).__name__}); start the run over with "
+                             f"trainer.overwrite=true, or train in another hydra.run.dir")
     return state
 
 
