@@ -96,6 +96,9 @@ def check_not_foreign(run_dir: Path) -> None:
     dropbench's to resume or delete."""
     foreign = rundir.foreign_entries(run_dir)
     if foreign and not rundir.is_dropbench_run(run_dir):
+        log_file = run_dir / rundir.LOG  # Hydra opened it for this job: leave no trace
+        if log_file.is_file() and log_file.stat().st_size == 0:
+            log_file.unlink()
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise RunDirRefused(f"{run_dir} holds files dropbench did not write ({shown}) and no "
                             f"dropbench run; train in a new or empty dir (another "
