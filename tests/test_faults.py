@@ -242,8 +242,8 @@ def test_a_newer_format_is_refused_by_every_reader(cli, tmp_path, record):
     before = snapshot(tmp_path / "run")
     readers = [["train", *TINY, "trainer.epochs=2", "trainer.resume=true", "hydra.run.dir=run"],
                ["diff", "run", "other"]]
-    if record == rundir.SUMMARY:
-        readers.append(["status", "run"])
+    if record == rundir.SUMMARY:  # status and report read no manifest
+        readers += [["status", "run"], ["report", "run", "other", "--out", "report"]]
     for args in readers:
         line = one_error_line(cli(*args))
         assert "format_version 99" in line and "upgrade dropbench" in line, (args, line)
