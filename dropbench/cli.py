@@ -147,9 +147,8 @@ def user_error(e: Exception) -> str | None:
     unwritable = e.__cause__ if isinstance(e, ValueError) else e  # logging.config wraps it
     if isinstance(unwritable, OSError) and unwritable.filename:
         # e.g. Hydra making an unwritable run dir, or opening train.log in a read-only one
-        return (f"cannot write {unwritable.filename} ({unwritable.strerror}); make it "
-                f"writable, or pick another output directory with hydra.run.dir=... (or "
-                f"hydra.sweep.dir=... for -m)")
+        return (f"cannot write {unwritable.filename} ({unwritable.strerror}); pick a writable "
+                f"output directory with hydra.run.dir=... (or hydra.sweep.dir=... for -m)")
     if isinstance(e, MissingConfigException) and e.options is not None and e.missing_cfg_file:
         group, _, name = e.missing_cfg_file.rpartition("/")
         choices = ", ".join(o for o in e.options if not o.startswith("base_"))
@@ -223,7 +222,7 @@ def missing_plugin(e: BaseException) -> str | None:
         if isinstance(error, ModuleNotFoundError) and error.name:
             for module, needed in OPTIONAL_MODULES.items():
                 if error.name == module or error.name.startswith(module + "."):
-                    return install_hint(f"this run (module {error.name})", needed)
+                    return install_hint(f"this run (it imports {error.name})", needed)
     missing = e.missing_cfg_file if isinstance(e, MissingConfigException) else None
     if missing is None:  # a config of ours whose defaults name the plugin's config
         found = re.search(r"Could not load '([^']+)'", str(e))

@@ -56,4 +56,10 @@ def verify(names: list[str], root: Path) -> list[tuple[str, bool, str]]:
             results.append((name, True, _check(name)(root, False)))
         except DropbenchError as e:
             results.append((name, False, str(e)))
+        except Exception as e:  # a damage no check names yet: still one row, with the fix
+            text = str(e).strip()
+            results.append((name, False, f"unreadable ({type(e).__name__}: "
+                                         f"{text.splitlines()[0] if text else ''}); delete its "
+                                         f"files under {root} and run `dropbench data download "
+                                         f"{name}`"))
     return results

@@ -47,17 +47,19 @@ def previous_status(run_dir: Path) -> str | None:
     return (read_json(run_dir / rundir.SUMMARY) or {}).get("status")
 
 
-def record_failure(run_dir: Path, cfg, overrides, error: BaseException) -> None:
-    """Mark the run `failed` with the error's first line and type, whatever the error, so
-    status, report and a resumed sweep read the run's true end. A run that ended otherwise
-    (diverged, interrupted) keeps its status; a vanished dir is not made again."""
+def record_failure(run_dir: Path, cfg, overrides, error: BaseException,
+                   status: str = "failed") -> None:
+    """Mark the run `failed` (or `interrupted`) with the error's first line and type,
+    whatever the error, so status, report and a resumed sweep read the run's true end. A
+    run that ended otherwise (diverged, interrupted) keeps its status; a vanished dir is not
+    made again."""
     if not (run_dir / rundir.CONFIG).is_file() or previous_status(run_dir) not in (None,
                                                                                   "running"):
         return
     text = str(error).strip()
     try:
         write_json(run_dir / rundir.SUMMARY, {
-            "format_version": rundir.FORMAT_VERSION, "status": "failed",
+            "format_version": rundir.FORMAT_VERSION, "status": status,
             "error": text.splitlines()[0] if text else type(error).__name__,
             "error_type": type(error).__name__, "seed": cfg.seed,
             "overrides": list(overrides)})
@@ -122,6 +124,9 @@ def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, da
         raise  # refused before the run changed: nothing to record
     except Exception as e:  # user error, bad data or a bug: the summary says it failed
         record_failure(run_dir, cfg, overrides, e)
+        raise
+    except KeyboardInterrupt as e:  # before the epochs (which record it themselves)
+        record_failure(run_dir, cfg, overrides, e, status="interrupted")
         raise
 
 
