@@ -107,11 +107,23 @@ def train_command(args: list[str], debug: bool = False) -> None:
         code = 143 if "SIGTERM" in str(e) else 130
         die("interrupted; the last checkpoint is kept, continue with trainer.resume=true", code)
     except Exception as e:
+        report = sys.modules.get("dropbench.report.callback")
+        if report is not None:  # a failed sweep's report, listing the failed jobs
+            report.write_pending()
         if DEBUG:
             raise
         die(*failure_line(e))
+    if not OUTPUT:  # a parallel launcher's jobs ran elsewhere: the sweep's own config says
+        OUTPUT.update(sweep_output())
     for kind, path in OUTPUT.items():
         print(f"{kind}: {path}")
+
+
+def sweep_output() -> dict[str, str]:
+    """{"sweep dir": DIR} of a sweep whose jobs ran in other processes, as the sweep's report
+    callback saw it start (nothing when that callback is off)."""
+    report = sys.modules.get("dropbench.report.callback")
+    return {"sweep dir": str(report.STARTED[-1])} if report and report.STARTED else {}
 
 
 def failure_line(e: Exception) -> tuple[str, int]:
