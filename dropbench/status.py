@@ -47,21 +47,33 @@ class Job:
 def read_yaml(path: Path):
     try:
         return parse_yaml(path.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8 text
         return None
 
 
 def read_job(run_dir: Path, sweep_dir: Path, now: float) -> Job:
-    """One job's state from its files; a file caught missing or unreadable means 'not yet'."""
+    """One job's state from its files; a damaged file makes the job `unreadable`, with the
+    reason, instead of stopping the table."""
+    try:
+        return read_job_files(run_dir, sweep_dir, now)
+    except (TypeError, ValueError, AttributeError, KeyError) as e:  # fields of the wrong type
+        return Job(os.path.relpath(run_dir, sweep_dir), [], "unreadable",
+                   note=f"its files hold values of the wrong type ({type(e).__name__})")
+
+
+def read_job_files(run_dir: Path, sweep_dir: Path, now: float) -> Job:
     name = os.path.relpath(run_dir, sweep_dir)
-    overrides = [str(o) for o in read_yaml(run_dir / ".hydra" / "overrides.yaml") or []]
-    config = read_yaml(run_dir / ".hydra" / "config.yaml") or {}
-    epochs = (config.get("trainer") or {}).get("epochs")
+    overrides = read_yaml(run_dir / ".hydra" / "overrides.yaml")
+    overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
+    epochs = configured_epochs(read_yaml(run_dir / ".hydra" / "config.yaml"))
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         updated = (run_dir / "summary.json").stat().st_mtime
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return Job(name, overrides, "starting", epochs=epochs, note=liveness(run_dir, now) or "")
+    except (OSError, ValueError) as e:  # writes are atomic: this is damage, not a write
+        return Job(name, overrides, "unreadable", epochs=epochs,
+                   note=f"summary.json is unreadable ({type(e).__name__})")
     if not isinstance(summary, dict):
         return Job(name, overrides, "unreadable", epochs=epochs,
                    note="summary.json is not a JSON object")
@@ -130,6 +142,12 @@ def never_locked(run_dir: Path, now: float) -> str | None:
     if age > HEARTBEAT_MISSED * rundir.HEARTBEAT_S:
         return f"never started training ({duration(age)} ago): killed?"
     return None
+
+
+def configured_epochs(config) -> int | None:
+    trainer = config.get("trainer") if isinstance(config, dict) else None
+    epochs = trainer.get("epochs") if isinstance(trainer, dict) else None
+    return epochs if isinstance(epochs, int) else None
 
 
 def first_line(text) -> str:

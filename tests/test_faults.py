@@ -155,6 +155,22 @@ def test_status_names_a_binary_metrics_file(cli, tmp_path):
     assert "metrics.csv is unreadable" in shown and "Traceback" not in shown
 
 
+def test_status_shows_damaged_files_as_unreadable(tmp_path):
+    from dropbench.status import render, sweep_jobs
+
+    damage = {"binary": {rundir.SUMMARY: bytes(range(256)), rundir.CONFIG: b"\xff\xfe"},
+              "list": {rundir.SUMMARY: b"[1, 2]", rundir.OVERRIDES: b"7"},
+              "types": {rundir.SUMMARY: json.dumps({"status": "running", "metric": "acc",
+                                                    "wall_s": "soon"}).encode()}}
+    for name, files in damage.items():
+        for file, data in files.items():
+            (tmp_path / name / file).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / file).write_bytes(data)
+    jobs, total = sweep_jobs(tmp_path)
+    assert {j.name: j.status for j in jobs} == dict.fromkeys(damage, "unreadable")
+    assert all(j.note for j in jobs) and "unreadable" in render(jobs, total)
+
+
 # --- nothing of the user's destroyed ------------------------------------------------------
 def test_resume_and_overwrite_together_are_refused(cli, tmp_path):
     assert cli("train", *TINY, "trainer.epochs=1", "hydra.run.dir=run").returncode == 0
