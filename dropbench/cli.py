@@ -1,8 +1,10 @@
 """`dropbench train | list | data | --version`.
 
 `train` hands its arguments to a Hydra app (multirun, --cfg, --help and overrides all work as in
-any Hydra app); the other commands are plain argparse. User errors from either end as one line
-on stderr with a non-zero exit, never a traceback.
+any Hydra app); the other commands are plain argparse. Every error ends as one line on stderr
+with a non-zero exit: 2 for one the user can fix (the line names the fix), 1 for an unexpected
+one, whose traceback `dropbench --debug ...` (or, for train, the user's HYDRA_FULL_ERROR=1)
+shows.
 """
 
 import argparse
@@ -195,7 +197,7 @@ def user_error(e: Exception) -> str | None:
 
 
 @dataclass(frozen=True)
-class Optional:
+class OptionalPackage:
     """A package dropbench uses only when asked, and the extra that installs it."""
 
     package: str
@@ -204,24 +206,24 @@ class Optional:
 
 # Optional packages by the Hydra config option they provide, or by their module name.
 OPTIONAL_CONFIGS = {
-    "hydra/launcher/joblib": Optional("hydra-joblib-launcher", "cluster"),
-    "hydra/launcher/submitit_slurm": Optional("hydra-submitit-launcher", "cluster"),
-    "hydra/launcher/submitit_local": Optional("hydra-submitit-launcher", "cluster"),
-    "hydra/sweeper/optuna": Optional("hydra-optuna-sweeper", "cluster"),
+    "hydra/launcher/joblib": OptionalPackage("hydra-joblib-launcher", "cluster"),
+    "hydra/launcher/submitit_slurm": OptionalPackage("hydra-submitit-launcher", "cluster"),
+    "hydra/launcher/submitit_local": OptionalPackage("hydra-submitit-launcher", "cluster"),
+    "hydra/sweeper/optuna": OptionalPackage("hydra-optuna-sweeper", "cluster"),
 }
 OPTIONAL_MODULES = {
-    "hydra_plugins.hydra_joblib_launcher": Optional("hydra-joblib-launcher", "cluster"),
-    "hydra_plugins.hydra_submitit_launcher": Optional("hydra-submitit-launcher", "cluster"),
-    "hydra_plugins.hydra_optuna_sweeper": Optional("hydra-optuna-sweeper", "cluster"),
-    "submitit": Optional("hydra-submitit-launcher", "cluster"),
-    "optuna": Optional("hydra-optuna-sweeper", "cluster"),
-    "tensorboard": Optional("tensorboard", "tracking"),
-    "mlflow": Optional("mlflow", "tracking"),
-    "wandb": Optional("wandb", "tracking"),
+    "hydra_plugins.hydra_joblib_launcher": OptionalPackage("hydra-joblib-launcher", "cluster"),
+    "hydra_plugins.hydra_submitit_launcher": OptionalPackage("hydra-submitit-launcher", "cluster"),
+    "hydra_plugins.hydra_optuna_sweeper": OptionalPackage("hydra-optuna-sweeper", "cluster"),
+    "submitit": OptionalPackage("hydra-submitit-launcher", "cluster"),
+    "optuna": OptionalPackage("hydra-optuna-sweeper", "cluster"),
+    "tensorboard": OptionalPackage("tensorboard", "tracking"),
+    "mlflow": OptionalPackage("mlflow", "tracking"),
+    "wandb": OptionalPackage("wandb", "tracking"),
 }
 
 
-def install_hint(what: str, needed: Optional) -> str:
+def install_hint(what: str, needed: OptionalPackage) -> str:
     return (f"{what} needs {needed.package}, which is not installed; install it with "
             f'`pip install "dropbench[{needed.extra}]"` (or `pip install {needed.package}`)')
 
