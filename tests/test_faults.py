@@ -296,6 +296,18 @@ def test_an_unquoted_non_ascii_value_says_to_quote_it(cli, tmp_path):
     assert "must be quoted" in line and "\"hydra.run.dir='ünï'\"" in line
 
 
+def test_an_archive_that_is_not_gzip_is_named_damaged(tmp_path):
+    import gzip
+
+    from dropbench.data.manage import damaged_archives
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "good.gz").write_bytes(gzip.compress(b"idx"))
+    (raw / "page.gz").write_text("<html>not found</html>")
+    assert damaged_archives(tmp_path) == [raw / "page.gz"]
+
+
 BLOCK_PLUGINS = """
 import pkgutil
 BLOCKED = ("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_submitit_launcher",
