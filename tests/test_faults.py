@@ -105,6 +105,24 @@ def test_a_sweep_records_each_failed_job_and_goes_on(tmp_path):
     assert statuses == {0: "completed", 1: "failed", 2: "completed"}
 
 
+def test_a_fault_in_a_batched_sweep_fails_each_member(tmp_path):
+    stacked_bug = """
+import dropbench.sweep.batch as batch
+def train_epoch(stack, members):
+    raise ZeroDivisionError("injected fault")
+batch.train_epoch = train_epoch
+"""
+    r = patched_cli(tmp_path, stacked_bug, "train", "-m", "hydra/launcher=batched", *TINY,
+                    "trainer.epochs=1", "seed=0,1", "hydra.sweep.dir=sweep",
+                    "~hydra.callbacks.report")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "injected fault" in r.stderr.strip().splitlines()[-1]
+    jobs = sorted((tmp_path / "sweep").glob("*seed=*"))
+    assert len(jobs) == 2
+    for job in jobs:
+        assert summary(job)["status"] == "failed" and summary(job)["error"] == "injected fault"
+
+
 def test_train_ends_by_printing_its_run_dir(cli, tmp_path):
     r = cli("train", *TINY, "trainer.epochs=1", "hydra.run.dir=run")
     assert r.returncode == 0, r.stderr
