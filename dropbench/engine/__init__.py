@@ -120,8 +120,10 @@ def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, da
     try:
         run = prepare(cfg, run_dir, overrides, hydra_cfg, lock, plan == "resume", data)
         return (start or fit)(run)
-    except RunDirRefused:
-        raise  # refused before the run changed: nothing to record
+    except RunDirRefused as e:
+        if lock.claimed:  # e.g. a best.pt damaged mid-run: the run changed, and failed
+            record_failure(run_dir, cfg, overrides, e)
+        raise  # else refused before the run changed: nothing to record
     except Exception as e:  # user error, bad data or a bug: the summary says it failed
         record_failure(run_dir, cfg, overrides, e)
         raise

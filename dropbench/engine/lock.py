@@ -62,6 +62,7 @@ class RunDirLock:
         self.path = Path(run_dir) / rundir.LOCK
         self.fd: int | None = None
         self.created = False
+        self.claimed = False  # this process signed the file: it writes the dir from here on
 
     def __enter__(self) -> "RunDirLock":
         return self.acquire()
@@ -109,6 +110,7 @@ class RunDirLock:
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, data, 0)
         self.created = False  # the file now says who trained here: keep it
+        self.claimed = True
 
     def release(self) -> None:
         if self.fd is None:
