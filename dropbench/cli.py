@@ -1,14 +1,17 @@
 """`dropbench train | list | data | --version`.
 
 `train` hands its arguments to a Hydra app (multirun, --cfg, --help and overrides all work as in
-any Hydra app); the other commands are plain argparse. User errors from either end as one line
-on stderr with a non-zero exit, never a traceback.
+any Hydra app); the other commands are plain argparse. Every error ends as one line on stderr
+with a non-zero exit: 2 for one the user can fix (the line names the fix), 1 for an unexpected
+one, whose traceback `dropbench --debug ...` (or, for train, the user's HYDRA_FULL_ERROR=1)
+shows.
 """
 
 import argparse
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from dropbench import DropbenchError, __version__, jobdir
@@ -27,6 +30,12 @@ def die(message: str, code: int = 2):
 
 
 # --- train -------------------------------------------------------------------------------
+# Where the last job wrote (a run dir, or a sweep's dir), for the line `train` ends with. A
+# parallel launcher's jobs run in worker processes and leave it unset.
+OUTPUT: dict[str, str] = {}
+DEBUG = False  # --debug or the user's HYDRA_FULL_ERROR=1: tracebacks of unexpected errors
+
+
 def _train_task(cfg):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -35,6 +44,10 @@ def _train_task(cfg):
     from dropbench.engine import train
 
     hc = HydraConfig.get()
+    if hc.mode == RunMode.MULTIRUN:
+        OUTPUT["sweep dir"] = str(hc.sweep.dir)
+    else:
+        OUTPUT["run dir"] = str(hc.runtime.output_dir)
     if cfg.trainer.threads is None:
         with open_dict(cfg):
             cfg.trainer.threads = threads_per_job(hc)
@@ -44,7 +57,14 @@ def _train_task(cfg):
     except DropbenchError as e:
         if hc.mode == RunMode.RUN:
             die(str(e))  # SystemExit passes through Hydra without its extra report lines
+        e.job_dir = str(hc.runtime.output_dir)  # for the sweep's closing line
         raise  # in a sweep, Hydra records the failure and the other jobs go on
+    except Exception as e:
+        if hc.mode == RunMode.RUN and not DEBUG:  # before Hydra's "Error executing job"
+            die(*failure_line(e))
+        if hc.mode == RunMode.MULTIRUN:
+            e.job_dir = str(hc.runtime.output_dir)  # pickled with the error from a worker
+        raise
     return summary.get(f"best_val_{summary.get('metric')}")  # what a Hydra sweeper optimises
 
 
@@ -66,29 +86,66 @@ def threads_per_job(hc) -> int | None:
     return max(1, cores // parallel)
 
 
-def train_command(args: list[str]) -> None:
+def train_command(args: list[str], debug: bool = False) -> None:
     import hydra
 
     from dropbench.config import config_dir, register_schemas
     from dropbench.train_help import print_train_help, wants_help
 
     register_schemas()
+    global DEBUG
+    DEBUG = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user's own setting
     # Hydra would print its own multi-line report; let errors reach us and say them in one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = ["dropbench train", *args]
     app = hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
+    OUTPUT.clear()
     try:
         if wants_help(args):
             return print_train_help(args)  # Hydra's own --help takes ~10x longer
         app(_train_task)()
     except KeyboardInterrupt as e:
-        code = 143 if "SIGTERM" in str(e) else 130  # the shell's 128 + signal number
+        # the shell's 128 + signal number: 143 for SIGTERM, 130 for Ctrl-C (SIGINT)
+        code = 143 if "SIGTERM" in str(e) else 130
         die("interrupted; the last checkpoint is kept, continue with trainer.resume=true", code)
     except Exception as e:
-        message = user_error(e)
-        if message is None:
-            raise  # a bug, not bad input: keep the traceback
-        die(message)
+        report = sys.modules.get("dropbench.report.callback")
+        if report is not None:  # a failed sweep's report, listing the failed jobs
+            report.write_pending()
+        if DEBUG:
+            raise
+        die(*failure_line(e))
+    if not OUTPUT:  # a parallel launcher's jobs ran elsewhere: the sweep's own config says
+        OUTPUT.update(sweep_output())
+    for kind, path in OUTPUT.items():
+        print(f"{kind}: {path}")
+
+
+def sweep_output() -> dict[str, str]:
+    """{"sweep dir": DIR} of a sweep whose jobs ran in other processes, as the sweep's report
+    callback saw it start (nothing when that callback is off)."""
+    report = sys.modules.get("dropbench.report.callback")
+    return {"sweep dir": str(report.STARTED[-1])} if report and report.STARTED else {}
+
+
+def failure_line(e: Exception) -> tuple[str, int]:
+    """(one line, exit code) for an error that ended `train`: the user's to fix (2), or
+    unexpected (1), with how to see its traceback."""
+    message = user_error(e)
+    code = 2
+    if message is None:
+        text = str(e).strip()
+        first = text.splitlines()[0] if text else ""
+        message = (f"unexpected error ({type(e).__name__}: {first}); rerun with "
+                   f"`dropbench --debug train ...` (or HYDRA_FULL_ERROR=1) for the traceback, "
+                   f"and report it if the input looks right")
+        code = 1
+    job_dir = getattr(e, "job_dir", None)
+    if job_dir:
+        sweep = OUTPUT.get("sweep dir") or str(Path(job_dir).parent)
+        message = (f"job {job_dir} failed: {message} (the sweep ran its other jobs; "
+                   f"`dropbench status {sweep}` lists each)")
+    return message, code
 
 
 def user_error(e: Exception) -> str | None:
@@ -98,9 +155,14 @@ def user_error(e: Exception) -> str | None:
 
     if isinstance(e, DropbenchError):
         return str(e)
-    if isinstance(e, OSError) and e.filename:  # e.g. Hydra creating an unwritable run dir
-        return (f"cannot write {e.filename} ({e.strerror}); pick a writable output directory "
-                f"with hydra.run.dir=... (or hydra.sweep.dir=... for -m)")
+    plugin = missing_plugin(e)
+    if plugin:
+        return plugin
+    unwritable = e.__cause__ if isinstance(e, ValueError) else e  # logging.config wraps it
+    if isinstance(unwritable, OSError) and unwritable.filename:
+        # e.g. Hydra making an unwritable run dir, or opening train.log in a read-only one
+        return (f"cannot write {unwritable.filename} ({unwritable.strerror}); pick a writable "
+                f"output directory with hydra.run.dir=... (or hydra.sweep.dir=... for -m)")
     if isinstance(e, MissingConfigException) and e.options is not None and e.missing_cfg_file:
         group, _, name = e.missing_cfg_file.rpartition("/")
         choices = ", ".join(o for o in e.options if not o.startswith("base_"))
@@ -108,6 +170,8 @@ def user_error(e: Exception) -> str | None:
     if not isinstance(e, (HydraException, OmegaConfBaseException)):
         return None
     text = str(e)
+    if "LexerNoViableAltException" in text:
+        return unquoted_override_message(text)
     foreign = re.search(r"Key '(\w+)' not in '(\w+)'", f"{text}\n{e.__cause__}")
     if foreign:
         from dropbench.config import foreign_key_message
@@ -130,6 +194,67 @@ def user_error(e: Exception) -> str | None:
     if full_key and full_key.group(1) not in message:
         message = f"{full_key.group(1)}: {message}"
     return message + " (check the override against `dropbench train --cfg job`)"
+
+
+@dataclass(frozen=True)
+class OptionalPackage:
+    """A package dropbench uses only when asked, and the extra that installs it."""
+
+    package: str
+    extra: str
+
+
+# Optional packages by the Hydra config option they provide, or by their module name.
+OPTIONAL_CONFIGS = {
+    "hydra/launcher/joblib": OptionalPackage("hydra-joblib-launcher", "cluster"),
+    "hydra/launcher/submitit_slurm": OptionalPackage("hydra-submitit-launcher", "cluster"),
+    "hydra/launcher/submitit_local": OptionalPackage("hydra-submitit-launcher", "cluster"),
+    "hydra/sweeper/optuna": OptionalPackage("hydra-optuna-sweeper", "cluster"),
+}
+OPTIONAL_MODULES = {
+    "hydra_plugins.hydra_joblib_launcher": OptionalPackage("hydra-joblib-launcher", "cluster"),
+    "hydra_plugins.hydra_submitit_launcher": OptionalPackage("hydra-submitit-launcher", "cluster"),
+    "hydra_plugins.hydra_optuna_sweeper": OptionalPackage("hydra-optuna-sweeper", "cluster"),
+    "submitit": OptionalPackage("hydra-submitit-launcher", "cluster"),
+    "optuna": OptionalPackage("hydra-optuna-sweeper", "cluster"),
+    "tensorboard": OptionalPackage("tensorboard", "tracking"),
+    "mlflow": OptionalPackage("mlflow", "tracking"),
+    "wandb": OptionalPackage("wandb", "tracking"),
+}
+
+
+def install_hint(what: str, needed: OptionalPackage) -> str:
+    return (f"{what} needs {needed.package}, which is not installed; install it with "
+            f'`pip install "dropbench[{needed.extra}]"` (or `pip install {needed.package}`)')
+
+
+def missing_plugin(e: BaseException) -> str | None:
+    """The install line for an optional plugin or tracking package that is not installed."""
+    from hydra.errors import MissingConfigException
+
+    for error in (e, e.__cause__, e.__context__):
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            for module, needed in OPTIONAL_MODULES.items():
+                if error.name == module or error.name.startswith(module + "."):
+                    return install_hint(f"this run (it imports {error.name})", needed)
+    missing = e.missing_cfg_file if isinstance(e, MissingConfigException) else None
+    if missing is None:  # a config of ours whose defaults name the plugin's config
+        found = re.search(r"Could not load '([^']+)'", str(e))
+        missing = found and found.group(1)
+    if missing in OPTIONAL_CONFIGS:
+        group, _, name = missing.rpartition("/")
+        return install_hint(f"{group}={name}", OPTIONAL_CONFIGS[missing])
+    return None
+
+
+def unquoted_override_message(text: str) -> str:
+    """Hydra's override grammar takes unquoted values of plain ASCII only."""
+    found = re.search(r"LexerNoViableAltException: ([^\n;]+?)(?:;|\n|$)", text)
+    override = found.group(1).strip() if found else "an override"
+    key, sep, value = override.partition("=")
+    example = f"\"{key}='{value}'\"" if sep else "\"key='value'\""
+    return (f"cannot parse {override}: a value with spaces or characters outside plain ASCII "
+            f"must be quoted for Hydra, e.g. {example}")
 
 
 # --- list --------------------------------------------------------------------------------
@@ -262,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
         "dropout.p=0,0.5 seed=0,1`; `dropbench train --help` shows Hydra's options.",
     )
     parser.add_argument("--version", action="version", version=f"dropbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an "
+                        "unexpected error (for `train`, as HYDRA_FULL_ERROR=1 does)")
     sub = parser.add_subparsers(dest="command",
                                 metavar="{train,demo,list,data,report,status,diff,bench}")
     sub.add_parser("train", help="train a run or a sweep (Hydra overrides follow)")
@@ -301,8 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    debug = argv[:1] == ["--debug"] or argv[1:2] == ["--debug"]
+    if debug:  # `dropbench --debug CMD ...` or `dropbench CMD --debug ...`
+        argv = [a for i, a in enumerate(argv) if not (i < 2 and a == "--debug")]
     if argv[:1] == ["train"]:
-        return train_command(argv[1:])
+        return train_command(argv[1:], debug)
     if argv[:1] == ["bench"]:
         return bench_command(argv[1:])
     parser = build_parser()
@@ -319,6 +449,12 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:  # e.g. `dropbench list | head`: the reader left, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         sys.exit(0)
+    except Exception as e:
+        if debug or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        text = str(e).strip()
+        die(f"unexpected error ({type(e).__name__}: {text.splitlines()[0] if text else ''}); "
+            f"rerun with `dropbench --debug {args.command} ...` for the traceback", 1)
 
 
 if __name__ == "__main__":

@@ -38,13 +38,19 @@ def read_run(run: Path) -> dict:
         return rows[-1] if rows else {}
 
     manifest = _load(run / rundir.MANIFEST, json.loads) or {}
+    summary = _load(run / rundir.SUMMARY, json.loads) or {}
+    for record, name in ((manifest, rundir.MANIFEST), (summary, rundir.SUMMARY)):
+        if not isinstance(record, dict):
+            raise DropbenchError(f"{run / name} is not a JSON object; it was not written by "
+                                 f"dropbench, or was damaged")
+        rundir.check_format(record, run / name)
     sessions = manifest.pop("sessions", None) or []
     for session in sessions:
         for key in VOLATILE:
             session.pop(key, None)
     return {"config": flatten(_load(run / rundir.CONFIG, rundir.parse_yaml) or {}),
             "manifest": flatten(manifest), "sessions": sessions,
-            "summary": _load(run / rundir.SUMMARY, json.loads) or {},
+            "summary": summary,
             "last": _load(run / rundir.METRICS, last_row) or {},
             "overrides": _load(run / rundir.OVERRIDES, rundir.parse_yaml) or []}
 
@@ -148,8 +154,15 @@ def diff(a: Path, b: Path) -> str:
         if not path.is_dir():
             raise DropbenchError(f"{path} is not a directory; give two run dirs or two sweep "
                                  f"dirs")
-    if rundir.is_run_dir(a) and rundir.is_run_dir(b):
+    runs = [rundir.is_run_dir(a), rundir.is_run_dir(b)]
+    if all(runs):
         return "\n".join([f"A: {a}", f"B: {b}", *diff_runs(a, b)])
+    if any(runs):  # a run against a dir that is none: name the one that is not
+        run, other = (a, b) if runs[0] else (b, a)
+        if not rundir.find_run_dirs([other]):
+            raise DropbenchError(f"{other} is not a run dir (no {rundir.SUMMARY}, "
+                                 f"{rundir.METRICS} or {rundir.CONFIG}) and holds none, while "
+                                 f"{run} is one; give two run dirs or two sweep dirs")
     jobs_a, jobs_b = pair_jobs(a, b)
     if not jobs_a or not jobs_b:
         empty = a if not jobs_a else b

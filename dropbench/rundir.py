@@ -6,6 +6,7 @@ This module imports neither torch nor the engine, so the report (which must work
 copied from anywhere) can use it.
 """
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ LAST = "checkpoints/last.pt"
 BEST = "checkpoints/best.pt"
 LOG = "train.log"
 LOCK = ".dropbench.lock"  # flock()ed by the process training the dir; holds its host and pid
+HEARTBEAT_S = 30.0  # the training process touches LOCK this often (engine/lock.py)
 LOGGERS = "loggers.json"  # the tracking sinks' run ids, so a resume logs to the same runs
 
 RUN_FILES = (SUMMARY, METRICS)  # a dir holding either of these (or CONFIG) is a run dir
@@ -155,3 +157,66 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def parse_yaml(text: str):
     """yaml.safe_load: plain data only; interpolations such as ${oc.env:...} stay strings."""
     return yaml.load(text, Loader=_YAML_LOADER)
+
+
+class NewerFormat(RunDirRefused):
+    """A summary.json or manifest.json written by a newer dropbench than this one."""
+
+
+def check_format(record, path) -> None:
+    """Refuse, in one line, a record whose `format_version` is newer than this dropbench
+    reads: resuming or rewriting it would silently drop what the newer format added."""
+    version = record.get("format_version", 0) if isinstance(record, dict) else 0
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise NewerFormat(f"{path} has format_version {version!r}, newer than the "
+                          f"{FORMAT_VERSION} this dropbench reads; upgrade dropbench "
+                          f"(pip install -U dropbench) to read it")
+
+
+# What dropbench writes into a run dir; everything else there is the user's and is never
+# deleted. Hidden `.NAME.*.tmp` files are the atomic writer's leftovers.
+OWN_FILES = {CONFIG, OVERRIDES, HYDRA, LOG, LOCK, *RESULT_FILES}
+OWN_DIRS = {".hydra", "checkpoints", *NOT_RUNS}
+
+
+def foreign_entries(run_dir: Path) -> list[str]:
+    """Entries of `run_dir` (and of its .hydra/ and checkpoints/) dropbench did not write."""
+    found = []
+    for sub in ("", ".hydra", "checkpoints"):
+        folder = run_dir / sub if sub else run_dir
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            name = f"{sub}/{entry.name}" if sub else entry.name
+            own = name in OWN_FILES or (not sub and name in OWN_DIRS and entry.is_dir())
+            if not own and not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+                found.append(name)
+    return found
+
+
+def is_dropbench_run(run_dir: Path) -> bool:
+    """Whether dropbench trained here: a training process signed the lock file, or a
+    summary.json records a status."""
+    try:
+        if (run_dir / LOCK).stat().st_size > 0:
+            return True
+    except OSError:
+        pass
+    try:
+        summary = json.loads((run_dir / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and "status" in summary
+
+
+def local_flock_holder(inode: int) -> int | None:
+    """The pid holding an flock on this inode, from Linux's /proc/locks (None elsewhere)."""
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        parts = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            return int(parts[4])
+    return None

@@ -15,6 +15,7 @@ import csv
 import json
 import math
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,13 +23,14 @@ from pathlib import Path
 
 import yaml
 
-from dropbench import DropbenchError, units
+from dropbench import DropbenchError, rundir, units
 from dropbench.rundir import find_run_dirs, parse_yaml, progress_rank
 
-FINAL = {"completed", "failed", "diverged", "interrupted"}
+FINAL = {"completed", "failed", "diverged", "interrupted", "unreadable"}
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 NOTE_WIDTH = 48  # a failed job's error is cut to this in the table (the line has all of it)
 STALE_AFTER_S = 120.0  # a running job silent for 3 epochs + this long is flagged
+HEARTBEAT_MISSED = 3  # heartbeats a job on another host may miss before it is flagged
 
 
 @dataclass
@@ -51,25 +53,40 @@ class Job:
 def read_yaml(path: Path):
     try:
         return parse_yaml(path.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8 text
         return None
 
 
 def read_job(run_dir: Path, sweep_dir: Path, now: float) -> Job:
-    """One job's state from its files; a file caught missing or unreadable means 'not yet'."""
+    """One job's state from its files; a damaged file makes the job `unreadable`, with the
+    reason, instead of stopping the table."""
+    try:
+        return read_job_files(run_dir, sweep_dir, now)
+    except (TypeError, ValueError, AttributeError, KeyError) as e:  # fields of the wrong type
+        return Job(os.path.relpath(run_dir, sweep_dir), [], "unreadable",
+                   note=f"its files hold values of the wrong type ({type(e).__name__})")
+
+
+def read_job_files(run_dir: Path, sweep_dir: Path, now: float) -> Job:
     name = os.path.relpath(run_dir, sweep_dir)
     recorded = read_yaml(run_dir / ".hydra" / "overrides.yaml")
     overrides = job_identity(recorded if isinstance(recorded, list) else [])
-    config = read_yaml(run_dir / ".hydra" / "config.yaml") or {}
-    epochs = (config.get("trainer") or {}).get("epochs")
+    epochs = configured_epochs(read_yaml(run_dir / ".hydra" / "config.yaml"))
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         updated = (run_dir / "summary.json").stat().st_mtime
-    except (OSError, ValueError):
-        return Job(name, overrides, "starting", epochs=epochs)
+    except FileNotFoundError:
+        return Job(name, overrides, "starting", epochs=epochs, note=liveness(run_dir, now) or "")
+    except (OSError, ValueError) as e:  # writes are atomic: this is damage, not a write
+        return Job(name, overrides, "unreadable", epochs=epochs,
+                   note=f"summary.json is unreadable ({type(e).__name__})")
+    if not isinstance(summary, dict):
+        return Job(name, overrides, "unreadable", epochs=epochs,
+                   note="summary.json is not a JSON object")
+    rundir.check_format(summary, run_dir / rundir.SUMMARY)  # a newer dropbench's: refused
     job = Job(name, overrides, summary.get("status", "unknown"), epochs=epochs,
               metric=summary.get("metric"), note=first_line(summary.get("error")))
-    rows = read_rows(run_dir / "metrics.csv")
+    rows, bad_rows = read_rows(run_dir / "metrics.csv")
     job.epoch = summary.get("epochs_run") or len(rows)
     epochs_s = float(summary.get("wall_s") or sum(r.get("seconds", 0.0) for r in rows))
     job.epochs_s = job.elapsed_s = epochs_s
@@ -87,6 +104,10 @@ def read_job(run_dir: Path, sweep_dir: Path, now: float) -> Job:
         job.eta_s = max(0.0, (epochs - job.epoch) * per_epoch - since)
         if since > 3 * per_epoch + STALE_AFTER_S:
             job.note = f"no update for {duration(since)}: killed?"
+    if job.status == "running":
+        job.note = liveness(run_dir, now) or job.note
+    if bad_rows:
+        job.note = job.note or bad_rows
     return job
 
 
@@ -103,16 +124,64 @@ def job_identity(overrides) -> list[str]:
         return sorted(map(str, overrides))
 
 
+# --- liveness and unreadable files -----------------------------------------------------------
+def liveness(run_dir: Path, now: float) -> str | None:
+    """'killed?' with the evidence when no process trains an unfinished job any more, else
+    None. The training process holds an flock on rundir.LOCK until it ends: on its own host
+    a lock nobody holds means the process is gone. From another host, the lock file's age
+    tells: the process touches it every rundir.HEARTBEAT_S seconds."""
+    lock = run_dir / rundir.LOCK
+    try:
+        stat = lock.stat()
+        signed = json.loads(lock.read_bytes() or b"{}")
+    except FileNotFoundError:
+        return never_locked(run_dir, now)
+    except (OSError, ValueError):
+        signed = {}
+        stat = None
+    if stat is None:
+        return None
+    host = signed.get("host") if isinstance(signed, dict) else None
+    if host == socket.gethostname() and Path("/proc/locks").is_file():
+        if rundir.local_flock_holder(stat.st_ino) is None:
+            return f"process {signed.get('pid')} is gone: killed?"
+        return None
+    age = now - stat.st_mtime
+    if age > HEARTBEAT_MISSED * rundir.HEARTBEAT_S:
+        return f"no heartbeat for {duration(age)}: killed?"
+    return None
+
+
+def never_locked(run_dir: Path, now: float) -> str | None:
+    """A job dir Hydra made whose process never locked it: died before training began."""
+    try:
+        age = now - run_dir.stat().st_mtime
+    except OSError:
+        return None
+    if age > HEARTBEAT_MISSED * rundir.HEARTBEAT_S:
+        return f"never started training ({duration(age)} ago): killed?"
+    return None
+
+
+def configured_epochs(config) -> int | None:
+    trainer = config.get("trainer") if isinstance(config, dict) else None
+    epochs = trainer.get("epochs") if isinstance(trainer, dict) else None
+    return epochs if isinstance(epochs, int) else None
+
+
 def first_line(text) -> str:
     return str(text).strip().splitlines()[0] if text and str(text).strip() else ""
 
 
-def read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> tuple[list[dict], str]:
+    """(metrics.csv's rows, '' or why the file cannot be read); a missing file has no rows."""
     try:
-        with path.open(newline="") as f:
-            return [{k: to_float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    except OSError:
-        return []
+        with path.open(newline="", encoding="utf-8") as f:
+            return [{k: to_float(v) for k, v in row.items()} for row in csv.DictReader(f)], ""
+    except FileNotFoundError:
+        return [], ""
+    except (OSError, ValueError, csv.Error) as e:  # binary or damaged: UnicodeDecodeError, ...
+        return [], f"metrics.csv is unreadable ({type(e).__name__})"
 
 
 def to_float(text):

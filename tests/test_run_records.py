@@ -451,11 +451,12 @@ def test_cifar_batches_written_with_any_pickle_protocol_load(tmp_path):
 
 
 def test_report_refuses_a_summary_format_it_does_not_know(tmp_path):
-    from dropbench.report.collect import BrokenRun, read_summary
-    from dropbench.rundir import FORMAT_VERSION
+    from dropbench.report.collect import read_summary
+    from dropbench.rundir import FORMAT_VERSION, NewerFormat
 
     (tmp_path / "summary.json").write_text(json.dumps({"format_version": FORMAT_VERSION}))
     assert read_summary(tmp_path)["format_version"] == FORMAT_VERSION
     (tmp_path / "summary.json").write_text(json.dumps({"format_version": FORMAT_VERSION + 1}))
-    with pytest.raises(BrokenRun, match="format_version 2; this dropbench reads up to 1"):
+    with pytest.raises(NewerFormat, match="format_version 2, newer than the 1 this dropbench "
+                       "reads; upgrade dropbench"):
         read_summary(tmp_path)

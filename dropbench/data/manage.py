@@ -44,8 +44,33 @@ def _check(name: str):
     return CHECKS[name]
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def damaged_archives(root: Path) -> list[Path]:
+    """The .gz files under the data dir that are not gzip at all (a failed download saved
+    as an HTML page, a truncated copy): a download trips over them, not over the network."""
+    damaged = []
+    for path in sorted(root.rglob("*.gz")) if root.is_dir() else []:
+        try:
+            with path.open("rb") as f:
+                if f.read(2) != GZIP_MAGIC:
+                    damaged.append(path)
+        except OSError:
+            damaged.append(path)
+    return damaged
+
+
 def download(name: str, root: Path) -> str:
-    return _check(name)(root, True)
+    try:
+        return _check(name)(root, True)
+    except DropbenchError:
+        damaged = damaged_archives(root)
+        if damaged:
+            raise DropbenchError(f"{damaged[0]} is damaged (not a gzip archive); delete "
+                                 f"{damaged[0]} and download again: `dropbench data download "
+                                 f"{name} --data-dir {root}`") from None
+        raise
 
 
 def verify(names: list[str], root: Path) -> list[tuple[str, bool, str]]:
@@ -56,4 +81,10 @@ def verify(names: list[str], root: Path) -> list[tuple[str, bool, str]]:
             results.append((name, True, _check(name)(root, False)))
         except DropbenchError as e:
             results.append((name, False, str(e)))
+        except Exception as e:  # a damage no check names yet: still one row, with the fix
+            text = str(e).strip()
+            results.append((name, False, f"unreadable ({type(e).__name__}: "
+                                         f"{text.splitlines()[0] if text else ''}); delete its "
+                                         f"files under {root} and run `dropbench data download "
+                                         f"{name}`"))
     return results

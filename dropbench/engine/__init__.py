@@ -7,7 +7,6 @@ and, epoch by epoch, checkpoints before metrics and summary (docs/run-dir.md).
 
 import contextlib
 import logging
-import shutil
 from pathlib import Path
 
 import torch
@@ -49,6 +48,26 @@ def previous_status(run_dir: Path) -> str | None:
     return (read_json(run_dir / rundir.SUMMARY) or {}).get("status")
 
 
+def record_failure(run_dir: Path, cfg, overrides, error: BaseException,
+                   status: str = "failed") -> None:
+    """Mark the run `failed` (or `interrupted`) with the error's first line and type,
+    whatever the error, so status, report and a resumed sweep read the run's true end. A
+    run that ended otherwise (diverged, interrupted) keeps its status; a vanished dir is not
+    made again."""
+    if not (run_dir / rundir.CONFIG).is_file() or previous_status(run_dir) not in (None,
+                                                                                  "running"):
+        return
+    text = str(error).strip()
+    try:
+        write_json(run_dir / rundir.SUMMARY, {
+            "format_version": rundir.FORMAT_VERSION, "status": status,
+            "error": text.splitlines()[0] if text else type(error).__name__,
+            "error_type": type(error).__name__, "seed": cfg.seed,
+            "overrides": list(overrides)})
+    except DropbenchError as e:  # a full disk: the run's own error is the one to report
+        log.warning("summary.json not updated: %s", e)
+
+
 def write_config(run_dir: Path, cfg, overrides, hydra_cfg=None) -> None:
     """.hydra/: the resolved config, the overrides and Hydra's settings of this job."""
     atomic_write_bytes(run_dir / rundir.CONFIG, OmegaConf.to_yaml(cfg, resolve=True).encode())
@@ -60,10 +79,12 @@ def write_config(run_dir: Path, cfg, overrides, hydra_cfg=None) -> None:
 
 
 def clear_results(run_dir: Path) -> None:
-    """Remove a previous run's results before a fresh start writes its config."""
+    """Remove a previous run's results before a fresh start writes its config; only the
+    files dropbench writes (rundir.RESULT_FILES), never anything else in checkpoints/."""
     for name in rundir.RESULT_FILES:
         (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    with contextlib.suppress(OSError):  # kept when it holds files of the user's
+        (run_dir / "checkpoints").rmdir()
 
 
 def train(cfg, run_dir, overrides=(), hydra_cfg=None, start=None, data=None):
@@ -100,13 +121,15 @@ def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, da
     try:
         run = prepare(cfg, run_dir, overrides, hydra_cfg, lock, plan == "resume", data)
         return (start or fit)(run)
-    except RunDirRefused:
-        raise  # refused before the run changed: nothing to record
-    except DropbenchError as e:
-        if previous_status(run_dir) in (None, "running"):  # keep diverged/interrupted
-            write_json(run_dir / rundir.SUMMARY, {
-                "format_version": rundir.FORMAT_VERSION, "status": "failed",
-                "error": str(e), "seed": cfg.seed, "overrides": list(overrides)})
+    except RunDirRefused as e:
+        if lock.claimed:  # e.g. a best.pt damaged mid-run: the run changed, and failed
+            record_failure(run_dir, cfg, overrides, e)
+        raise  # else refused before the run changed: nothing to record
+    except Exception as e:  # user error, bad data or a bug: the summary says it failed
+        record_failure(run_dir, cfg, overrides, e)
+        raise
+    except KeyboardInterrupt as e:  # before the epochs (which record it themselves)
+        record_failure(run_dir, cfg, overrides, e, status="interrupted")
         raise
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
 from dropbench.rundir import RunDirRefused
 
 _UMASK = os.umask(0)
@@ -25,8 +25,16 @@ os.umask(_UMASK)  # mkstemp makes 0600 files; give them the usual permissions in
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Only a run dir's own subfolders (.hydra/, checkpoints/) are made here: the run dir
+        # itself is made when it is locked, so one that vanished while training is a
+        # failure, not a new half dir.
+        if not path.parent.is_dir() and (path.parent.parent / rundir.LOCK).is_file():
+            path.parent.mkdir(exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError:
+        raise DropbenchError(f"cannot write {path}: its run dir was deleted or moved while "
+                             f"dropbench wrote to it, so the run is lost; train it again (a new "
+                             f"hydra.run.dir)") from None
     except OSError as e:
         raise DropbenchError(f"cannot write {path} ({e.strerror}); pick a writable output "
                              f"directory with hydra.run.dir=...") from e
@@ -72,15 +80,16 @@ def load_checkpoint(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # torch's message names what the file asked for
         raise RunDirRefused(f"checkpoint {path} holds objects a safe load refuses "
-                             f"({unsafe_detail(e)}); it was not written by dropbench: delete "
-                             f"it, or start the run over with trainer.overwrite=true") from None
+                             f"({unsafe_detail(e)}); it was not written by dropbench: start "
+                             f"the run over with trainer.overwrite=true") from None
     except Exception as e:  # truncated or foreign file: say which, and what to do
-        raise RunDirRefused(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it "
-                             f"to start the run over, or point hydra.run.dir elsewhere") from e
+        raise RunDirRefused(f"checkpoint {path} is unreadable ({type(e).__name__}); start the "
+                             f"run over with trainer.overwrite=true (instead of "
+                             f"trainer.resume=true), or train in another hydra.run.dir") from e
     if not isinstance(state, dict):
         raise RunDirRefused(f"checkpoint {path} is not a dropbench checkpoint (it holds a "
-                             f"{type(state).__name__}); delete it or point hydra.run.dir "
-                             f"elsewhere")
+                             f"{type(state).__name__}); start the run over with "
+                             f"trainer.overwrite=true, or train in another hydra.run.dir")
     return state
 
 

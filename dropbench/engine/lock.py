@@ -2,18 +2,59 @@
 
 The kernel drops the lock when the process ends, however it ends (SIGKILL included), so a
 lock is never stale. The holder writes its host and pid into the file for the message a
-second process prints; the file itself stays, harmlessly, after the run.
+second process prints; the file itself stays, harmlessly, after the run. While a process holds
+locks, a daemon thread touches each lock file every HEARTBEAT_S seconds, so a reader on
+another host (which cannot see this host's locks) tells a live run from a dead one by the
+file's age (dropbench/status.py).
 """
 
 import fcntl
 import json
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
 from dropbench import rundir
-from dropbench.rundir import RunDirRefused
+from dropbench.rundir import RunDirRefused, local_flock_holder
+
+HEARTBEAT_S = rundir.HEARTBEAT_S
+
+
+class Heartbeat:
+    """One daemon thread per process touching the lock files it holds."""
+
+    def __init__(self):
+        self.paths: set[Path] = set()
+        self.guard = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def add(self, path: Path) -> None:
+        with self.guard:
+            self.paths.add(path)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.beat, name="dropbench-heartbeat",
+                                               daemon=True)
+                self.thread.start()
+
+    def remove(self, path: Path) -> None:
+        with self.guard:
+            self.paths.discard(path)
+
+    def beat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_S)
+            with self.guard:
+                paths = list(self.paths)
+            for path in paths:
+                try:
+                    os.utime(path)
+                except OSError:  # the run dir vanished: the trainer reports that itself
+                    pass
+
+
+HEARTBEAT = Heartbeat()
 
 
 class RunDirLock:
@@ -21,6 +62,7 @@ class RunDirLock:
         self.path = Path(run_dir) / rundir.LOCK
         self.fd: int | None = None
         self.created = False
+        self.claimed = False  # this process signed the file: it writes the dir from here on
 
     def __enter__(self) -> "RunDirLock":
         return self.acquire()
@@ -42,6 +84,7 @@ class RunDirLock:
             raise RunDirRefused(
                 f"{self.path.parent} is being trained by another process ({holder}); wait "
                 f"for it to end, or pick another hydra.run.dir") from None
+        HEARTBEAT.add(self.path)
         return self
 
     def holder(self) -> str:
@@ -67,24 +110,13 @@ class RunDirLock:
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, data, 0)
         self.created = False  # the file now says who trained here: keep it
+        self.claimed = True
 
     def release(self) -> None:
         if self.fd is None:
             return
+        HEARTBEAT.remove(self.path)
         if self.created:  # refused before writing anything: leave the dir as it was
             self.path.unlink(missing_ok=True)
         os.close(self.fd)  # closing the last descriptor releases the flock
         self.fd = None
-
-
-def local_flock_holder(inode: int) -> int | None:
-    """The pid holding an flock on this inode, from Linux's /proc/locks (None elsewhere)."""
-    try:
-        table = Path("/proc/locks").read_text()
-    except OSError:
-        return None
-    for line in table.splitlines():
-        parts = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF
-        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
-            return int(parts[4])
-    return None

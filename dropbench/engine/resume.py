@@ -68,16 +68,49 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     return changes
 
 
-def has_trained(run_dir: Path) -> bool:
-    return (run_dir / rundir.LAST).exists() or (run_dir / rundir.METRICS).exists()
+def has_trained(run_dir: Path, summary: dict | None) -> bool:
+    """At least one epoch finished: a metrics row, or a checkpoint that a summary does not
+    date to before the first epoch (begin() writes last.pt at epoch 0)."""
+    if (run_dir / rundir.METRICS).exists():
+        return True
+    return (run_dir / rundir.LAST).exists() and (summary or {}).get("epochs_run") != 0
+
+
+def read_record(path: Path) -> dict | None:
+    """summary.json or manifest.json as read_json reads it, refused when a newer dropbench
+    wrote it."""
+    record = read_json(path)
+    if record is not None:
+        rundir.check_format(record, path)
+    return record
+
+
+def check_not_foreign(run_dir: Path) -> None:
+    """Refuse a dir that holds files of its own and no dropbench run: nothing in it is
+    dropbench's to resume or delete."""
+    foreign = rundir.foreign_entries(run_dir)
+    if foreign and not rundir.is_dropbench_run(run_dir):
+        log_file = run_dir / rundir.LOG  # Hydra opened it for this job: leave no trace
+        if log_file.is_file() and log_file.stat().st_size == 0:
+            log_file.unlink()
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise RunDirRefused(f"{run_dir} holds files dropbench did not write ({shown}) and no "
+                            f"dropbench run; train in a new or empty dir (another "
+                            f"hydra.run.dir); nothing there was changed")
 
 
 def plan_start(run_dir: Path, cfg) -> str:
     """'fresh' (start over: nothing trained yet, or trainer.overwrite=true), 'resume'
     (continue from checkpoints/last.pt) or 'done' (a completed run already as long as asked)."""
-    summary = read_json(run_dir / rundir.SUMMARY)
+    if cfg.trainer.resume and cfg.trainer.overwrite:
+        raise RunDirRefused("trainer.resume=true and trainer.overwrite=true ask for opposite "
+                            "things (continue the run, or delete it and start over); pass "
+                            "only one of them")
+    check_not_foreign(run_dir)
+    summary = read_record(run_dir / rundir.SUMMARY)
+    read_record(run_dir / rundir.MANIFEST)
     status = summary.get("status") if summary else None
-    trained = has_trained(run_dir)
+    trained = has_trained(run_dir, summary)
     if cfg.trainer.overwrite or not (trained or status):
         return "fresh"
     if not cfg.trainer.resume:
@@ -86,6 +119,10 @@ def plan_start(run_dir: Path, cfg) -> str:
                             f"trainer.overwrite=true, or pick another hydra.run.dir")
     if not trained:
         return "fresh"  # e.g. failed before its first epoch: nothing to keep consistent
+    if not (run_dir / rundir.LAST).exists():
+        raise RunDirRefused(f"{run_dir} has metrics but no {rundir.LAST} to continue from; "
+                            f"start it over with trainer.overwrite=true (instead of "
+                            f"trainer.resume=true), or train in another hydra.run.dir")
     changes = changed_keys(saved_config(run_dir), resolved(cfg))
     if changes:
         raise RunDirRefused(

@@ -203,6 +203,18 @@ def with_significance(summary: pd.DataFrame, table: pd.DataFrame) -> pd.DataFram
     return summary.merge(extra, on="configuration", how="left")
 
 
+def make_out_dir(out: Path) -> None:
+    """The report's dir, made if needed; refused in one line when it cannot be."""
+    if out.exists() and not out.is_dir():
+        raise DropbenchError(f"--out {out} is a file, not a directory; give a directory for "
+                             f"the report (made if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DropbenchError(f"cannot make the report dir {out} ({e.strerror}); pick a "
+                             f"writable one with --out DIR") from None
+
+
 def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
                  baseline=None) -> Path:
     """Collect the runs under `paths` and write the report into `out` (default PATH/report).
@@ -210,7 +222,7 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
     paths = [Path(p) for p in paths]
     col = collect(paths)
     out = Path(out) if out else common_dir(paths) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     by = list(by) if by else varying_settings(col.runs, col.config_columns)
     groups = assign_groups(col, by)
     names = figure_labels(col.runs, groups, by).full  # what the tables call configurations

@@ -21,20 +21,35 @@ from hydra.types import RunMode
 log = logging.getLogger("dropbench")
 
 
+# Sweeps whose report is still to be written: the CLI writes them when a failed sweep ends,
+# before interpreter shutdown (where starting a thread pool, as plotting may, is refused).
+PENDING: list["SweepReport"] = []
+STARTED: list[Path] = []  # every sweep dir this process started, for the CLI's last line
+
+
+def write_pending() -> None:
+    for report in list(PENDING):
+        report.write()
+
+
 class SweepReport(Callback):
     def __init__(self, formats="png") -> None:
         self.formats = formats.split(",") if isinstance(formats, str) else list(formats)
         self.sweep_dir: Path | None = None
         self.job_errors: dict[str, str] = {}  # run name (relative to the sweep dir) -> error
         self.running_job: str | None = None  # set while a job runs: still set at exit = killed
+        self.jobs_started = 0
         self.done = False
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         atexit.register(self.write)
+        PENDING.append(self)
+        STARTED.append(self.sweep_dir)
 
     def on_job_start(self, config, **kwargs) -> None:
         self.running_job = str(config.hydra.runtime.output_dir)
+        self.jobs_started += 1
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
         self.running_job = None
@@ -55,6 +70,10 @@ class SweepReport(Callback):
         if self.done or self.sweep_dir is None:
             return
         self.done = True
+        if self in PENDING:
+            PENDING.remove(self)
+        if not self.jobs_started and not self.sweep_dir.is_dir():  # the launcher never ran one
+            return
         if self.running_job is not None:  # interrupted mid-job: leave quickly, say how to report
             log.warning("sweep interrupted; for a report of what is there run "
                         "`dropbench report %s`", self.sweep_dir)

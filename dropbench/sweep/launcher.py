@@ -77,8 +77,30 @@ def run_batch(hydra_context, task_function, configs, indices) -> dict:
 
     jobs = {i: MemberJob(hydra_context, task_function, configs[i]) for i in indices}
     members, done = prepare_members(list(jobs.values()))
-    done.update(train_members(members))
+    try:
+        done.update(train_members(members))
+    except Exception as e:  # a fault in the shared model ends every member: record each
+        done.update(fail_members(members, e))
     return {i: done[job.num] for i, job in jobs.items()}
+
+
+def fail_members(members, error: Exception) -> dict:
+    """{job num: JobReturn} after an error that stopped the batch: members still training
+    fail with it (summary.json says so); those that had ended keep their own end."""
+    from dropbench.engine import record_failure
+    from dropbench.sweep.batch import objective
+
+    returns = {}
+    for m in members:
+        run = m.run
+        if run.summary["status"] == "running":
+            record_failure(run.dir, run.cfg, run.summary["overrides"], error)
+            returns[m.job.num] = m.job.end(error=error)
+        elif m.failed is not None:  # diverged before: its JobReturn went with the batch's
+            returns[m.job.num] = m.job.end(error=m.failed)
+        else:  # completed before: its JobReturn, made again from its summary
+            returns[m.job.num] = m.job.end(objective(run.summary))
+    return returns
 
 
 def task_config(config):
