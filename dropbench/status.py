@@ -262,7 +262,9 @@ def once_each(jobs: list[Job], planned: list[list[str]]) -> list[Job]:
     over trainer.epochs in numbered dirs): that many dirs are kept."""
     by_job: dict[tuple, list[Job]] = {}
     for job in jobs:
-        by_job.setdefault(tuple(job.overrides), []).append(job)
+        # an unreadable job's overrides are unknown: it is a job of its own
+        identity = ("unreadable", job.name) if job.status == "unreadable" else job.overrides
+        by_job.setdefault(tuple(identity), []).append(job)
     kept = []
     for identity, same in by_job.items():
         room = max(1, planned.count(list(identity)))
