@@ -412,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline", help="the configuration the others are compared with, "
                         "e.g. dropout.p=0 (default: no dropout, else the lowest rate)")
     report.set_defaults(func=report_command)
-    status = sub.add_parser("status", help="every job of a sweep: status, epoch, val metric at the best epoch, ETA")
+    status = sub.add_parser(
+        "status", help="every job of a sweep: status, epoch, val metric at the best epoch, ETA")
     status.add_argument("sweep_dir", help="a sweep dir (multirun/DATE/TIME), running or done")
     status.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS",
                         help="refresh every SECONDS (default 5) until every job has ended")

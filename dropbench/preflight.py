@@ -1,11 +1,10 @@
 """Config validation before Hydra writes anything (registered in conf/config.yaml as
-`hydra.callbacks.validate`).
-
-Hydra creates a job's dir and its train.log before it calls the task function, so a check in
-the task comes too late to leave the disk untouched. `on_run_start` sees the composed config of
-a single run before its dir exists. For a sweep, `on_multirun_start` composes and checks every
-job of the basic sweeper before the sweep dir exists, so one bad value refuses the whole sweep
-before any job trains; the composed configs are handed on to the sweeper's own composition
+`hydra.callbacks.validate`). Hydra creates a job's dir and its train.log before it calls the
+task function, so a check in the task comes too late to leave the disk untouched.
+`on_run_start` sees the composed config of a single run before its dir exists. For a sweep,
+`on_multirun_start` composes and checks every job of the basic sweeper before the sweep dir
+exists, so one bad value refuses the whole sweep before any job trains, and so do two jobs that
+would share one job dir; the composed configs are handed on to the sweeper's own composition
 (Sweeper.validate_batch_is_legal), so no job is composed twice for this. Other sweepers (the
 Optuna search) choose their jobs as they go: the sweep's config with the values they do not
 choose is checked up front, and each job as Hydra composes it, before its dir.
@@ -78,6 +77,26 @@ def basic_sweep(config, config_loader) -> tuple[list[list[str]], set[str]]:
     return jobs, {o.get_key_element() for o in parsed if o.is_sweep_override()}
 
 
+def refuse_shared_job_dirs(jobs: list[list[str]]) -> None:
+    """Two jobs that differ only in keys a resume may change (threads, device, epochs, ...)
+    would share one job dir, and the second would meet the first's run: refused up front."""
+    from dropbench import jobdir
+
+    first: dict[str, list[str]] = {}
+    for overrides in jobs:
+        name = jobdir.job_dir_name(overrides)
+        if name in first:
+            one = [o for o in first[name] if o not in overrides]
+            other = [o for o in overrides if o not in first[name]]
+            keys = sorted({jobdir.config_path(o) for o in one + other})
+            raise DropbenchError(
+                f"jobs {','.join(one)} and {','.join(other)} would share the job dir {name}: "
+                f"{', '.join(keys)} {'says' if len(keys) == 1 else 'say'} how a run is carried "
+                "out, not what it trains; give each job a numbered dir with "
+                "hydra.sweep.subdir='${hydra.job.num}' (docs/run-dir.md)")
+        first[name] = overrides
+
+
 def check_job(config, whole_job: bool = True) -> None:
     """The checks a job's config must pass: its values, and (for a whole job, not a sweep's
     shared base) a named scheme that drops something."""
@@ -99,7 +118,9 @@ class ValidateConfig(Callback):
 
     def on_multirun_start(self, config, **kwargs) -> None:
         from hydra.core.global_hydra import GlobalHydra
+        from omegaconf import OmegaConf
 
+        from dropbench import jobdir
         from dropbench.cli import user_error
 
         loader = GlobalHydra.instance().config_loader()
@@ -110,6 +131,8 @@ class ValidateConfig(Callback):
         try:
             jobs, swept = basic_sweep(config, loader)
             checked = CheckedJobs(loader, swept)
+            if jobdir.RESOLVER in str(OmegaConf.to_container(config.hydra.sweep)["subdir"]):
+                refuse_shared_job_dirs(jobs)
             for overrides in jobs:
                 checked.check(config, overrides, keep=True)
         except Exception as e:  # Hydra would only warn about an exception from a callback

@@ -230,18 +230,35 @@ def test_changed_data_is_refused_on_resume(cli, tmp_path):
 
 # --- process state per run --------------------------------------------------------------------
 def test_sequential_jobs_do_not_inherit_deterministic_mode(cli, tmp_path):
-    fixed = ["trainer.epochs=1", "model.hidden=[16]", "trainer.progress=false"]
-    r = cli("train", "-m", "trainer.deterministic=true,false", "trainer.threads=2,1", *fixed,
+    fixed = ["trainer.epochs=1", "model.hidden=[16]", "trainer.progress=false", "trainer.threads=1"]
+    r = cli("train", "-m", "trainer.deterministic=true,false", "seed=0,1", *fixed,
             "hydra.sweep.dir=sweep", "~hydra.callbacks.report")
     assert r.returncode == 0, r.stderr
-    # jobs run in order (true,2) (true,1) (false,2) (false,1): the deterministic=false jobs
-    # follow deterministic ones, and each job has the thread count it asked for
+    # jobs run in order (true,0) (true,1) (false,0) (false,1): the deterministic=false jobs
+    # follow deterministic ones in the same process
     for det in (True, False):  # the sweeper spells the swept booleans True/False
-        for threads in (1, 2):
+        for seed in (0, 1):
             job = job_dir(tmp_path / "sweep", *fixed, f"trainer.deterministic={det}",
-                          f"trainer.threads={threads}")
-            assert summary(job)["process"] == {"threads": threads, "deterministic": det,
+                          f"seed={seed}")
+            assert summary(job)["process"] == {"threads": 1, "deterministic": det,
                                                "cudnn_benchmark": False}, job
+
+
+def test_a_sweep_over_threads_alone_is_refused_before_it_writes(cli, tmp_path):
+    # threads do not change what a job trains: both jobs would share one job dir
+    r = cli("train", "-m", "trainer.threads=1,2", "seed=0,1", "trainer.epochs=1",
+            "hydra.sweep.dir=sweep")
+    assert r.returncode == 2
+    line = r.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "trainer.threads" in line and "hydra.sweep.subdir" in line
+    assert not (tmp_path / "sweep").exists()
+    # the way the message names: numbered job dirs
+    r = cli("train", "-m", "trainer.threads=1,2", "trainer.epochs=1", "model.hidden=[16]",
+            "trainer.progress=false", "hydra.sweep.dir=sweep",
+            "hydra.sweep.subdir=${hydra.job.num}", "~hydra.callbacks.report")
+    assert r.returncode == 0, r.stderr
+    assert [summary(tmp_path / "sweep" / n)["process"]["threads"] for n in "01"] == [1, 2]
 
 
 def test_process_state_is_restored_after_a_run(one_torch_thread):
