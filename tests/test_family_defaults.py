@@ -11,8 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO
-
 LM_SGD = {"lr": 20.0, "momentum": 0.0, "clip": 0.25}
 
 
@@ -65,7 +63,7 @@ def test_the_readme_lstm_learns_real_english(cli, tmp_path):
     words): three epochs with the defaults end far below the unigram perplexity (measured:
     val 98 against 196 after 3 epochs; the bound leaves room for other torch builds)."""
     corpus = tmp_path / "corpus"
-    subprocess.run([sys.executable, str(REPO / "scripts" / "pydoc_corpus.py"), str(corpus)],
+    subprocess.run([sys.executable, "-m", "dropbench.data.pydoc_corpus", str(corpus)],
                    check=True, capture_output=True)
     result = cli("train", "dataset=textdir", f"dataset.path={corpus}", "model=lstm",
                  "trainer.epochs=3", "trainer.threads=1", "trainer.progress=false",

@@ -4,7 +4,7 @@ words). Lower-cased, punctuation split off (identifiers with underscores kept wh
 as N, words outside the training text's most frequent --vocab replaced by <unk> (PTB-style);
 topics in their stored order are split 80/10/10 into train/valid/test.
 
-    python scripts/pydoc_corpus.py OUT_DIR [--vocab 2000]
+    python -m dropbench.data.pydoc_corpus OUT_DIR [--vocab 2000]
     dropbench train dataset=textdir dataset.path=OUT_DIR model=lstm ...
 """
 
