@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dropbench import DropbenchError, __version__, jobdir
+from dropbench.groups import GROUPS
 
 # Sweep job dirs are named by a resolver (conf/config.yaml, hydra.sweep.subdir). Parallel
 # launchers resolve it in their workers, which import this module to unpickle _train_task.
 jobdir.register()
-
-GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "logger", "experiment",
-          "hydra/launcher", "hydra/sweeper"]
-
 
 def die(message: str, code: int = 2):
     print(f"dropbench: error: {message}", file=sys.stderr)
