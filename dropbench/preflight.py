@@ -17,13 +17,13 @@ in a callback into a warning and goes on).
 from hydra.experimental.callback import Callback
 
 from dropbench import DropbenchError
+from dropbench.errors import die
+from dropbench.user_errors import user_error
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def refuse(message: str):
-    from dropbench.cli import die
-
     die(message)
 
 
@@ -100,7 +100,6 @@ class ValidateConfig(Callback):
     def on_multirun_start(self, config, **kwargs) -> None:
         from hydra.core.global_hydra import GlobalHydra
 
-        from dropbench.cli import user_error
 
         loader = GlobalHydra.instance().config_loader()
         if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
