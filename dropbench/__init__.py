@@ -1,10 +1,9 @@
 """dropbench: a command-line experiment runner for dropout research."""
 
-__version__ = "0.1.0"
+from dropbench.errors import DropbenchError
+from dropbench.version import __version__
 
-
-class DropbenchError(Exception):
-    """A problem the user can fix: the CLI prints it as one line and exits non-zero."""
+__all__ = ["DropbenchError", "__version__", "load_metrics", "load_runs"]
 
 
 def load_runs(*paths):

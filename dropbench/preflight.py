@@ -16,13 +16,13 @@ in a callback into a warning and goes on).
 from hydra.experimental.callback import Callback
 
 from dropbench import DropbenchError
+from dropbench.errors import die
+from dropbench.user_errors import user_error
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def refuse(message: str):
-    from dropbench.cli import die
-
     die(message)
 
 
@@ -121,7 +121,6 @@ class ValidateConfig(Callback):
         from omegaconf import OmegaConf
 
         from dropbench import jobdir
-        from dropbench.cli import user_error
 
         loader = GlobalHydra.instance().config_loader()
         if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:

@@ -7,6 +7,7 @@ copied from anywhere) can use it.
 """
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,16 +102,31 @@ def tells_results_apart(key: str) -> bool:
     return rule is None or rule.changes_results
 
 
-def flatten(mapping: dict, prefix: str = "") -> dict:
-    """{"dropout": {"p": 0.5}} -> {"dropout.p": 0.5}; lists stay lists, empty dicts vanish."""
+def flatten(mapping: dict, prefix: str = "", lists_as_text: bool = False) -> dict:
+    """{"dropout": {"p": 0.5}} -> {"dropout.p": 0.5}; empty dicts vanish. Lists stay lists, or
+    with `lists_as_text` become one string such as "[0.5, 0.2]" (hashable, for grouping runs
+    and for trackers that take scalars only)."""
     flat = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
+            flat.update(flatten(value, name + ".", lists_as_text))
+        elif lists_as_text and isinstance(value, (list, tuple)):
+            flat[name] = "[" + ", ".join(format_value(v) for v in value) + "]"
         else:
             flat[name] = value
     return flat
+
+
+def format_value(value) -> str:
+    """One spelling per value: 0, 0.0 and 0.00 all read "0"; used for labels and grouping."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower() if value is not None else "null"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and math.isnan(value):
+            return "n/a"
+        return format(value, "g")
+    return str(value)
 
 
 def progress_rank(status, epochs_run) -> tuple:

@@ -7,6 +7,7 @@ machine); this prints the same information from the config tree's files and one 
 """
 
 from dropbench.config import config_dir, register_schemas
+from dropbench.groups import GROUPS
 
 HELP_FLAGS = ("--help", "-h")
 
@@ -19,8 +20,6 @@ def print_train_help(args: list[str]) -> None:
     """Print the help for `dropbench train ARGS` (ARGS hold --help and maybe overrides)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
-
-    from dropbench.cli import GROUPS
 
     overrides = [a for a in args if not a.startswith("-")]
     register_schemas()

@@ -179,7 +179,7 @@ def test_mlflow_wandb_and_tensorboard_continue_on_resume(compose, tmp_path, one_
         pytest.importorskip(package)
     from mlflow.tracking import MlflowClient
 
-    from dropbench.report.collect import flatten
+    from dropbench.rundir import flatten
 
     run_dir = tmp_path / "run"
     names = "logger=[csv,tensorboard,mlflow,wandb]"
@@ -201,7 +201,8 @@ def test_mlflow_wandb_and_tensorboard_continue_on_resume(compose, tmp_path, one_
     assert run.data.tags["dropbench.run_dir"] == str(run_dir.resolve())
     from omegaconf import OmegaConf
 
-    expected = {k: str(v) for k, v in flatten(OmegaConf.to_container(cfg, resolve=True)).items()}
+    flat = flatten(OmegaConf.to_container(cfg, resolve=True), lists_as_text=True)
+    expected = {k: str(v) for k, v in flat.items()}
     first_params = {k: v for k, v in run.data.params.items()}
     assert first_params.keys() == expected.keys()
     assert first_params["dropout.p"] == "0.5" and first_params["trainer.epochs"] == "2"

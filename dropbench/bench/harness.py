@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from dropbench.machine import cpu_model, load_average
+
 
 @dataclass
 class Row:
@@ -189,20 +191,6 @@ def measure_all(variants: list[tuple[Row, Callable]], device: torch.device, warm
 
 
 # --- the machine -------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> float | None:
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
-
-
 def machine_info(device: torch.device) -> dict:
     info = {
         "cpu": cpu_model(),

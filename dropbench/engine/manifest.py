@@ -21,11 +21,10 @@ from pathlib import Path
 
 import torch
 
-import dropbench
-from dropbench import rundir
-from dropbench.bench.harness import cpu_model
-from dropbench.engine.io import write_json
+from dropbench import rundir, version
+from dropbench.atomic import write_json
 from dropbench.engine.resume import read_json
+from dropbench.machine import cpu_model
 
 PACKAGES = ("numpy", "torchvision", "hydra-core", "omegaconf", "pandas")
 
@@ -52,7 +51,7 @@ def git_state(cwd: Path) -> dict | None:
 
 
 def versions() -> dict:
-    found = {"dropbench": dropbench.__version__, "python": platform.python_version(),
+    found = {"dropbench": version.__version__, "python": platform.python_version(),
              "torch": torch.__version__, "cuda": torch.version.cuda,
              "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available()
              else None}

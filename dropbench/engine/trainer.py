@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-import dropbench
-from dropbench import DropbenchError, rundir, units
+from dropbench import DropbenchError, rundir, units, version
 from dropbench.dropout import hooks
 from dropbench.dropout.describe import describe_dropout
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
@@ -68,7 +67,7 @@ class Run:
             "device": str(device),
             "threads": torch.get_num_threads(),
             "seed": cfg.seed,
-            "versions": {"dropbench": dropbench.__version__, "torch": torch.__version__,
+            "versions": {"dropbench": version.__version__, "torch": torch.__version__,
                          "python": platform.python_version()},
             "overrides": list(overrides),
             "dropout_built": describe_dropout(model),  # one entry per dropout module

@@ -18,6 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dropbench import rundir
+
 log = logging.getLogger("dropbench")
 
 STATE_FILE = "loggers.json"
@@ -128,9 +130,7 @@ def flat_params(cfg) -> dict:
     """The run's config as {dotted key: value}, values resolved."""
     from omegaconf import OmegaConf
 
-    from dropbench.report.collect import flatten
-
-    return flatten(OmegaConf.to_container(cfg, resolve=True))
+    return rundir.flatten(OmegaConf.to_container(cfg, resolve=True), lists_as_text=True)
 
 
 def sweep_dir_of(run_dir: Path) -> Path | None:
@@ -150,7 +150,7 @@ def read_state(run_dir: Path) -> dict:
 
 
 def write_state(run_dir: Path, state: dict) -> None:
-    from dropbench.engine.io import write_json
+    from dropbench.atomic import write_json
 
     write_json(run_dir / STATE_FILE, state)
 

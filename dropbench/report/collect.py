@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from dropbench import DropbenchError, rundir
-from dropbench.rundir import find_run_dirs
+from dropbench.rundir import find_run_dirs, format_value
 
 log = logging.getLogger("dropbench")
 
@@ -63,24 +63,6 @@ def run_name(run_dir: Path, base: Path) -> str:
 
 
 # --- reading one run ----------------------------------------------------------------------
-def flatten(mapping: dict, prefix: str = "") -> dict:
-    """{"dropout": {"p": 0.5}} -> {"dropout.p": 0.5}; lists become strings (hashable)."""
-    return {key: "[" + ", ".join(format_value(v) for v in value) + "]"
-            if isinstance(value, (list, tuple)) else value
-            for key, value in rundir.flatten(mapping, prefix).items()}
-
-
-def format_value(value) -> str:
-    """One spelling per value: 0, 0.0 and 0.00 all read "0"; used for labels and grouping."""
-    if isinstance(value, bool) or value is None:
-        return str(value).lower() if value is not None else "null"
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and math.isnan(value):
-            return "n/a"
-        return format(value, "g")
-    return str(value)
-
-
 def read_config(run_dir: Path) -> dict:
     path = run_dir / rundir.CONFIG
     if not path.is_file():
@@ -201,7 +183,7 @@ def summary_fields(summary: dict) -> dict:
         plain["overrides"] = " ".join(map(str, plain["overrides"]))
     if isinstance(plain.get("dropout_built"), list):
         plain["dropout_built"] = built_text(plain["dropout_built"])
-    return flatten(plain)
+    return rundir.flatten(plain, lists_as_text=True)
 
 
 # --- Monte-Carlo results (`eval_compare` in summary.json, written by eval.compare=true) ----
@@ -246,7 +228,7 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame, list[dict]]:
     summary = read_summary(run_dir)
     metrics = read_metrics(run_dir, summary)
     m = metric_of(summary, metrics)
-    flat_config = flatten(config)
+    flat_config = rundir.flatten(config, lists_as_text=True)
     fields = {k: v for k, v in summary_fields(summary).items() if k not in flat_config}
     fields.update(derived_fields(summary, metrics, m))
     fields.setdefault("status", "unknown")

@@ -1,0 +1,5 @@
+"""The config groups a user chooses options from, in the order `dropbench list` and
+`dropbench train --help` show them."""
+
+GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "logger", "experiment",
+          "hydra/launcher", "hydra/sweeper"]
