@@ -142,14 +142,14 @@ def test_full_disk_gives_a_clear_error_and_keeps_the_old_file(tmp_path):
     line, and the files already there stay whole."""
     script = """
 import errno, os, sys
-from dropbench.engine import io
+from dropbench import atomic
 real_fsync, calls = os.fsync, []
 def fsync(fd):
     calls.append(fd)
     if len(calls) > 10:  # .hydra/ (3 files), manifest, checkpoint, summary, epoch 1 (4)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     real_fsync(fd)
-io.os.fsync = fsync
+atomic.os.fsync = fsync  # every durable write goes through dropbench.atomic
 from dropbench.cli import main
 main(sys.argv[1:])
 """
