@@ -19,8 +19,8 @@ modules as data, so every other module may import it.
 """
 
 import importlib
+import logging
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, is_dataclass
 from importlib import metadata
@@ -43,8 +43,7 @@ class PluginError(DropbenchError):
     """A plugin's declaration is malformed or clashes with one already registered."""
 
 
-class PluginWarning(UserWarning):
-    """A plugin was skipped; the message is one line naming the plugin and the problem."""
+log = logging.getLogger("dropbench.plugins")  # a skipped plugin: one line naming it
 
 
 @dataclass(frozen=True)
@@ -150,13 +149,14 @@ def register_scheme(declaration, builder: str, *, package: str | None = None) ->
     """A dropout scheme: `declaration` is a dropbench.dropout.catalog.Declaration (name,
     description, params dataclass, the place kinds it serves); `builder` names the
     {name: Factories} dict (or one Factories) that builds its modules."""
+    package = _package(package, builder)  # the built-ins first: their kinds, their names
     check_builder("dropout scheme", declaration.name, builder)
     unknown = [k for k in declaration.kinds if k not in PLACE_KINDS._entries]
     if unknown:
         raise PluginError(f"dropout scheme {declaration.name!r} serves unknown place kinds "
                           f"{unknown}; register them with register_place_kind first")
     return SCHEMES.add(Entry(declaration.name, declaration, builder, declaration.description,
-                             _package(package, builder)))
+                             package))
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,7 @@ def model(name: str, places: Callable, *, builder: str, description: str = "",
 _state = {"builtins": False, "entry_points": False}
 _current: str | None = None  # the package whose module is being loaded, for its entries
 PLUGINS: dict[str, str] = {}  # module name -> package, for every plugin module loaded
+SKIPPED: dict[str, str] = {}  # module name -> the one line that said why, warned once
 
 
 def _all_registries() -> tuple[Registry, ...]:
@@ -235,6 +236,8 @@ def load_plugin_module(module: str, package: str | None = None) -> bool:
     """Import one plugin module so its registrations run. A failure (an import error, a bad
     declaration, a clash) removes whatever the module registered and warns in one line."""
     global _current
+    if module in SKIPPED:
+        return False
     if module in PLUGINS or module in BUILTIN and _state["builtins"]:
         return True
     package = package or module.split(".")[0]
@@ -248,9 +251,12 @@ def load_plugin_module(module: str, package: str | None = None) -> bool:
                 registry.remove(name)
         CONFIG_DIRS.pop(package, None)
         sys.modules.pop(module, None)  # a later import tries again rather than half a module
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        warnings.warn(f"dropbench plugin {module} ({package}) skipped: {reason}",
-                      PluginWarning, stacklevel=2)
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not isinstance(e, DropbenchError):
+            reason = f"{type(e).__name__}: {reason}"
+        SKIPPED[module] = (f"plugin {module} ({package}) skipped: {reason}; dropbench runs "
+                           f"without it")
+        log.warning(SKIPPED[module])
         return False
     finally:
         _current = previous
