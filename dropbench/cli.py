@@ -84,7 +84,7 @@ def train_command(args: list[str], debug: bool = False) -> None:
     from dropbench.config import config_dir, register_schemas
     from dropbench.train_help import print_train_help, wants_help
 
-    register_schemas()
+    register_schemas(args)  # after importing the modules a `plugins=[...]` override names
     global DEBUG
     DEBUG = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user's own setting
     # Hydra would print its own multi-line report; let errors reach us and say them in one line.
@@ -151,21 +151,25 @@ def describe(path: Path) -> str:
 
 
 def declared_details(group: str, path: Path) -> tuple[str, list[str]]:
-    """(places, lines under the option) from the scheme's or model's declaration, for
-    `dropbench list`. Both declarations are torch-free (dropout/catalog.py, models/places.py)."""
+    """(places, lines under the option) from the scheme's or model's registered declaration,
+    for `dropbench list`. Declarations are torch-free (dropbench.registry)."""
     from omegaconf import OmegaConf
 
-    from dropbench.dropout.catalog import DECLARED
-    from dropbench.models.places import PLACES
+    from dropbench import registry
 
     values = OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # ${...} as written
-    if group == "dropout" and path.stem in DECLARED:
-        scheme = DECLARED[path.stem]
+    entry = {"dropout": registry.SCHEMES, "model": registry.MODELS}.get(group)
+    entry = entry.find(path.stem) if entry is not None else None
+    origin = [] if entry is None or entry.package == registry.BUILTIN_PACKAGE else [
+        f"from {entry.package}"]
+    if group == "dropout" and entry is not None:
+        scheme = entry.declaration
         deviations = [f"deviates: {d}" for d in scheme.deviations_in(values)]
-        return f" [{', '.join(scheme.kinds) or 'nothing'}]", [scheme.summary(values), *deviations]
-    if group == "model" and path.stem in PLACES:
-        places = PLACES[path.stem](OmegaConf.create(values))
-        return "", ["dropout places: " + ", ".join(map(str, places))]
+        return (f" [{', '.join(scheme.kinds) or 'nothing'}]",
+                [scheme.summary(values), *deviations, *origin])
+    if group == "model" and entry is not None:
+        places = entry.declaration.places(OmegaConf.create(values))
+        return "", ["dropout places: " + ", ".join(map(str, places)), *origin]
     if group == DROPOUT_DEFAULTS:
         return "", [" ".join(f"{key}={value}" for key, value in values.items())]
     return "", []
@@ -176,8 +180,9 @@ def declared_details(group: str, path: Path) -> tuple[str, list[str]]:
 DROPOUT_DEFAULTS = "dropout_defaults"
 
 
-def print_group(root: Path, group: str, note: str = "") -> None:
-    files = sorted((root / group).glob("*.yaml"))
+def print_group(roots: list[Path], group: str, note: str = "") -> None:
+    files = sorted((f for root in roots for f in (root / group).glob("*.yaml")),
+                   key=lambda f: f.stem)
     if not files:
         return
     print(f"{group}:{note}")
@@ -191,12 +196,13 @@ def print_group(root: Path, group: str, note: str = "") -> None:
 
 def list_command(_args) -> None:
     from dropbench.config import config_dir
+    from dropbench.plugin_conf import plugin_config_paths
 
-    root = config_dir()
+    roots = [config_dir(), *plugin_config_paths()]  # the plugins' yaml files too
     for group in GROUPS:
-        print_group(root, group)
+        print_group(roots, group)
         if group == "dropout":
-            print_group(root, DROPOUT_DEFAULTS, " (picked for model=M dropout=S when a file M_S "
+            print_group(roots, DROPOUT_DEFAULTS, " (picked for model=M dropout=S when a file M_S "
                         "exists; dropout.* overrides win)")
 
 

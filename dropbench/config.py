@@ -1,6 +1,10 @@
 """Structured config schemas: Hydra checks every yaml file and override against them at
 composition time, so a typo or a wrong type fails before any data is loaded.
 
+The model and dropout blocks have one schema per registered family and scheme
+(dropbench.registry: built-ins and plugins alike); the built-in model schemas are declared
+here and registered in models/places.py.
+
 Each group's yaml files start with `defaults: [base_<group>]`; fields that a group's schema
 declares get their default here, so a yaml file only states what differs.
 """
@@ -13,10 +17,10 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, registry
 from dropbench.loggers.config import LoggerConfig
 from dropbench.paper import PaperConfig
-from dropbench.ranges import (  # noqa: F401  (check_rate, is_list: imported from here too)
+from dropbench.ranges import (  # noqa: F401  (check_rate, is_list, layer_rates: imported here too)
     SEED_MAX,
     above,
     at_least,
@@ -25,6 +29,7 @@ from dropbench.ranges import (  # noqa: F401  (check_rate, is_list: imported fro
     check_rate,
     choice,
     is_list,
+    layer_rates,
     option,
     widths,
 )
@@ -47,7 +52,7 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
-    """Every model family's config starts here; each family has its own keys (MODEL_SCHEMAS),
+    """Every model family's config starts here; each family has its own keys (model_schemas()),
     so a key of another family (model.bptt on an MLP) fails when the config is composed."""
 
     name: str = MISSING
@@ -95,16 +100,17 @@ class RNNConfig(ModelConfig):  # recurrent language models (lstm, gru)
                           "output; 0 = off")
 
 
-MODEL_SCHEMAS = {"mlp": MLPConfig, "lenet": ConvNetConfig, "alexnet": ConvNetConfig,
-                 "resnet": ResNetConfig, "lstm": RNNConfig, "gru": RNNConfig}
+def model_schemas() -> dict[str, type]:
+    """{family name: its config schema} of every registered model family."""
+    return {e.name: e.declaration.schema for e in registry.MODELS.entries()}
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "ntasgd")  # engine/optim.py builds each
+
 SCHEDULES = ("none", "step", "cosine", "decay_after")
 
 
 @dataclass
 class OptimConfig:
-    name: str = choice(MISSING, OPTIMIZERS, "the optimiser")
+    name: str = option(MISSING, "the optimiser: a registered one (dropbench list)")
     lr: float = above(0.01, 0.0, "the learning rate")
     momentum: float = between(0.0, 0.0, 1.0, "SGD momentum", high_open=True)
     nesterov: bool = option(False, "Nesterov momentum (needs optim.momentum > 0)")
@@ -157,7 +163,7 @@ class EvalConfig:
 @dataclass
 class Config:
     dataset: DatasetConfig = MISSING
-    model: Any = MISSING  # one schema per family: MODEL_SCHEMAS
+    model: Any = MISSING  # one schema per family: model_schemas()
     dropout: Any = MISSING  # one schema per scheme: dropout/catalog.py declares its params
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
@@ -167,11 +173,16 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N (validate checks the pattern)
     data_dir: str = "~/.cache/dropbench"
     paper: PaperConfig | None = None  # presets: the published results (dropbench/paper.py)
+    plugins: list[str] = field(default_factory=list)  # modules to import first (docs/plugins.md)
 
 
-def register_schemas() -> None:
-    """Store every schema in Hydra's ConfigStore. The dropout schemas are the schemes' params
-    dataclasses (dropbench/dropout/catalog.py, which imports no torch)."""
+def register_schemas(overrides=()) -> None:
+    """Store every schema in Hydra's ConfigStore: the model schemas and the schemes' params
+    dataclasses of every registered family and scheme (torch-free declarations), after
+    importing the plugin modules a `plugins=[...]` override among `overrides` names."""
+    from dropbench.plugin_conf import plugins_in_overrides
+
+    registry.load_plugins(plugins_in_overrides(overrides))
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     for group, node in [
@@ -180,24 +191,23 @@ def register_schemas() -> None:
         ("trainer", TrainerConfig),
     ]:
         cs.store(group=group, name=f"base_{group}", node=node)
-    for name, node in MODEL_SCHEMAS.items():  # each conf/model/<name>.yaml starts from its own
+    for name, node in model_schemas().items():  # each conf/model/<name>.yaml starts from its own
         cs.store(group="model", name=f"base_model_{name}", node=node)
-    from dropbench.dropout.catalog import DECLARED
-
-    for name, scheme in DECLARED.items():  # each conf/dropout/<name>.yaml starts from its own
-        cs.store(group="dropout", name=f"base_dropout_{name}", node=scheme.params)
+    for entry in registry.SCHEMES.entries():  # each conf/dropout/<name>.yaml starts from its own
+        cs.store(group="dropout", name=f"base_dropout_{entry.name}", node=entry.declaration.params)
 
 
 def foreign_key_message(key: str, type_name: str, source: str | None) -> str | None:
     """One line for a key the chosen model or scheme does not have (a Hydra compose error
     names the key and the schema class), or None when the class is neither."""
-    families = [name for name, node in MODEL_SCHEMAS.items() if node.__name__ == type_name]
+    schemas = model_schemas()
+    families = [name for name, node in schemas.items() if node.__name__ == type_name]
     if not families:
         from dropbench.dropout.catalog import foreign_key_message as scheme_key_message
 
         return scheme_key_message(key, type_name, source)
-    keys = [f.name for f in fields(MODEL_SCHEMAS[families[0]]) if f.name != "name"]
-    owners = [name for name, node in MODEL_SCHEMAS.items()
+    keys = [f.name for f in fields(schemas[families[0]]) if f.name != "name"]
+    owners = [name for name, node in schemas.items()
               if key in {f.name for f in fields(node)}]
     where = f" (set in {source})" if source and not source.startswith("model/") else ""
     hint = f"; {key} is a key of model={', '.join(owners)}" if owners else ""
@@ -214,21 +224,10 @@ def config_dir() -> Path:
     raise DropbenchError(f"config tree not found next to {here}; reinstall dropbench")
 
 
-def layer_rates(p: Any, n_layers: int, what: str = "dropout.p") -> list[float]:
-    """Expand a single rate or a per-layer list into one rate per layer."""
-    values = list(p) if is_list(p) else [p] * n_layers
-    if len(values) != n_layers:
-        raise DropbenchError(
-            f"{what} has {len(values)} rates but the model has {n_layers} places for it; "
-            f"give one number or a list of {n_layers}"
-        )
-    return [check_rate(r, what) for r in values]
-
-
 def block_schema(key: str, node) -> type | None:
     """The schema of a block typed Any in Config: the model family's. The dropout block is
     checked by the dropout plan (check_dropout), together with the places its rates land on."""
-    return MODEL_SCHEMAS.get(node.get("name")) if key == "model" else None
+    return model_schemas().get(node.get("name")) if key == "model" else None
 
 
 # --- rules that join several keys: each returns the one-line problem, or None ------------------
@@ -284,29 +283,20 @@ def inference_rule(cfg) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class DataKind:
-    """What a dataset (conf/dataset/<name>.yaml) gives the model, and the keys it honours."""
-
-    text: bool = False  # a word-level corpus (language models) rather than labelled images
-    augment: bool = False  # dataset.augment is implemented for it
-    needs_path: bool = False  # dataset.path names the directory it reads
-
-
-DATA_KINDS = {"digits": DataKind(), "mnist": DataKind(), "cifar10": DataKind(augment=True),
-              "ptb": DataKind(text=True), "textdir": DataKind(text=True, needs_path=True)}
-LANGUAGE_MODELS = ("lstm", "gru")  # the families that read text; every other reads images
-
-
 def data_rule(cfg) -> str | None:
     d, model = cfg.dataset, cfg.model.name
-    kind = DATA_KINDS.get(d.name)
-    if kind is None:
-        return None  # an unknown dataset is named by load_data
-    if kind.text != (model in LANGUAGE_MODELS):
+    dataset, family = registry.DATASETS.find(d.name), registry.MODELS.find(model)
+    if dataset is None or family is None:
+        return None  # an unknown dataset or model is named by registered_rule
+    kind = dataset.declaration
+    if kind.text != (family.declaration.reads == "text"):
+        wanted = "text" if kind.text else "images"
+        fits = [e.name for e in registry.MODELS.entries() if e.declaration.reads == wanted]
+        texts = [e.name for e in registry.DATASETS.entries() if e.declaration.text]
         return (f"model={model} cannot train on dataset={d.name}: "
-                + (f"use model={' or model='.join(LANGUAGE_MODELS)} for a text corpus" if kind.text
-                   else "a language model needs a text dataset (dataset=ptb or dataset=textdir)"))
+                + (f"use model={' or model='.join(fits)} for a text corpus" if kind.text
+                   else f"a language model needs a text dataset "
+                        f"({' or '.join(f'dataset={t}' for t in texts)})"))
     if d.augment and not kind.augment:
         return (f"dataset.augment=true is implemented for cifar10 only (crops and flips of "
                 f"natural images), not {d.name}; drop the override")
@@ -319,19 +309,33 @@ def data_rule(cfg) -> str | None:
     return None
 
 
-RULES = (device_rule, momentum_rule, resnet_rule, tied_rule, inference_rule, data_rule)
+def registered_rule(cfg) -> str | None:
+    for group, reg in (("dataset", registry.DATASETS), ("model", registry.MODELS),
+                       ("optim", registry.OPTIMIZERS)):
+        name = cfg[group].name
+        if name not in reg:
+            return (f"{group}.name={name!r} is unknown; choose one of "
+                    f"{', '.join(sorted(reg))} (a plugin's names count once it is installed "
+                    f"or listed in plugins=[...])")
+    return None
+
+
+RULES = (registered_rule, device_rule, momentum_rule, resnet_rule, tied_rule, inference_rule,
+         data_rule)
 
 
 def validate(cfg) -> None:
     """Every value of a composed config against its declared range (the schemas' field
     metadata, dropbench/ranges.py), then the rules that join several keys, then each dropout
     rate against the places the model has. Raises DropbenchError with one line. Reads no
-    data and imports no torch: the CLI calls it before Hydra creates the run dir."""
+    data and imports no torch: the CLI calls it before Hydra creates the run dir. The modules
+    named in `plugins` are imported first, so their names are known."""
+    registry.load_plugins(cfg.get("plugins") or ())
     check_node(cfg, Config, "", nested=block_schema)
     for rule in RULES:
         problem = rule(cfg)
         if problem:
             raise DropbenchError(problem)
-    from dropbench.models.places import check_dropout
+    from dropbench.dropout.plan import check_dropout
 
     check_dropout(cfg.model, cfg.dropout)  # each rate on a place the model has, the scheme serves

@@ -125,6 +125,17 @@ def check_rate(p: Any, what: str) -> float:
     return p
 
 
+def layer_rates(p: Any, n_layers: int, what: str = "dropout.p") -> list[float]:
+    """Expand a single rate or a per-layer list into one rate per layer."""
+    values = list(p) if is_list(p) else [p] * n_layers
+    if len(values) != n_layers:
+        raise DropbenchError(
+            f"{what} has {len(values)} rates but the model has {n_layers} places for it; "
+            f"give one number or a list of {n_layers}"
+        )
+    return [check_rate(r, what) for r in values]
+
+
 def _kind(type_: Any) -> str:
     return "an integer" if type_ is int or str(type_).startswith("int") else "a number"
 

@@ -86,19 +86,19 @@ def declared_ranges() -> list:
     from dataclasses import fields
 
     from dropbench.config import (
-        MODEL_SCHEMAS,
         Config,
         DatasetConfig,
         EvalConfig,
         OptimConfig,
         TrainerConfig,
+        model_schemas,
     )
-    from dropbench.dropout.catalog import DECLARED
+    from dropbench.dropout.catalog import declarations
 
     blocks = [("", [], Config), ("dataset.", [], DatasetConfig), ("optim.", [], OptimConfig),
               ("trainer.", [], TrainerConfig), ("eval.", [], EvalConfig)]
-    blocks += [("model.", [f"model={name}"], schema) for name, schema in MODEL_SCHEMAS.items()]
-    blocks += [("dropout.", [f"dropout={name}"], d.params) for name, d in DECLARED.items()]
+    blocks += [("model.", [f"model={name}"], schema) for name, schema in model_schemas().items()]
+    blocks += [("dropout.", [f"dropout={name}"], d.params) for name, d in declarations().items()]
     return [pytest.param(prefix, base, f, id=f"{base[0] + ':' if base else ''}{prefix}{f.name}")
             for prefix, base, schema in blocks for f in fields(schema)
             if "bound" in f.metadata or "each" in f.metadata]
@@ -189,10 +189,11 @@ def every_schema() -> list:
     """Every dataclass a composed config is checked against, nested ones included."""
     from dataclasses import fields, is_dataclass
 
-    from dropbench.config import MODEL_SCHEMAS, Config
-    from dropbench.dropout.catalog import DECLARED
+    from dropbench.config import Config, model_schemas
+    from dropbench.dropout.catalog import declarations
 
-    found, todo = [], [Config, *MODEL_SCHEMAS.values(), *(d.params for d in DECLARED.values())]
+    found = []
+    todo = [Config, *model_schemas().values(), *(d.params for d in declarations().values())]
     while todo:
         schema = todo.pop()
         if schema not in found:
@@ -208,6 +209,7 @@ def test_every_numeric_field_declares_its_range():
     numeric = ("int", "float", "int | None", "float | None", "list")  # list: list[int]
     unchecked = [f"{schema.__name__}.{f.name}" for schema in every_schema()
                  for f in fields(schema) if getattr(f.type, "__name__", str(f.type)) in numeric
+                 and f.type != list[str]  # names (plugins=[...]), not numbers
                  and not {"bound", "each", "rate"} & set(f.metadata)]
     assert unchecked == []
 
@@ -217,13 +219,14 @@ def test_declared_choices_are_the_ones_the_builders_build():
     import torch
     from omegaconf import OmegaConf
 
-    from dropbench.config import ACTIVATIONS, OPTIMIZERS, SCHEDULES, OptimConfig
+    from dropbench import registry
+    from dropbench.config import ACTIVATIONS, SCHEDULES, OptimConfig
     from dropbench.engine.optim import build_optimizer, build_scheduler
     from dropbench.models.mlp import ACTIVATIONS as BUILT
 
     assert set(ACTIVATIONS) == set(BUILT)
     model = torch.nn.Linear(2, 1)
-    for name in OPTIMIZERS:
+    for name in registry.OPTIMIZERS:
         cfg = OmegaConf.merge(OmegaConf.structured(OptimConfig), {"name": name})
         optimizer = build_optimizer(cfg, model)
         for schedule in SCHEDULES:

@@ -17,7 +17,7 @@ import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from dropbench.dropout.catalog import DECLARED
+from dropbench.dropout.catalog import declarations
 from dropbench.report.build import build_figures, write_report
 from dropbench.report.collect import assign_groups, collect, varying_settings
 from dropbench.report.labels import configuration_labels
@@ -29,7 +29,7 @@ SLACK = 1.0  # pixels two texts may share (antialiased edges)
 # --- synthetic runs ---------------------------------------------------------------------------
 def dropout_config(scheme: str, **values) -> dict:
     """A scheme's full dropout node: every declared key with its default, then `values`."""
-    params = {f.name: f.default for f in fields(DECLARED[scheme].params) if f.name != "name"}
+    params = {f.name: f.default for f in fields(declarations()[scheme].params) if f.name != "name"}
     return {"name": scheme, **params, **values}
 
 

@@ -1,6 +1,6 @@
 """Typed per-scheme configs and the dropout a model actually builds.
 
-Every (scheme, model) pair, with a distinct nonzero rate on every rate key the scheme has:
+Every built-in (scheme, model) pair, with a distinct nonzero rate on every rate key the scheme has:
 either validation refuses it with one line (and the builder refuses it the same way), or the
 built model's described dropout covers exactly the places that got a nonzero rate, each at
 its rate. Foreign keys fail when the config is composed, through the real CLI.
@@ -12,14 +12,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from dropbench import DropbenchError
-from dropbench.config import MODEL_SCHEMAS, config_dir
+from dropbench import DropbenchError, registry
+from dropbench.config import config_dir, model_schemas
 from dropbench.data import ClassificationData, Split
 from dropbench.data.text import LanguageModelData
-from dropbench.dropout import SCHEMES, Place, get_scheme
+from dropbench.dropout import Place, get_scheme
 from dropbench.dropout.catalog import scheme_config
 from dropbench.dropout.describe import describe_dropout, format_built
-from dropbench.models import MODELS, build_model, check_dropout
+from dropbench.models import build_model, check_dropout
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -34,11 +34,18 @@ TINY = {  # model -> settings that keep it small
 }
 
 
+
+
+def built_in(kind: registry.Registry) -> list[str]:
+    """dropbench's own entries: an installed plugin brings its own tests (examples/plugin)."""
+    return sorted(e.name for e in kind.entries() if e.package == registry.BUILTIN_PACKAGE)
+
+
 def model_config(model: str):
     """conf/model/<model>.yaml on its typed schema, made tiny (no Hydra: 72 pairs stay fast)."""
     yaml_values = OmegaConf.load(config_dir() / "model" / f"{model}.yaml")
     yaml_values.pop("defaults")
-    return OmegaConf.merge(OmegaConf.structured(MODEL_SCHEMAS[model]), yaml_values, TINY[model])
+    return OmegaConf.merge(OmegaConf.structured(model_schemas()[model]), yaml_values, TINY[model])
 
 
 def fake_data(model: str):
@@ -56,8 +63,8 @@ def example(model: str, data):
     return torch.randn(4, *data.input_shape)
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
-@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+@pytest.mark.parametrize("model", built_in(registry.MODELS))
+@pytest.mark.parametrize("scheme", built_in(registry.SCHEMES))
 def test_every_pair_builds_what_it_asked_for_or_refuses_in_one_line(scheme, model):
     rates = {k: v for k, v in RATES.items() if k in get_scheme(scheme).keys}
     cfg = SimpleNamespace(model=model_config(model), dropout=scheme_config(scheme, **rates))
@@ -192,47 +199,52 @@ def test_where_fc_keeps_only_the_fully_connected_places(compose):
 
 
 def test_the_registry_refuses_factories_that_disagree_with_the_declarations():
-    """registry.attach pairs catalog.py's declarations with the scheme modules' factories; any
-    mismatch is a TypeError when the registry is imported, never a scheme that serves less."""
+    """registry.attach pairs a registered declaration with the factories its builder names; any
+    mismatch is refused when the scheme is first built, never a scheme that serves less."""
+    from dropbench import registry
     from dropbench.dropout.base import Factories
-    from dropbench.dropout.catalog import DECLARED, Declaration, StandardParams
+    from dropbench.dropout.catalog import Declaration, StandardParams, declaration
     from dropbench.dropout.registry import attach
     from dropbench.dropout.standard import BernoulliDropout
 
-    def module(**factories):
-        return SimpleNamespace(__name__="a_scheme_module", FACTORIES=factories)
-
     unit = Factories(activation=lambda p, cfg: BernoulliDropout(p))
-    declared = {name: DECLARED[name] for name in ("none", "standard", "dropconnect")}
     weights = Factories(linear=lambda *a: None, conv=lambda *a: None)
-    schemes = attach(declared, [module(standard=unit, dropconnect=weights)])
-    assert schemes["standard"].factories is unit and schemes["none"].factories == Factories()
-    assert schemes["dropconnect"].serves(Place("fc", "p", "dense", layer=True))
-    assert not schemes["dropconnect"].serves(Place("input", "p_input", "dense"))
-    with pytest.raises(TypeError, match="need the factories"):  # a declared kind unserved
-        attach(declared, [module(standard=unit)])
-    with pytest.raises(TypeError, match="need the factories"):  # weights, not activations
-        attach(declared, [module(standard=unit, dropconnect=unit)])
-    with pytest.raises(TypeError, match="need the factories"):  # a factory for no kind
-        attach(declared, [module(standard=Factories(unit.activation, embedding=print),
-                                 dropconnect=weights)])
-    with pytest.raises(TypeError, match="does not declare"):
-        attach(declared, [module(standard=unit, dropconnect=weights, extra=unit)])
-    with pytest.raises(TypeError, match="unknown kinds"):
-        Declaration("extra", "drops somewhere", StandardParams, ("nowhere",))
+    given = {"standard": unit, "dropconnect": weights, "none": Factories(),
+             "only_unit": {"dropconnect": unit}, "extra": Factories(unit.activation,
+                                                                     embedding=print)}
+
+    def entry(name, builder_attr):
+        return registry.Entry(name, declaration(name), f"{__name__}:GIVEN.{builder_attr}")
+
+    globals()["GIVEN"] = SimpleNamespace(**given)
+    assert attach(entry("standard", "standard")).factories is unit
+    assert attach(entry("none", "none")).factories == Factories()
+    dropconnect = attach(entry("dropconnect", "dropconnect"))
+    assert dropconnect.serves(Place("fc", "p", "dense", layer=True))
+    assert not dropconnect.serves(Place("input", "p_input", "dense"))
+    with pytest.raises(DropbenchError, match="need the factories"):  # a declared kind unserved
+        attach(entry("standard", "none"))
+    with pytest.raises(DropbenchError, match="need the factories"):  # weights, not activations
+        attach(entry("dropconnect", "only_unit"))
+    with pytest.raises(DropbenchError, match="need the factories"):  # a factory for no kind
+        attach(entry("standard", "extra"))
+    with pytest.raises(DropbenchError, match="unknown place kinds"):
+        registry.register_scheme(Declaration("extra", "drops somewhere", StandardParams,
+                                             ("nowhere",)), "x:FACTORIES")
+    assert "extra" not in registry.SCHEMES
 
 
 def test_deviations_from_the_paper_follow_the_config():
     """DropConnect names its two departures from Wan et al. until the config asks for the
     paper's masks and inference; a scheme without departures names none."""
-    from dropbench.dropout.catalog import DECLARED, scheme_config
+    from dropbench.dropout.catalog import declarations, scheme_config
 
-    dropconnect = DECLARED["dropconnect"]
+    dropconnect = declarations()["dropconnect"]
     default = [str(d) for d in dropconnect.deviations_in(scheme_config("dropconnect"))]
     assert len(default) == 2 and "per_example=true" in default[0]
     paper = scheme_config("dropconnect", per_example=True, inference="gaussian")
     assert dropconnect.deviations_in(paper) == []
-    assert DECLARED["standard"].deviations_in(scheme_config("standard")) == []
+    assert declarations()["standard"].deviations_in(scheme_config("standard")) == []
 
 
 def test_list_and_the_run_log_say_how_a_scheme_deviates(cli, tmp_path):

@@ -50,3 +50,4 @@ class RateDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+FACTORIES = {"none": Factories()}  # `none` builds nothing: it serves no place

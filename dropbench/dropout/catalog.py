@@ -1,10 +1,11 @@
-"""Every dropout scheme's declaration, without torch: its name, a description, its params
-dataclass (one Hydra structured config per scheme) and the place kinds it serves.
+"""What a dropout scheme declares, without torch: its name, a description, its params
+dataclass (one Hydra structured config per scheme) and the place kinds it serves; and the
+built-in schemes, registered in dropbench.registry.SCHEMES like any plugin's.
 
 This is what `dropbench list` prints and what config validation checks (plan.py), so neither
-has to import torch. The modules that build the schemes' torch modules are separate: each
-scheme module (standard.py, dropconnect.py, ...) gives its factories in a FACTORIES dict, and
-registry.py attaches them to the declarations here and checks that the two agree.
+has to import torch. Each registration names the scheme's builder: the FACTORIES dict of its
+scheme module (standard.py, dropconnect.py, ...), which dropout/registry.py loads when a model
+is built and checks against the declared kinds.
 
 `through_weights`: the scheme serves its dense and conv kinds by dropping the weights of the
 layer the model builds at a place (DropConnect, through `linear`/`conv` factories), so it serves
@@ -14,9 +15,8 @@ only places where the model builds a layer there (Place.layer), never an input.
 from dataclasses import dataclass, fields
 from typing import Any
 
-from dropbench import DropbenchError
+from dropbench import registry
 from dropbench.dropout.params import (
-    KINDS,
     AnyUnitRates,
     ConvUnitRates,
     DropoutParams,
@@ -57,15 +57,15 @@ class Declaration:
     name: str
     description: str
     params: type  # the dataclass of its config (a DropoutParams subclass)
-    kinds: tuple[str, ...] = ()  # the place kinds it serves (params.KINDS)
+    kinds: tuple[str, ...] = ()  # the place kinds it serves (registry.PLACE_KINDS)
     through_weights: bool = False  # dense/conv served by dropping the built layer's weights
     deviations: tuple[Deviation, ...] = ()  # from the paper it is named after
 
-    def __post_init__(self):
-        unknown = [k for k in self.kinds if k not in KINDS]
-        if unknown or not issubclass(self.params, DropoutParams):
-            raise TypeError(f"scheme {self.name}: unknown kinds {unknown}, or params is not a "
-                            f"DropoutParams dataclass")
+    def __post_init__(self):  # the kinds are checked against the registry when registered
+        if not (isinstance(self.params, type) and issubclass(self.params, DropoutParams)):
+            raise registry.PluginError(f"dropout scheme {self.name!r}: params must be a "
+                                       f"DropoutParams dataclass, got {self.params!r}")
+        object.__setattr__(self, "kinds", tuple(self.kinds))
 
     def serves(self, place: Place) -> bool:
         if place.kind not in self.kinds:
@@ -179,7 +179,7 @@ class GateParams(RecurrentRates):
 UNITS = ("dense", "conv", "sequence")
 LANGUAGE_MODEL = ("sequence", "recurrent", "embedding")
 
-DECLARED: dict[str, Declaration] = {d.name: d for d in (
+BUILT_IN = (
     Declaration("none", "no dropout anywhere (the baseline)", NoneParams),
     Declaration("standard", "inverted Bernoulli dropout: drop units with probability p, scale "
                 "survivors by 1/(1-p)", StandardParams, UNITS),
@@ -219,25 +219,49 @@ DECLARED: dict[str, Declaration] = {d.name: d for d in (
     Declaration("gate", "recurrent dropout without memory loss (Semeniuta et al. 2016): "
                 "dropout.p_recurrent on the cell update inside the step (not fused: slower); "
                 "ordinary dropout elsewhere", GateParams, LANGUAGE_MODEL),
-)}
+)
+BUILDER_MODULE = {"none": "base"}  # the rest are built by dropout/<name>.py
+
+
+def register() -> None:
+    for decl in BUILT_IN:
+        registry.register_scheme(
+            decl, f"dropbench.dropout.{BUILDER_MODULE.get(decl.name, decl.name)}:FACTORIES")
+
+
+def scheme(name: str, description: str, kinds=(), *, builder: str, **declared):
+    """Register a scheme from its params dataclass (a decorator; register_scheme otherwise):
+
+        @scheme("curriculum", "rate grows during training", ("dense",),
+                builder="my_pkg.curriculum:FACTORIES")
+        @dataclass
+        class CurriculumParams(UnitRates): ...
+    """
+    def wrap(params: type) -> type:
+        registry.register_scheme(Declaration(name, description, params, tuple(kinds),
+                                             **declared), builder)
+        return params
+    return wrap
 
 
 # --- lookups and messages -------------------------------------------------------------------
+def declarations() -> dict[str, Declaration]:
+    """Every registered scheme (built-in and plugin) by name."""
+    return {entry.name: entry.declaration for entry in registry.SCHEMES.entries()}
+
+
 def declaration(name: str) -> Declaration:
-    if name not in DECLARED:
-        raise DropbenchError(
-            f"unknown dropout scheme {name!r}; choose one of {', '.join(sorted(DECLARED))}"
-        )
-    return DECLARED[name]
+    return registry.SCHEMES.get(name).declaration  # the one unknown-scheme message
 
 
 def foreign_key_message(key: str, params_type: str, source: str | None) -> str | None:
     """One line for a key the chosen scheme does not declare (a Hydra compose error), or None
     when `params_type` is no scheme's params class."""
-    chosen = next((d for d in DECLARED.values() if d.params.__name__ == params_type), None)
+    declared = declarations()
+    chosen = next((d for d in declared.values() if d.params.__name__ == params_type), None)
     if chosen is None:
         return None
-    owners = sorted(name for name, d in DECLARED.items() if key in d.keys)
+    owners = sorted(name for name, d in declared.items() if key in d.keys)
     where = f" (set in {source})" if source and not source.startswith("dropout/") else ""
     hint = f"; {key} is a key of {', '.join(owners)}" if owners else ""
     return (f"dropout={chosen.name} has no key '{key}'{where}; its keys: "

@@ -9,17 +9,20 @@ the command line (`dropout.p=0`, as the zero point of a rate sweep): that zero w
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from dropbench import DropbenchError
-from dropbench.dropout.catalog import declaration
-from dropbench.dropout.params import RATE_KEYS
-from dropbench.models.places import check_dropout, model_places
+from dropbench.dropout.catalog import declaration, declarations
+from dropbench.dropout.params import rate_keys
+from dropbench.dropout.plan import check_dropout, model_places
 
 
-def rates_on_command_line(overrides) -> set[str]:
-    """The dropout rate keys (`p`, `p_input`, ...) that `overrides` set (Hydra's own parser)."""
+def rates_on_command_line(overrides, params_type=None) -> set[str]:
+    """The dropout rate keys (`p`, `p_input`, ...) that `overrides` set (Hydra's own parser):
+    the rate fields of `params_type`, or of any registered scheme."""
+    known = set(rate_keys(params_type)) if params_type else {
+        key for d in declarations().values() for key in rate_keys(d.params)}
     keys = set()
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         group, _, key = override.key_or_group.partition(".")
-        if group == "dropout" and key in RATE_KEYS and not override.is_delete():
+        if group == "dropout" and key in known and not override.is_delete():
             keys.add(key)
     return keys
 
@@ -31,7 +34,9 @@ def refuse_no_op_scheme(model_cfg, dropout_cfg, overrides=()) -> None:
     if not scheme.kinds:  # dropout=none: no dropout is what it says
         return
     planned = check_dropout(model_cfg, dropout_cfg)
-    if any(p for rates in planned.values() for p in rates) or rates_on_command_line(overrides):
+    if any(p for rates in planned.values() for p in rates):
+        return
+    if rates_on_command_line(overrides, scheme.params):
         return
     served = [place for place in model_places(model_cfg)
               if place.count and scheme.serves(place) and place.key in dropout_cfg]

@@ -8,7 +8,10 @@ scheme does not have fails when the config is composed). Field metadata carries 
 checks (dropbench/ranges.py), so `check_params` and `dropbench list` read the same
 declaration.
 
-Rate keys mean the same kind of thing in every model family:
+The kinds are registered (dropbench.registry.register_place_kind; kinds.py holds the built-in
+ones), so a model may offer a new kind and a scheme serve it without a central list. A rate key
+is any params field declared with `rate`/`rates`; the built-in keys mean the same kind of
+thing in every model family:
     p_input      the network's input (pixels, or the embedded words of a language model)
     p            the outputs of the hidden layers (one number, or one rate per layer)
     p_output     a language model's last layer, before the softmax
@@ -22,25 +25,18 @@ from typing import Any
 from omegaconf import MISSING
 
 from dropbench import DropbenchError
-from dropbench.config import check_rate, is_list, layer_rates  # noqa: F401  (torch-free home)
 from dropbench.ranges import (  # noqa: F401  (the schemes' declarations import them from here)
     above,
     at_least,
+    check_rate,
     check_value,
     choice,
+    is_list,
+    layer_rates,
     option,
     rate,
     rates,
 )
-
-KINDS = {
-    "dense": "units of fully connected layers (and an MLP's input)",
-    "conv": "feature maps of convolutional layers (and a CNN's input image)",
-    "sequence": "per-step features of a recurrent net (embedded words, between layers, output)",
-    "recurrent": "the recurrent connections inside an LSTM/GRU layer",
-    "embedding": "whole words (rows) of an embedding matrix",
-}
-RATE_KEYS = ("p_input", "p", "p_output", "p_recurrent", "p_embed")
 
 
 @dataclass(frozen=True)
@@ -48,8 +44,8 @@ class Place:
     """One place for dropout in a model; `count` places share `key` in model order."""
 
     role: str  # what a reader calls it: input, hidden, conv, fc, output, recurrent, embedding
-    key: str  # the dropout config key with its rate (RATE_KEYS)
-    kind: str  # KINDS
+    key: str  # the dropout config key with its rate (a rate field of the scheme's params)
+    kind: str  # a registered place kind (dropbench.registry.PLACE_KINDS; kinds.py: built-ins)
     count: int = 1
     layer: bool = False  # a weight layer is built here through the registry (make_linear/conv)
     sized_by: str | None = None  # the model key (a list of widths) whose length sets count
@@ -108,6 +104,11 @@ class RecurrentRates(DropoutParams):
 def declared(params_type) -> list:
     """The declared fields of a scheme's params dataclass, `name` left out."""
     return [f for f in fields(params_type) if f.name != "name"]
+
+
+def rate_keys(params_type) -> list[str]:
+    """The fields of a scheme's params that hold drop rates (declared with `rate`/`rates`)."""
+    return [f.name for f in declared(params_type) if "rate" in f.metadata]
 
 
 def check_params(cfg, params_type, scheme: str) -> None:

@@ -4,13 +4,13 @@
 before any data loads, and the model builders call it again for the rates they build with, so
 what is validated is what is built. It fails with one line when the scheme gets a key it does
 not use, a rate lands on a place the model lacks, or a nonzero rate lands on a place the scheme
-cannot serve. It reads the schemes' declarations only (catalog.py), so validation runs before
-torch is imported.
+cannot serve. It reads the registered declarations only (dropbench.registry), so validation runs
+before torch is imported.
 """
 
-from dropbench import DropbenchError
-from dropbench.dropout.catalog import DECLARED, Declaration, declaration
-from dropbench.dropout.params import RATE_KEYS, Place, check_params, is_list, layer_rates
+from dropbench import DropbenchError, registry
+from dropbench.dropout.catalog import Declaration, declaration, declarations
+from dropbench.dropout.params import Place, check_params, is_list, layer_rates, rate_keys
 
 
 def _nonzero(value) -> bool:
@@ -57,7 +57,7 @@ def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
     groups: dict[str, list[Place]] = {}
     for place in places:
         groups.setdefault(place.key, []).append(place)
-    for key in RATE_KEYS:
+    for key in rate_keys(scheme.params):
         if key in cfg and key not in groups and _nonzero(cfg[key]):
             raise DropbenchError(
                 f"model={model} has no place for dropout.{key}={cfg[key]} (its places: "
@@ -78,7 +78,7 @@ def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
 
 
 def schemes_serving(place: Place) -> list[str]:
-    return sorted(name for name, d in DECLARED.items() if d.serves(place))
+    return sorted(name for name, d in declarations().items() if d.serves(place))
 
 
 def require(scheme: Declaration, place: Place, p: float) -> None:
@@ -97,3 +97,14 @@ def require(scheme: Declaration, place: Place, p: float) -> None:
         f"it serves {', '.join(scheme.kinds) or 'no place'}, not {what}; schemes that can: "
         f"{others}; or set dropout.{place.key}=0"
     )
+
+
+def model_places(model_cfg) -> list[Place]:
+    """The places the registered model family `model_cfg.name` declares."""
+    return registry.MODELS.get(model_cfg.name, "model").declaration.places(model_cfg)
+
+
+def check_dropout(model_cfg, dropout_cfg) -> dict[str, list[float]]:
+    """Every dropout rate lands on a place the model has and the scheme serves (config
+    validation calls this before any data loads). Returns {place role: rates}."""
+    return plan_rates(model_cfg.name, model_places(model_cfg), dropout_cfg)

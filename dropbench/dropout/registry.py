@@ -1,14 +1,16 @@
 """The scheme registry. Models ask it for modules and never name a scheme themselves.
 
-A scheme is declared in catalog.py (name, params dataclass, the place kinds it serves; no
-torch) and built by the factories its module lists in `FACTORIES` (base.Factories):
+A scheme is declared in dropbench.registry.SCHEMES (catalog.py: the built-ins; name, params
+dataclass, the place kinds it serves; no torch) and built by the factories its registered
+builder names, a `FACTORIES` dict {name: base.Factories} in its module:
     activation  a module applied to a layer's output: (p, cfg) -> module
     linear/conv layers that drop their own weights instead (DropConnect), replacing
                 nn.Linear / nn.Conv2d where the model builds a layer at a dense/conv place
     recurrent   a one-layer LSTM/GRU that regularises its recurrent connections
     embedding   an nn.Embedding that drops words
-`attach` pairs the two once, at import, and refuses (TypeError) a declared kind without its
-factory, a factory no declared kind uses, and factories for a scheme catalog.py lacks.
+`attach` pairs the two when the scheme is first built, and refuses a declared kind without its
+factory and a factory no declared kind uses. A kind with no factory of its own (any kind but
+recurrent, embedding and the weights of dense/conv layers) is served by `activation`.
 
 Every make_* function takes the model's `Place`. A zero rate gets the plain layer (or
 Identity); a nonzero rate gets the scheme's module, or a DropbenchError when the scheme cannot
@@ -20,27 +22,11 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from dropbench.dropout import (
-    alpha,
-    classic,
-    concrete,
-    dropblock,
-    dropconnect,
-    gate,
-    gaussian,
-    locked,
-    spatial,
-    standard,
-    variational,
-    weight_drop,
-)
+from dropbench import registry
 from dropbench.dropout.base import RECURRENT_CELLS, Factories
-from dropbench.dropout.catalog import DECLARED, Declaration, declaration
+from dropbench.dropout.catalog import Declaration, declaration
 from dropbench.dropout.params import Place
 from dropbench.dropout.plan import require
-
-SCHEME_MODULES = (alpha, classic, concrete, dropblock, dropconnect, gate, gaussian, locked,
-                  spatial, standard, variational, weight_drop)
 
 
 @dataclass(frozen=True)
@@ -50,40 +36,55 @@ class Scheme(Declaration):
     factories: Factories = field(default_factory=Factories)
 
 
+WEIGHT_FACTORY = {"dense": "linear", "conv": "conv"}
+OWN_FACTORY = {"recurrent": "recurrent", "embedding": "embedding"}  # any other kind: activation
+
+
 def needed_factories(scheme: Declaration) -> set[str]:
-    """The Factories fields that serve the kinds `scheme` declares."""
-    unit = "activation"
-    by_kind = {"dense": "linear" if scheme.through_weights else unit,
-               "conv": "conv" if scheme.through_weights else unit,
-               "sequence": unit, "recurrent": "recurrent", "embedding": "embedding"}
-    return {by_kind[kind] for kind in scheme.kinds}
+    """The Factories fields that serve the kinds `scheme` declares: a module after the layer's
+    output (activation) for every kind but those with a factory of their own."""
+    needed = set()
+    for kind in scheme.kinds:
+        if scheme.through_weights and kind in WEIGHT_FACTORY:
+            needed.add(WEIGHT_FACTORY[kind])
+        else:
+            needed.add(OWN_FACTORY.get(kind, "activation"))
+    return needed
 
 
-def attach(declared: dict[str, Declaration], modules) -> dict[str, Scheme]:
-    """{name: Scheme}: each declaration with the factories the scheme modules give for it."""
-    given: dict[str, Factories] = {}
-    for module in modules:
-        for name, factories in module.FACTORIES.items():
-            if name not in declared or name in given:
-                raise TypeError(f"{module.__name__} gives factories for scheme {name!r}, which "
-                                f"catalog.py does not declare or another module serves")
-            given[name] = factories
-    schemes = {}
-    for name, decl in declared.items():
-        factories = given.get(name, Factories())
-        needed, present = needed_factories(decl), factories.present()
-        if needed != present:
-            raise TypeError(f"scheme {name} declares kinds {list(decl.kinds)}, which need the "
-                            f"factories {sorted(needed)}; its module gives {sorted(present)}")
-        schemes[name] = Scheme(**vars(decl), factories=factories)
-    return schemes
+def attach(entry: registry.Entry) -> Scheme:
+    """The registered scheme with the factories its builder names ({name: Factories}, or one
+    Factories); refuses (DropbenchError) factories that do not match the declared kinds."""
+    decl = entry.declaration
+    factories = entry.load()
+    if isinstance(factories, dict):
+        factories = factories.get(decl.name)
+    if not isinstance(factories, Factories):
+        raise registry.PluginError(f"dropout scheme {decl.name} ({entry.package}): "
+                                   f"{entry.builder} gives no Factories for it")
+    needed, present = needed_factories(decl), factories.present()
+    if needed != present:
+        raise registry.PluginError(
+            f"dropout scheme {decl.name} ({entry.package}) declares kinds {list(decl.kinds)}, "
+            f"which need the factories {sorted(needed)}; {entry.builder} gives "
+            f"{sorted(present)}")
+    return Scheme(**vars(decl), factories=factories)
 
 
-SCHEMES: dict[str, Scheme] = attach(DECLARED, SCHEME_MODULES)
+_built: dict[str, Scheme] = {}
 
 
 def get_scheme(name: str) -> Scheme:
-    return SCHEMES[declaration(name).name]  # declaration(): the one unknown-scheme message
+    decl = declaration(name)  # the one unknown-scheme message
+    if name not in _built:
+        _built[name] = attach(registry.SCHEMES.get(name))
+    return _built[decl.name]
+
+
+def __getattr__(name: str):
+    if name == "SCHEMES":  # {name: Scheme} of every registered scheme, plugins' included
+        return {scheme: get_scheme(scheme) for scheme in registry.SCHEMES}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _stamp(module: nn.Module, scheme: Scheme, place: Place) -> nn.Module:

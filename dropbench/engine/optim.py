@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, registry
 
 
 def weight_matrices(model: nn.Module):
@@ -20,24 +20,32 @@ def weight_matrices(model: nn.Module):
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    params = list(model.parameters())
-    if cfg.name == "sgd":
-        return fused_if_supported(eager(torch.optim.SGD), params, lr=cfg.lr, momentum=cfg.momentum,
-                                  nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-    if cfg.name == "adam":
-        return fused_if_supported(eager(torch.optim.Adam), params, lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
-    if cfg.name == "adamw":
-        return fused_if_supported(eager(torch.optim.AdamW), params, lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
-    if cfg.name == "ntasgd":
-        if cfg.momentum != 0:
-            raise DropbenchError(f"optim=ntasgd is plain averaged SGD; set optim.momentum=0 "
-                                 f"(got {cfg.momentum})")
-        return eager(NTASGD)(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                             nonmono=cfg.nonmono)
-    raise DropbenchError(f"optim.name={cfg.name!r} is unknown; choose sgd, adam, adamw or "
-                         f"ntasgd")
+    """The registered optimiser `cfg.name` (dropbench/optimizers.py: the built-ins) over the
+    model's parameters."""
+    build = registry.OPTIMIZERS.get(cfg.name, "optim.name").load()
+    return build(cfg, list(model.parameters()))
+
+
+def sgd(cfg, params) -> torch.optim.Optimizer:
+    return fused_if_supported(eager(torch.optim.SGD), params, lr=cfg.lr, momentum=cfg.momentum,
+                              nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+
+
+def adam(cfg, params) -> torch.optim.Optimizer:
+    return fused_if_supported(eager(torch.optim.Adam), params, lr=cfg.lr,
+                              weight_decay=cfg.weight_decay)
+
+
+def adamw(cfg, params) -> torch.optim.Optimizer:
+    return fused_if_supported(eager(torch.optim.AdamW), params, lr=cfg.lr,
+                              weight_decay=cfg.weight_decay)
+
+
+def ntasgd(cfg, params) -> torch.optim.Optimizer:
+    if cfg.momentum != 0:
+        raise DropbenchError(f"optim=ntasgd is plain averaged SGD; set optim.momentum=0 "
+                             f"(got {cfg.momentum})")
+    return eager(NTASGD)(params, lr=cfg.lr, weight_decay=cfg.weight_decay, nonmono=cfg.nonmono)
 
 
 # Optimizer methods that torch wraps so that torch.compile does not trace them.

@@ -1,8 +1,9 @@
-"""Model families, in two parts: where each puts dropout (places.py, no torch: what
-`dropbench list` and config validation read) and how each is built (registry.py and one
-module per family; torch). `MODELS` and `build_model` load torch on first use."""
+"""Model families, in two parts: what each declares (dropbench.registry.MODELS; places.py
+registers the built-ins: schema and places, no torch: what `dropbench list` and config
+validation read) and how each is built (registry.py and one module per family; torch).
+`MODELS` and `build_model` load torch on first use."""
 
-from dropbench.models.places import PLACES, check_dropout
+from dropbench.dropout.plan import check_dropout
 
 REGISTRY_NAMES = ("MODELS", "build_model")
 
@@ -15,4 +16,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["PLACES", "check_dropout", *REGISTRY_NAMES]
+__all__ = ["check_dropout", *REGISTRY_NAMES]

@@ -1,11 +1,12 @@
-"""Where each model family puts dropout (dropout/params.py: Place), declared without torch so
-`dropbench list` and config validation can read it; the builders (mlp.py, cnn.py, resnet.py,
-rnn.py) build their dropout at these places, and registry.py pairs each family with its
-builder."""
+"""The built-in model families, registered in dropbench.registry.MODELS like any plugin's: each
+with its config schema (config.py), where it puts dropout (dropout/params.py: Place), declared
+without torch so `dropbench list` and config validation can read it, and its builder (mlp.py,
+cnn.py, resnet.py, rnn.py), which builds its dropout at these places."""
 
-from dropbench import DropbenchError
+from dropbench import registry
+from dropbench.config import ConvNetConfig, MLPConfig, ResNetConfig, RNNConfig
 from dropbench.dropout.params import Place
-from dropbench.dropout.plan import plan_rates
+from dropbench.dropout.plan import check_dropout, model_places  # noqa: F401  (imported from here)
 
 
 def mlp_places(model_cfg) -> list[Place]:
@@ -41,27 +42,16 @@ def rnn_places(model_cfg) -> list[Place]:
             Place("output", "p_output", "sequence")]
 
 
-PLACES = {  # model name (conf/model/<name>.yaml) -> its places
-    "mlp": mlp_places,
-    "lenet": convnet_places,
-    "alexnet": convnet_places,
-    "resnet": resnet_places,
-    "lstm": rnn_places,
-    "gru": rnn_places,
-}
+BUILT_IN = (  # name, schema, places, builder, what it reads
+    ("mlp", MLPConfig, mlp_places, "mlp:build_mlp", "images"),
+    ("lenet", ConvNetConfig, convnet_places, "cnn:build_convnet", "images"),
+    ("alexnet", ConvNetConfig, convnet_places, "cnn:build_convnet", "images"),
+    ("resnet", ResNetConfig, resnet_places, "resnet:build_resnet", "images"),
+    ("lstm", RNNConfig, rnn_places, "rnn:build_rnn_lm", "text"),
+    ("gru", RNNConfig, rnn_places, "rnn:build_rnn_lm", "text"),
+)
 
 
-def known_model(name: str) -> str:
-    if name not in PLACES:
-        raise DropbenchError(f"unknown model {name!r}; choose one of {', '.join(PLACES)}")
-    return name
-
-
-def model_places(model_cfg) -> list[Place]:
-    return PLACES[known_model(model_cfg.name)](model_cfg)
-
-
-def check_dropout(model_cfg, dropout_cfg) -> dict[str, list[float]]:
-    """Every dropout rate lands on a place the model has and the scheme serves (config
-    validation calls this before any data loads). Returns {place role: rates}."""
-    return plan_rates(model_cfg.name, model_places(model_cfg), dropout_cfg)
+def register() -> None:
+    for name, schema, places, builder, reads in BUILT_IN:
+        registry.register_model(name, schema, places, f"dropbench.models.{builder}", reads=reads)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dropbench.dropout.catalog import DECLARED
+from dropbench import registry
 from dropbench.report.collect import format_value
 
 MAX_LABEL = 30  # longer names make legends wider than their panel: number them instead
@@ -43,9 +43,10 @@ def scheme_lacks(row: pd.Series, key: str) -> bool:
     if not key.startswith("dropout.") or key == SCHEME:
         return False
     scheme = row.get(SCHEME)
-    declared = DECLARED.get(scheme) if isinstance(scheme, str) else None
-    if declared is None:
+    entry = registry.SCHEMES.find(scheme) if isinstance(scheme, str) else None
+    if entry is None:
         return False
+    declared = entry.declaration
     return declared.name == "none" or key.split(".", 1)[1] not in declared.keys
 
 

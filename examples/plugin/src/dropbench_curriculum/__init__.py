@@ -1,0 +1,1 @@
+"""An example dropbench plugin: curriculum dropout and a residual MLP (see README.md)."""
