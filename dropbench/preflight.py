@@ -122,6 +122,9 @@ class ValidateConfig(Callback):
 
         from dropbench import jobdir
 
+        # Resolving the sweep dir fills the config's cache for `${now:...}`; every job config
+        # composed from here on copies that cache, so all jobs share the one sweep dir
+        str(config.hydra.sweep.dir)
         loader = GlobalHydra.instance().config_loader()
         if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
             CheckedJobs(loader)

@@ -163,6 +163,16 @@ def test_jobs_that_cannot_be_batched_run_alone_with_a_note(cli, tmp_path):
     assert [s["status"] for s in summaries(tmp_path / "sweep")] == ["completed"] * 2
 
 
+def test_every_job_lands_in_the_one_default_sweep_dir(cli, tmp_path):
+    # the default sweep dir holds `${now:...}` down to microseconds: each job config must share
+    # the sweep's one resolved time, also when the configs were composed ahead for validation
+    r = cli("train", "-m", "hydra/launcher=batched", "dropout.p=0,0.5", "seed=0,1",
+            "trainer.epochs=1", *TINY)
+    assert r.returncode == 0, r.stderr
+    sweeps = [p.parent.parent for p in (tmp_path / "multirun").glob("*/*/*/summary.json")]
+    assert len(sweeps) == 4 and len(set(sweeps)) == 1, sweeps
+
+
 def test_max_batch_must_be_positive(cli):
     r = cli("train", "-m", "hydra/launcher=batched", "hydra.launcher.max_batch=0",
             "trainer.epochs=1", *TINY)
