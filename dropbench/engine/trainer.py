@@ -280,14 +280,14 @@ class Run:
         if best_path.exists():
             self.model.load_state_dict(load_checkpoint(best_path)["model"])
             best_row = self.rows[self.best["epoch"] - 1]
-            self.summary.update(best_val_loss=best_row["val_loss"],
-                                **{f"best_val_{m}": best_row[f"val_{m}"]})
+            self.summary.update({rundir.BEST_VAL_LOSS: best_row["val_loss"],
+                                 rundir.best_val_key(m): best_row[f"val_{m}"]})
         with self.autocast():
             test = self.evaluate("test")
             if self.cfg.eval.compare:
                 self.summary["eval_compare"] = self.task.compare(self.model, self.cfg.eval)
-        self.write_summary(status="completed", stopped_early=stopped_early, test_loss=test["loss"],
-                           **{f"test_{m}": test[m]})
+        self.write_summary(status="completed", stopped_early=stopped_early,
+                           **{rundir.TEST_LOSS: test["loss"], rundir.test_key(m): test[m]})
         log.info("completed: best epoch %s, test loss %.4f, test %s %s",
                  self.best["epoch"], test["loss"], m, units.shown(m, test[m]))
         return self.summary

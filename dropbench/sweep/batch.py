@@ -25,6 +25,7 @@ from dropbench.engine.mc import CHUNK  # examples per evaluation pass, as the ta
 from dropbench.engine.seeding import get_rng_state
 from dropbench.engine.trainer import RunHooks, sigterm_as_interrupt
 from dropbench.models.mlp import activation_module
+from dropbench.rundir import objective
 from dropbench.sweep.jobs import MemberJob
 from dropbench.sweep.stacked import MemberSettings, StackedMLP
 
@@ -122,11 +123,6 @@ class Member:
             if momentum != 0:  # torch.optim.SGD keeps buffers only with momentum
                 self.run.optimizer.state[p]["momentum_buffer"] = buf.clone(
                     memory_format=torch.contiguous_format)
-
-
-def objective(summary: dict):
-    """What a Hydra sweeper optimises: the best validation metric (as cli._train_task)."""
-    return summary.get(f"best_val_{summary.get('metric')}")
 
 
 def prepare_members(jobs: list[MemberJob]) -> tuple[list[Member], dict]:
