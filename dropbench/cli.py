@@ -34,6 +34,7 @@ def _train_task(cfg):
     from omegaconf import open_dict
 
     from dropbench.engine import train
+    from dropbench.rundir import objective
 
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN:
@@ -57,7 +58,7 @@ def _train_task(cfg):
         if hc.mode == RunMode.MULTIRUN:
             e.job_dir = str(hc.runtime.output_dir)  # pickled with the error from a worker
         raise
-    return summary.get(f"best_val_{summary.get('metric')}")  # what a Hydra sweeper optimises
+    return objective(summary)  # what a Hydra sweeper optimises
 
 
 def threads_per_job(hc) -> int | None:

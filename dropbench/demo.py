@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
 
 # A regime where overfitting shows: 150 training digits and about 1,000 steps. Measured with
 # the default optimiser (3 seeds, embedded 8x8 digits, 300 validation and 297 test images): the
@@ -78,8 +78,9 @@ def summarise(run_dirs: list[Path], summaries: list[dict]) -> ArmResult:
     for run_dir in run_dirs:
         last = pd.read_csv(run_dir / "metrics.csv").iloc[-1]
         gaps.append(last["train_eval_acc"] - last["val_acc"])
-    return ArmResult(statistics.mean(s["best_val_acc"] for s in summaries),
-                     statistics.mean(s["test_acc"] for s in summaries), statistics.mean(gaps))
+    best_val, test = rundir.best_val_key("acc"), rundir.test_key("acc")
+    return ArmResult(statistics.mean(s[best_val] for s in summaries),
+                     statistics.mean(s[test] for s in summaries), statistics.mean(gaps))
 
 
 def verdict(results: dict[str, ArmResult]) -> list[str]:

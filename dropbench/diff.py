@@ -18,9 +18,12 @@ from dropbench.jobdir import job_overrides, override_key
 from dropbench.rundir import flatten
 
 VOLATILE = ("started", "ended", "pid")  # manifest fields that differ between any two sessions
-SUMMARY_FIELDS = ("status", "epochs_run", "best_epoch", "best_val_loss", "best_val_{m}",
-                  "test_loss", "test_{m}", "wall_s")
 LAST_ROW_FIELDS = ("train_loss", "train_eval_loss", "val_loss", "val_{m}")
+
+
+def summary_fields(m: str) -> tuple[str, ...]:
+    return ("status", "epochs_run", "best_epoch", rundir.BEST_VAL_LOSS, rundir.best_val_key(m),
+            rundir.TEST_LOSS, rundir.test_key(m), "wall_s")
 
 
 def _load(path: Path, reader):
@@ -73,8 +76,7 @@ def differing(a: dict, b: dict, title: str) -> list[str]:
 
 def metrics_table(a: dict, b: dict) -> list[str]:
     m = a["summary"].get("metric") or b["summary"].get("metric") or "acc"
-    rows = [(f.format(m=m), a["summary"].get(f.format(m=m)), b["summary"].get(f.format(m=m)))
-            for f in SUMMARY_FIELDS]
+    rows = [(f, a["summary"].get(f), b["summary"].get(f)) for f in summary_fields(m)]
     rows += [(f"last {f.format(m=m)}", a["last"].get(f.format(m=m)), b["last"].get(f.format(m=m)))
              for f in LAST_ROW_FIELDS]
     shown = [(name, show(_number(x)), show(_number(y))) for name, x, y in rows

@@ -44,6 +44,32 @@ MAX_NORM_COLUMN = "max_norm_projected"  # weight vectors the constraint projecte
 METRICS_COLUMNS = ("epoch", "lr", "seconds", "train_loss", "train_{m}", "train_eval_loss",
                    "train_eval_{m}", "val_loss", "val_{m}")
 
+# summary.json's scores, <m> being its `metric`: val loss and val <m> at the best epoch (the
+# lowest val loss), and the test split's loss and <m> with that epoch's weights. Every score
+# key starts with one of SCORE_PREFIXES; the report adds each run's final gap.
+BEST_VAL_LOSS = "best_val_loss"
+TEST_LOSS = "test_loss"
+SCORE_PREFIXES = ("best_val_", "test_")
+
+
+def best_val_key(metric: str) -> str:
+    return f"best_val_{metric}"
+
+
+def test_key(metric: str) -> str:
+    """summary.json's test score of `metric`; each method in its eval_compare too."""
+    return f"test_{metric}"
+
+
+def final_gap_key(metric: str) -> str:
+    """The report's gap between the last epoch's val and train_eval `metric` (or loss)."""
+    return f"final_gap_{metric}"
+
+
+def objective(summary: dict):
+    """What a Hydra sweeper optimises: the run's best validation metric, or None."""
+    return summary.get(best_val_key(summary.get("metric")))
+
 
 @dataclass(frozen=True)
 class ResumeRule:

@@ -195,8 +195,8 @@ def best_val(summary: dict, rows: list[dict], metric: str | None) -> float | Non
     """summary.json's best, else the metric at the lowest val loss so far (the trainer's rule)."""
     if not metric:
         return None
-    if summary.get(f"best_val_{metric}") is not None:
-        return float(summary[f"best_val_{metric}"])
+    if summary.get(rundir.best_val_key(metric)) is not None:
+        return float(summary[rundir.best_val_key(metric)])
     scored = [r for r in rows if not math.isnan(r.get("val_loss", math.nan))]
     return min(scored, key=lambda r: r["val_loss"]).get(f"val_{metric}") if scored else None
 

@@ -14,7 +14,7 @@ from dropbench.report import plots
 from dropbench.report.build import write_report
 from dropbench.report.labels import NO_DROPOUT, configuration_labels
 from dropbench.report.tables import markdown
-from dropbench.rundir import MAX_NORM_COLUMN
+from dropbench.rundir import MAX_NORM_COLUMN, best_val_key, final_gap_key, test_key
 
 DATA_NOTE = (
     f"**Data.** Every number on this page comes from the 10,000-digit real MNIST sample (the "
@@ -44,11 +44,13 @@ def study_table(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
                           "n": summary["n"]})
     if labels.numbered:
         shown.insert(0, "#", summary["configuration"].map(labels.names))
-    for column, header in (("test_acc", "test error (%)"), ("best_val_acc", "val error (%)")):
+    for column, header in ((test_key("acc"), "test error (%)"),
+                           (best_val_key("acc"), "val error (%)")):
         shown[header] = [percent(100 * (1 - r[f"{column}_mean"]), 100 * r[f"{column}_std"],
                                  r["n"]) for _, r in summary.iterrows()]
+    gap = final_gap_key("acc")
     shown["train-eval − val acc, last epoch (pp)"] = [
-        percent(100 * r["final_gap_acc_mean"], 100 * r["final_gap_acc_std"], r["n"])
+        percent(100 * r[f"{gap}_mean"], 100 * r[f"{gap}_std"], r["n"])
         for _, r in summary.iterrows()]
     shown["best epoch"] = summary["best_epoch_mean"].map(lambda v: f"{v:.1f}")
     return shown

@@ -25,6 +25,7 @@ from torch import nn
 from dropbench.bench.common import Settings, compose, trainer_epoch
 from dropbench.bench.harness import Check, Ratio, Row, measure_all, rotated, run_timed
 from dropbench.bench.vision import write_random_mnist
+from dropbench.rundir import BEST_VAL_LOSS
 
 RATES, SEEDS = (0, 0.25, 0.5, 0.75), (0, 1, 2)
 TRAIN, HELD_OUT = 10000, 2000
@@ -133,7 +134,7 @@ def sweep_case(s: Settings):
             cpu[name].seconds.append(cpu_seconds)
         pairs = zip(results(s.workdir / f"sweep-batched-{r}"),
                     results(s.workdir / f"sweep-basic-{r}"), strict=True)
-        worst = max([worst, *(abs(b["best_val_loss"] - a["best_val_loss"]) for b, a in pairs)])
+        worst = max([worst, *(abs(b[BEST_VAL_LOSS] - a[BEST_VAL_LOSS]) for b, a in pairs)])
     training_rows, training_ratio = training_only(s, n_train)
     rows = [wall["batched"], wall["basic"], cpu["batched"], cpu["basic"], *training_rows]
     return rows, [

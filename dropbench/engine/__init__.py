@@ -26,9 +26,9 @@ from dropbench.engine.lock import RunDirLock
 from dropbench.engine.manifest import Manifest, command_line, data_fingerprint
 from dropbench.engine.resume import check_same_data, plan_start, read_json, resolved
 from dropbench.engine.seeding import seed_everything
+from dropbench.engine.session import Session
 from dropbench.engine.tasks import TASKS
-from dropbench.engine.trainer import Run, run_with_interrupts
-from dropbench.loggers import Sinks
+from dropbench.engine.trainer import ALONE, Run, RunHooks, run_with_interrupts
 from dropbench.models import build_model
 from dropbench.rundir import RunDirRefused
 
@@ -87,19 +87,21 @@ def clear_results(run_dir: Path) -> None:
         (run_dir / "checkpoints").rmdir()
 
 
-def train(cfg, run_dir, overrides=(), hydra_cfg=None, start=None, data=None):
+def train(cfg, run_dir, overrides=(), hydra_cfg=None, start=None, data=None,
+          run_hooks: RunHooks = ALONE):
     """Train one run in `run_dir` and return its summary (also written to summary.json).
 
     A batched sweep (dropbench/sweep/) passes the dataset it loaded once for all its members,
-    and a `start(run)` that keeps the prepared Run to train it together with the others; the
-    run dir then stays locked until that process ends."""
+    a `start(run)` that keeps the prepared Run to train it together with the others (the run
+    dir then stays locked until that process ends), and the `run_hooks` through which the Run
+    records the member's own random stream and answers from the batch's scores."""
     run_dir = Path(run_dir)
     lock = RunDirLock(run_dir).acquire()
     deferred = False
     try:
         # a deferred run trains after this returns: its process settings must stay in force
         with process.process_state() if start is None else contextlib.nullcontext():
-            result = _train(cfg, run_dir, overrides, hydra_cfg, lock, start, data)
+            result = _train(cfg, run_dir, overrides, hydra_cfg, lock, start, data, run_hooks)
         deferred = start is not None and not isinstance(result, dict)
         return result
     finally:
@@ -107,7 +109,8 @@ def train(cfg, run_dir, overrides=(), hydra_cfg=None, start=None, data=None):
             lock.release()
 
 
-def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, data):
+def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, data,
+           run_hooks: RunHooks):
     plan = plan_start(run_dir, cfg)
     if plan == "done":
         log.info("%s already holds a completed run; nothing to do", run_dir)
@@ -119,7 +122,7 @@ def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, da
         clear_results(run_dir)
         write_config(run_dir, cfg, overrides, hydra_cfg)
     try:
-        run = prepare(cfg, run_dir, overrides, hydra_cfg, lock, plan == "resume", data)
+        run = prepare(cfg, run_dir, overrides, hydra_cfg, lock, plan == "resume", data, run_hooks)
         return (start or fit)(run)
     except RunDirRefused as e:
         if lock.claimed:  # e.g. a best.pt damaged mid-run: the run changed, and failed
@@ -134,9 +137,10 @@ def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, da
 
 
 def prepare(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, resume: bool,
-            data=None) -> Run:
+            data=None, run_hooks: RunHooks = ALONE) -> Run:
     """The Run for `run_dir`: seeded, data loaded, model built, resumed from its checkpoint
-    when asked (after checking the data and the checkpoint fit), its session recorded."""
+    when asked (after checking the data and the checkpoint fit); its session, recorded in
+    manifest.json and fed to the loggers, opens when training begins."""
     validate(cfg)
     refuse_no_op_scheme(cfg.model, cfg.dropout, overrides)  # a named scheme must drop
     torch.set_num_threads(cfg.trainer.threads or default_threads())
@@ -148,10 +152,14 @@ def prepare(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, resume: 
     task = TASKS[data.task](cfg, data)
     mc.check_supported(cfg.eval, task)
     model = build_model(cfg.model, cfg.dropout, data).to(device)
-    run = Run(cfg, run_dir, task, model, device, overrides)
     if resume:
         check_same_data(run_dir, fingerprint)
-        run.restore(load_checkpoint(run_dir / rundir.LAST))
+    session = Session(Manifest(run_dir, resolved(cfg), fresh=not resume), command_line(),
+                      fingerprint)
+    checkpoint = load_checkpoint(run_dir / rundir.LAST) if resume else None
+    run = Run(cfg, run_dir, task, model, device, overrides, checkpoint=checkpoint,
+              session=session, run_hooks=run_hooks)
+    if resume:
         if run.epoch > cfg.trainer.epochs:  # the config would claim fewer epochs than ran
             raise RunDirRefused(f"{run_dir} has already trained {run.epoch} epochs; resume "
                                 f"with trainer.epochs={run.epoch} or more")
@@ -159,15 +167,11 @@ def prepare(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, resume: 
         write_config(run_dir, cfg, overrides, hydra_cfg)  # same settings; new resume-only keys
     for stale in run_dir.rglob(".*.tmp"):  # left by a write that a SIGKILL cut short
         stale.unlink()
-    run.manifest = Manifest(run_dir, resolved(cfg), fresh=not resume)
-    run.manifest.start(command_line(), device, run.epoch, fingerprint)
-    run.summary["process"] = process.describe()
     log.info("model: %s (%d parameters) on %s", cfg.model.name, run.summary["n_params"], device)
     for line in format_built(run.summary["dropout_built"]):
         log.info(line)
     for deviation in declaration(cfg.dropout.name).deviations_in(cfg.dropout):
         log.info("dropout=%s deviates from its paper: %s", cfg.dropout.name, deviation)
-    run.sinks = Sinks.open(cfg, run_dir, run.rows)
     return run
 
 
@@ -176,4 +180,4 @@ def fit(run: Run) -> dict:
     try:
         return run_with_interrupts(run)
     finally:
-        run.sinks.close(run.summary, interrupted=run.summary["status"] == "interrupted")
+        run.close_loggers(interrupted=run.summary["status"] == "interrupted")

@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
 from dropbench.engine.mc import mc_mode
 
 EVAL_BATCH_SIZE = 10  # the usual choice for PTB valid/test since Zaremba et al.'s code
@@ -175,7 +175,7 @@ class LanguageModelTask:
         curve = self.mc_curve(model, "test", [*eval_cfg.curve, eval_cfg.mc_samples])
 
         def named(scores: dict) -> dict:
-            return {f"test_{k}": v for k, v in scores.items()}
+            return {rundir.test_key(k): v for k, v in scores.items()}
 
         return {
             "scale": named(self.scale_scores(model, "test")),

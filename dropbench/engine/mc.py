@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
 
 CHUNK = 1024  # examples per evaluation forward pass (every eval loop uses it)
 
@@ -103,7 +103,7 @@ def compare(model: nn.Module, test_split, eval_cfg) -> dict:
     curve = classification_curve(model, test_split, [*eval_cfg.curve, eval_cfg.mc_samples])
 
     def named(scores: dict) -> dict:
-        return {f"test_{k}": v for k, v in scores.items()}
+        return {rundir.test_key(k): v for k, v in scores.items()}
 
     return {
         "scale": named(classification_scale(model, test_split)),

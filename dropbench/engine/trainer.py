@@ -12,7 +12,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +23,7 @@ from tqdm import tqdm
 from dropbench import DropbenchError, rundir, units, version
 from dropbench.dropout import hooks
 from dropbench.dropout.describe import describe_dropout
+from dropbench.engine import process
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
 from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
 from dropbench.engine.optim import (
@@ -32,20 +35,42 @@ from dropbench.engine.optim import (
     scaled_lr,
 )
 from dropbench.engine.seeding import get_rng_state, set_rng_state
-from dropbench.loggers import Sinks
+from dropbench.engine.session import Session
 from dropbench.rundir import RunDirRefused
 
 log = logging.getLogger("dropbench")
 
 
+def no_known_scores(split: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """What a caller that trains a run's epochs itself (a batched sweep, dropbench/sweep/)
+    supplies in place of the run's own workings; the defaults are a run training alone."""
+
+    # the random streams the run draws from, as its checkpoints record them
+    rng_state: Callable[[], dict] = get_rng_state
+    # a split's scores already computed for this epoch, or None to score the run's model
+    known_scores: Callable[[str], dict | None] = no_known_scores
+
+
+ALONE = RunHooks()  # a run that trains its own epochs
+
+
 class Run:
-    """One training run in one run directory."""
+    """One training run in one run directory: built from its parts, restored from
+    `checkpoint` when one is given (RunDirRefused if it does not fit), recording into
+    `session` once training begins."""
 
-    sinks = Sinks()  # tracking loggers fed each epoch's row; the engine attaches the enabled ones
-
-    def __init__(self, cfg, run_dir: Path, task, model, device, overrides=()):
+    def __init__(self, cfg, run_dir: Path, task, model, device, overrides=(), *,
+                 checkpoint: dict | None = None, session: Session | None = None,
+                 run_hooks: RunHooks = ALONE):
         self.cfg, self.task, self.model, self.device = cfg, task, model, device
         self.dir = Path(run_dir)
+        self.session = session if session is not None else Session()
+        self.run_hooks = run_hooks
         self.optimizer = build_optimizer(cfg.optim, model)
         self.scheduler = build_scheduler(cfg.optim, self.optimizer, cfg.trainer.epochs)
         self.shuffle = torch.Generator().manual_seed(cfg.seed)  # batch order, apart from dropout
@@ -53,7 +78,6 @@ class Run:
         self.forward = maybe_compile(model, cfg.trainer.compile, device)  # what batches go through
         if device.type == "cpu":
             keep_freed_memory()  # no page faults for each step's big tensors (accel.py)
-        self.manifest = None  # engine.manifest.Manifest: this session's record
         self.epoch = 0
         self.rows: list[dict] = []
         self.best = {"epoch": None, "val_loss": math.inf}
@@ -71,7 +95,10 @@ class Run:
                          "python": platform.python_version()},
             "overrides": list(overrides),
             "dropout_built": describe_dropout(model),  # one entry per dropout module
+            "process": process.describe(),
         }
+        if checkpoint is not None:
+            self.restore(checkpoint)
 
     # --- checkpoints -------------------------------------------------------------------
     def state(self) -> dict:
@@ -80,18 +107,13 @@ class Run:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "rng": self.rng_state(),
+            "rng": self.run_hooks.rng_state(),
             "shuffle": self.shuffle.get_state(),
             "scaler": self.scaler.state_dict(),
             "rows": self.rows,
             "best": self.best,
             "wall_s": self.wall_s,
         }
-
-    def rng_state(self) -> dict:
-        """The random streams this run draws from: torch's global ones (a member of a batched
-        sweep has its own, dropbench/sweep/batch.py)."""
-        return get_rng_state()
 
     def restore(self, state: dict) -> None:
         last = self.dir / rundir.LAST
@@ -129,7 +151,10 @@ class Run:
                             best_epoch=self.best["epoch"])
         write_json(self.dir / rundir.SUMMARY, self.summary)
         if self.summary["status"] != "running":  # completed, diverged or interrupted
-            end_session(self)
+            self.session.end(self.epoch, self.summary["status"])
+
+    def close_loggers(self, interrupted: bool = False) -> None:
+        self.session.close_loggers(self.summary, interrupted=interrupted)
 
     # --- training ----------------------------------------------------------------------
     def train_epoch(self) -> dict:
@@ -171,12 +196,17 @@ class Run:
                "seconds": round(seconds, 4), "train_loss": train["loss"], f"train_{m}": train[m]}
         for split in ("train_eval", "val"):
             with self.autocast():
-                scores = self.task.evaluate(self.forward, split)
+                scores = self.evaluate(split)
             row[f"{split}_loss"], row[f"{split}_{m}"] = scores["loss"], scores[m]
         if rundir.MAX_NORM_COLUMN in train:
             row[rundir.MAX_NORM_COLUMN] = train[rundir.MAX_NORM_COLUMN]
         row.update(hooks.logged_values(self.model))
         return row
+
+    def evaluate(self, split: str) -> dict:
+        """Loss and metric of the model on a split, unless the run's hooks already know them."""
+        known = self.run_hooks.known_scores(split)
+        return known if known is not None else self.task.evaluate(self.forward, split)
 
     def fit(self) -> dict:
         self.begin()
@@ -187,6 +217,7 @@ class Run:
         return self.finish(stopped_early=self.epoch < self.cfg.trainer.epochs)
 
     def begin(self) -> None:
+        self.session.open(self.cfg, self.dir, self.device, self.epoch, self.rows)
         if self.epoch == 0 and not self.rows:  # always something to resume from
             save_checkpoint(self.dir / rundir.LAST, self.state())
         self.write_summary(status="running")
@@ -234,7 +265,7 @@ class Run:
             write_csv(self.dir / rundir.METRICS, self.rows)
             self.write_summary(status="running")
         log_epoch(row, self.cfg.trainer.epochs, self.task.metric)
-        self.sinks.epoch(row)
+        self.session.sinks.epoch(row)
 
     def optimizer_check(self, val_loss: float) -> None:
         """Optimisers that react to validation (NT-ASGD's switch to averaging) see each epoch's."""
@@ -249,14 +280,14 @@ class Run:
         if best_path.exists():
             self.model.load_state_dict(load_checkpoint(best_path)["model"])
             best_row = self.rows[self.best["epoch"] - 1]
-            self.summary.update(best_val_loss=best_row["val_loss"],
-                                **{f"best_val_{m}": best_row[f"val_{m}"]})
+            self.summary.update({rundir.BEST_VAL_LOSS: best_row["val_loss"],
+                                 rundir.best_val_key(m): best_row[f"val_{m}"]})
         with self.autocast():
-            test = self.task.evaluate(self.forward, "test")
+            test = self.evaluate("test")
             if self.cfg.eval.compare:
                 self.summary["eval_compare"] = self.task.compare(self.model, self.cfg.eval)
-        self.write_summary(status="completed", stopped_early=stopped_early, test_loss=test["loss"],
-                           **{f"test_{m}": test[m]})
+        self.write_summary(status="completed", stopped_early=stopped_early,
+                           **{rundir.TEST_LOSS: test["loss"], rundir.test_key(m): test[m]})
         log.info("completed: best epoch %s, test loss %.4f, test %s %s",
                  self.best["epoch"], test["loss"], m, units.shown(m, test[m]))
         return self.summary
@@ -312,13 +343,3 @@ def run_with_interrupts(run: Run) -> dict:
     finally:
         signal.signal(signal.SIGTERM, previous)
 
-
-def end_session(run: Run) -> None:
-    """Record the session's end in manifest.json, whatever ended it; a failure to write it
-    (a full disk) never hides the run's own error."""
-    if run.manifest is None:
-        return
-    try:
-        run.manifest.end(run.epoch, run.summary["status"])
-    except DropbenchError as e:
-        log.warning("manifest.json not updated: %s", e)

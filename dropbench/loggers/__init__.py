@@ -163,7 +163,7 @@ def numeric_items(row: dict) -> dict[str, float]:
 
 def final_metrics(summary: dict) -> dict[str, float]:
     """The summary's results that a tracking tool compares runs by."""
-    keys = [k for k in summary if k.startswith(("best_val_", "test_"))] + ["best_epoch",
+    keys = [k for k in summary if k.startswith(rundir.SCORE_PREFIXES)] + ["best_epoch",
                                                                            "epochs_run", "wall_s"]
     return {k: float(summary[k]) for k in keys
             if isinstance(summary.get(k), (int, float)) and not isinstance(summary[k], bool)}

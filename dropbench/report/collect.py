@@ -146,15 +146,15 @@ def derived_fields(summary: dict, metrics: pd.DataFrame, m: str) -> dict:
     fields = {
         "metric": m,
         "best_epoch": summary.get("best_epoch") or int(best_row["epoch"]),
-        "best_val_loss": summary.get("best_val_loss", best_row["val_loss"]),
+        rundir.BEST_VAL_LOSS: summary.get(rundir.BEST_VAL_LOSS, best_row["val_loss"]),
         "epochs_run": summary.get("epochs_run", len(metrics)),
         "wall_s": summary.get("wall_s", metrics["seconds"].sum() if "seconds" in metrics else None),
-        "final_gap_loss": gap(last["val_loss"], last["train_eval_loss"], "loss"),
+        rundir.final_gap_key("loss"): gap(last["val_loss"], last["train_eval_loss"], "loss"),
     }
     if f"val_{m}" in metrics:
-        fields[f"best_val_{m}"] = summary.get(f"best_val_{m}", best_row[f"val_{m}"])
+        fields[rundir.best_val_key(m)] = summary.get(rundir.best_val_key(m), best_row[f"val_{m}"])
     if f"val_{m}" in metrics and f"train_eval_{m}" in metrics:
-        fields[f"final_gap_{m}"] = gap(last[f"val_{m}"], last[f"train_eval_{m}"], m)
+        fields[rundir.final_gap_key(m)] = gap(last[f"val_{m}"], last[f"train_eval_{m}"], m)
     return fields
 
 
@@ -206,16 +206,16 @@ def mc_points(summary: dict, config: dict, m: str) -> list[dict]:
             if not isinstance(rec, dict):
                 continue
             t = next((rec[k] for k in MC_SAMPLE_KEYS if k in rec), None)
-            v = rec.get(f"test_{m}", rec.get(m))
+            v = rec.get(rundir.test_key(m), rec.get(m))
             if isinstance(t, (int, float)) and isinstance(v, (int, float)):
                 points.append({"T": t, "value": v})
     if not points:
         return []
     scale = block.get("scale")
-    ref = scale.get(f"test_{m}", scale.get(m)) if isinstance(scale, dict) else None
+    ref = scale.get(rundir.test_key(m), scale.get(m)) if isinstance(scale, dict) else None
     eval_mode = (config.get("eval") or {}).get("mode", "scale")
     if ref is None and eval_mode == "scale":
-        ref = summary.get(f"test_{m}")
+        ref = summary.get(rundir.test_key(m))
     if isinstance(ref, (int, float)):
         points.append({"T": None, "value": ref})
     return points

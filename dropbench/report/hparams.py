@@ -8,6 +8,7 @@ import pandas as pd
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from dropbench import rundir
 from dropbench.report.collect import HIGHER_IS_BETTER, format_value, sort_key
 from dropbench.report.plots import STYLE, metric_label, metric_scale, new_figure, title
 
@@ -50,7 +51,7 @@ def parallel_coordinates(runs: pd.DataFrame, keys: list[str], m: str) -> Figure:
 
 
 def draw(runs: pd.DataFrame, keys: list[str], m: str) -> Figure:
-    column = f"best_val_{m}"
+    column = rundir.best_val_key(m)
     runs = runs[pd.to_numeric(runs[column], errors="coerce").notna()]
     score = pd.to_numeric(runs[column]) * metric_scale(m)
     fig, axes = new_figure(1, width=max(5.5, 1.6 * (len(keys) + 1)), height=3.8)
@@ -86,5 +87,5 @@ def draw(runs: pd.DataFrame, keys: list[str], m: str) -> Figure:
 
 
 def has_scores(runs: pd.DataFrame, m: str) -> bool:
-    column = f"best_val_{m}"
+    column = rundir.best_val_key(m)
     return column in runs and pd.to_numeric(runs[column], errors="coerce").notna().any()

@@ -26,6 +26,7 @@ from matplotlib.ticker import (
     ScalarFormatter,
 )
 
+from dropbench import rundir
 from dropbench.report.collect import format_value, sort_key
 from dropbench.report.labels import configuration_labels
 
@@ -146,7 +147,7 @@ def overfitting_groups(runs: pd.DataFrame, groups: list[str], limit: int = 4) ->
     if len(groups) <= limit:
         return groups
     off = [g for g in groups if runs.loc[runs["group"] == g, "dropout_off"].all()][:2]
-    best = runs.groupby("group")["best_val_loss"].mean().sort_values().index
+    best = runs.groupby("group")[rundir.BEST_VAL_LOSS].mean().sort_values().index
     chosen = off + [g for g in best if g not in off][: limit - len(off)]
     return [g for g in groups if g in chosen]
 
@@ -281,8 +282,8 @@ def n_seeds(runs: pd.DataFrame) -> str:
 
 def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
     scale = metric_scale(m)
-    panels = [(f"best_val_{m}", metric_label(m, "validation at best epoch"), scale),
-              (f"test_{m}", metric_label(m, "test (at best val)"), scale)]
+    panels = [(rundir.best_val_key(m), metric_label(m, "validation at best epoch"), scale),
+              (rundir.test_key(m), metric_label(m, "test (at best val)"), scale)]
     return sweep_figure(runs, rate_col, by, panels,
                         f"Rate sweep: mean over seeds ({n_seeds(runs)}), error bars ± 1 sample "
                         f"std (not a CI)")
@@ -291,8 +292,8 @@ def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figu
 def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
     metric_gap = ("train-eval − val accuracy (pp)" if m == "acc"
                   else f"val − train-eval {metric_label(m)}")
-    panels = [("final_gap_loss", "gap: val − train-eval loss (nats)", 1.0),
-              (f"final_gap_{m}", f"gap: {metric_gap}", metric_scale(m))]
+    panels = [(rundir.final_gap_key("loss"), "gap: val − train-eval loss (nats)", 1.0),
+              (rundir.final_gap_key(m), f"gap: {metric_gap}", metric_scale(m))]
     fig = sweep_figure(runs, rate_col, by, panels,
                        f"Generalisation gap at the last epoch: mean over seeds "
                        f"({n_seeds(runs)}), error bars ± 1 sample std")
@@ -308,8 +309,8 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
     every seed as a small dot, mean ± 1 sample std as a bar, and the first configuration
     without dropout as a dotted reference line in both panels."""
     scale = metric_scale(m)
-    panels = [(f"best_val_{m}", metric_label(m, "validation at best epoch")),
-              (f"test_{m}", metric_label(m, "test (at best val)"))]
+    panels = [(rundir.best_val_key(m), metric_label(m, "validation at best epoch")),
+              (rundir.test_key(m), metric_label(m, "test (at best val)"))]
     longest = max(len(names[g]) for g in groups)
     fig, axes = new_figure(2, width=3.2 + 0.035 * longest,
                            height=1.3 + 0.32 * len(groups), sharey=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dropbench import DropbenchError
+from dropbench import DropbenchError, rundir
 from dropbench.report.collect import HIGHER_IS_BETTER, format_value
 
 ALPHA = 0.05
@@ -153,8 +153,8 @@ def significance(runs: pd.DataFrame, groups: list[str], by: list[str], m: str,
     """The comparison table of the runs scored with metric m (empty when nothing to compare):
     the test metric at the best validation epoch, or the best validation metric while no run
     has a test score yet."""
-    test = pd.to_numeric(runs.get(f"test_{m}", pd.Series(dtype=float)), errors="coerce")
-    column = f"test_{m}" if test.notna().any() else f"best_val_{m}"
+    test = pd.to_numeric(runs.get(rundir.test_key(m), pd.Series(dtype=float)), errors="coerce")
+    column = rundir.test_key(m) if test.notna().any() else rundir.best_val_key(m)
     baselines = pick_baselines(runs, groups, by, rate, chosen)
     return significance_table(runs, baselines, column, m in HIGHER_IS_BETTER)
 

@@ -7,6 +7,7 @@ reading and pasting: mean ± std with accuracies and errors in percent.
 
 import pandas as pd
 
+from dropbench import rundir
 from dropbench.report.collect import format_value
 
 
@@ -17,12 +18,12 @@ def quantities(m: str) -> list[tuple[str, str, float, int]]:
     gap_unit = " (pp)" if m == "acc" else ""
     return [
         ("best_epoch", "best epoch", 1.0, 1),
-        ("best_val_loss", "best val loss", 1.0, 4),
-        (f"best_val_{m}", f"val {m} at best epoch{unit}", pct, 2),  # lowest val loss
-        ("test_loss", "test loss", 1.0, 4),
-        (f"test_{m}", f"test {m}{unit}", pct, 2),
-        ("final_gap_loss", "final gap loss", 1.0, 4),
-        (f"final_gap_{m}", f"final gap {m}{gap_unit}", pct, 2),
+        (rundir.BEST_VAL_LOSS, "best val loss", 1.0, 4),
+        (rundir.best_val_key(m), f"val {m} at best epoch{unit}", pct, 2),  # lowest val loss
+        (rundir.TEST_LOSS, "test loss", 1.0, 4),
+        (rundir.test_key(m), f"test {m}{unit}", pct, 2),
+        (rundir.final_gap_key("loss"), "final gap loss", 1.0, 4),
+        (rundir.final_gap_key(m), f"final gap {m}{gap_unit}", pct, 2),
         ("epochs_run", "epochs", 1.0, 1),
         ("wall_s", "wall time (s)", 1.0, 1),
     ]

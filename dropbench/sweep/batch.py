@@ -12,6 +12,7 @@ that stops (patience, its own epoch count, divergence) leaves the stack.
 import logging
 import signal
 import time
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -22,49 +23,79 @@ from dropbench.data import batch_indices
 from dropbench.engine import train
 from dropbench.engine.mc import CHUNK  # examples per evaluation pass, as the task's
 from dropbench.engine.seeding import get_rng_state
-from dropbench.engine.trainer import sigterm_as_interrupt
+from dropbench.engine.trainer import RunHooks, sigterm_as_interrupt
 from dropbench.models.mlp import activation_module
+from dropbench.rundir import objective
 from dropbench.sweep.jobs import MemberJob
 from dropbench.sweep.stacked import MemberSettings, StackedMLP
 
 log = logging.getLogger("dropbench.sweep")
 
 
-class ScoredTask:
-    """A member's task whose evaluate() answers from the batch's scores of this epoch and
-    falls back to scoring the member's own model (the test split, at its best epoch)."""
+class MemberStream:
+    """The random stream a member draws its dropout masks from: its own generator, started
+    from the state its lone run's torch generator has once the model is built (or resumed),
+    so that its masks and the streams its checkpoints record are the lone run's."""
 
-    def __init__(self, task):
-        self.task = task
+    def __init__(self):
+        self.rng: dict = {}  # every seeded stream, as captured
+        self.generator: torch.Generator | None = None
+
+    def capture(self, device: torch.device) -> None:
+        self.rng = get_rng_state()
+        self.generator = torch.Generator(device)
+        self.generator.set_state(self.rng["torch"] if device.type == "cpu"
+                                 else torch.cuda.get_rng_state(device))
+
+    def state(self) -> dict:
+        """The streams as a checkpoint records them, the member's generator for torch's."""
+        if self.generator.device.type == "cpu":
+            return {**self.rng, "torch": self.generator.get_state()}
+        return {**self.rng, "cuda": [self.generator.get_state()]}
+
+
+class EpochScores:
+    """A member's scores on train_eval and val this epoch, from the batched evaluation; each
+    is answered once, and a split not given (test) is scored by the member's own model."""
+
+    def __init__(self):
         self.scores: dict[str, dict] = {}
 
-    def __getattr__(self, name):
-        return getattr(self.task, name)
+    def give(self, scores: dict[str, dict]) -> None:
+        self.scores = dict(scores)
 
-    def evaluate(self, model, split: str) -> dict:
-        scores = self.scores.pop(split, None)
-        return scores if scores is not None else self.task.evaluate(model, split)
+    def take(self, split: str) -> dict | None:
+        return self.scores.pop(split, None)
 
 
 class Member:
-    """One job of the batch: its Hydra job, its Run, and the random stream it draws from."""
+    """One job of the batch: its Hydra job, its Run, the random stream it draws from and the
+    scores its Run answers from (given to the Run through its hooks)."""
 
-    def __init__(self, job: MemberJob, run, rng: dict):
-        self.job, self.run = job, run
-        self.rng = rng  # the seeded streams right after its model was built (or resumed)
-        device = run.device
-        self.generator = torch.Generator(device)
-        self.generator.set_state(rng["torch"] if device.type == "cpu"
-                                 else torch.cuda.get_rng_state(device))
-        run.rng_state = self.rng_state  # its checkpoints store its own stream
-        run.task = ScoredTask(run.task)
-        self.linears = [m for m in run.model.modules() if isinstance(m, nn.Linear)]
+    def __init__(self, job: MemberJob):
+        self.job = job
+        self.stream, self.scores = MemberStream(), EpochScores()
+        self.run = None  # the prepared Run, once `prepare` has it
         self.failed: BaseException | None = None
 
-    def rng_state(self) -> dict:
-        if self.run.device.type == "cpu":
-            return {**self.rng, "torch": self.generator.get_state()}
-        return {**self.rng, "cuda": [self.generator.get_state()]}
+    def run_hooks(self) -> RunHooks:
+        return RunHooks(rng_state=self.stream.state, known_scores=self.scores.take)
+
+    def prepare(self, data):
+        """Prepare the job's run (train() stops short of its epochs, the dir kept locked);
+        returns train()'s answer: the Run, or the summary of a run already complete."""
+
+        def keep(run):
+            self.stream.capture(run.device)  # the seeded streams it will draw from
+            self.run = run
+            return run
+
+        return train(self.job.cfg, self.job.dir, self.job.overrides, data=data, start=keep,
+                     run_hooks=self.run_hooks())
+
+    @cached_property
+    def linears(self) -> list[nn.Linear]:
+        return [m for m in self.run.model.modules() if isinstance(m, nn.Linear)]
 
     def settings(self) -> MemberSettings:
         cfg, group = self.run.cfg, self.run.optimizer.param_groups[0]
@@ -72,7 +103,7 @@ class Member:
             p_input=check_rate(cfg.dropout.p_input, "dropout.p_input"),
             p_hidden=layer_rates(cfg.dropout.p, len(cfg.model.hidden)),
             lr=group["lr"], momentum=group["momentum"], weight_decay=group["weight_decay"],
-            max_norm=cfg.optim.max_norm, generator=self.generator)
+            max_norm=cfg.optim.max_norm, generator=self.stream.generator)
 
     def parameters(self) -> list[nn.Parameter]:
         """In StackedMLP.parameters() order: every weight, then every bias."""
@@ -94,21 +125,16 @@ class Member:
                     memory_format=torch.contiguous_format)
 
 
-def objective(summary: dict):
-    """What a Hydra sweeper optimises: the best validation metric (as cli._train_task)."""
-    return summary.get(f"best_val_{summary.get('metric')}")
-
-
 def prepare_members(jobs: list[MemberJob]) -> tuple[list[Member], dict]:
     """Start every job and prepare its run; returns (members to train, {job num: JobReturn}
     of the jobs that failed or were already complete)."""
     members, done, data = [], {}, None
     for job in jobs:
         job.start()
+        member = Member(job)
         with job.logging():
-            try:  # keep the prepared Run, with the seeded streams it will draw from
-                result = train(job.cfg, job.dir, job.overrides, data=data,
-                               start=lambda run: (run, get_rng_state()))
+            try:
+                result = member.prepare(data)
             except Exception as e:  # as Hydra's run_job: the job fails, the sweep goes on
                 log.error("job #%s failed: %s", job.num, e)
                 done[job.num] = job.end(error=e)
@@ -116,9 +142,8 @@ def prepare_members(jobs: list[MemberJob]) -> tuple[list[Member], dict]:
         if isinstance(result, dict):  # already complete (trainer.resume=true)
             done[job.num] = job.end(objective(result))
             continue
-        run, rng = result
-        data = run.task.data  # loaded once, shared by the members that follow
-        members.append(Member(job, run, rng))
+        data = member.run.task.data  # loaded once, shared by the members that follow
+        members.append(member)
     return members, done
 
 
@@ -182,7 +207,7 @@ def train_members(members: list[Member]) -> dict:
     results = {}
     for m in members:
         m.run.summary["batched_members"] = len(members)
-        with m.job.logging(console=False):
+        with m.job.logging():  # begin opens the loggers, which may warn
             m.run.begin()
     previous = sigterm_as_interrupt()
     try:
@@ -197,7 +222,7 @@ def train_members(members: list[Member]) -> dict:
             evals = {split: evaluate(stack, task, split) for split in ("train_eval", "val")}
             for k, m in enumerate(active):
                 m.take(stack, k)
-                m.run.task.scores = {split: evals[split][k] for split in evals}
+                m.scores.give({split: evals[split][k] for split in evals})
                 with m.job.logging(console=False):
                     try:
                         m.run.end_epoch(scores[k], seconds)
@@ -216,7 +241,7 @@ def train_members(members: list[Member]) -> dict:
         for m in members:
             if m.run.summary["status"] == "running":
                 m.run.write_summary(status="interrupted")
-                m.run.sinks.close(m.run.summary, interrupted=True)
+                m.run.close_loggers(interrupted=True)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -240,6 +265,6 @@ def finish_stopped(members: list[Member], results: dict) -> list[Member]:
                 log.error("job #%s failed: %s", m.job.num, e)
                 outcome = {"error": e}
             finally:  # its loggers' sinks, as engine.fit closes them
-                m.run.sinks.close(m.run.summary, interrupted=False)
+                m.run.close_loggers()
         results[m.job.num] = m.job.end(**outcome)
     return still

@@ -88,7 +88,7 @@ def fail_members(members, error: Exception) -> dict:
     """{job num: JobReturn} after an error that stopped the batch: members still training
     fail with it (summary.json says so); those that had ended keep their own end."""
     from dropbench.engine import record_failure
-    from dropbench.sweep.batch import objective
+    from dropbench.rundir import objective
 
     returns = {}
     for m in members:
