@@ -230,7 +230,9 @@ def test_a_run_dir_deleted_while_training_is_a_failure(tmp_path):
     proc = patched_cli(tmp_path, slow, "train", *TINY, "trainer.epochs=50",
                        "hydra.run.dir=run", popen=True)
     wait_for(run / rundir.METRICS)
-    shutil.rmtree(run)
+    # moved away in one step, then deleted: a plain rmtree would race the run's own new files
+    run.rename(tmp_path / "gone")
+    shutil.rmtree(tmp_path / "gone")
     _, stderr = proc.communicate(timeout=120)
     lines = [ln for ln in stderr.strip().splitlines() if ln.startswith("dropbench: error")]
     assert proc.returncode == 2 and len(lines) == 1, stderr
