@@ -28,6 +28,7 @@ from dropbench.dropout.params import (
     choice,
     cnn_layers,
     declared,
+    depth_rates,
     option,
     rates,
 )
@@ -175,6 +176,12 @@ class GateParams(RecurrentRates):
                        "window) or a fresh one per time step")
 
 
+@dataclass
+class DropPathParams(DropoutParams):
+    p_branch: Any = depth_rates(0.1, "residual branches: the last block's rate, rising linearly "
+                                "from 0 at the first (one number), or one rate per block")
+
+
 # --- the declarations -----------------------------------------------------------------------
 UNITS = ("dense", "conv", "sequence")
 LANGUAGE_MODEL = ("sequence", "recurrent", "embedding")
@@ -219,6 +226,16 @@ BUILT_IN = (
     Declaration("gate", "recurrent dropout without memory loss (Semeniuta et al. 2016): "
                 "dropout.p_recurrent on the cell update inside the step (not fused: slower); "
                 "ordinary dropout elsewhere", GateParams, LANGUAGE_MODEL),
+    Declaration("droppath", "stochastic depth / DropPath (Huang et al. 2016): drop a residual "
+                "branch whole per example, keeping the skip path; rate rising with depth to "
+                "dropout.p_branch", DropPathParams, ("branch",), deviations=(
+                    Deviation("kept branches scaled by 1/(1-p) in training, where Huang et al. "
+                              "2016 scale each branch by its survival probability at test: the "
+                              "same expectation, and evaluation is the identity as for every "
+                              "inverted scheme here"),
+                    Deviation("rates rise from 0 at the first block to p at the last (timm's "
+                              "drop_path_rate), where Huang et al. give block l of L the rate "
+                              "p l / L"))),
 )
 BUILDER_MODULE = {"none": "base"}  # the rest are built by dropout/<name>.py
 

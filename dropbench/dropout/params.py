@@ -31,6 +31,7 @@ from dropbench.ranges import (  # noqa: F401  (the schemes' declarations import 
     check_rate,
     check_value,
     choice,
+    depth_rates,
     is_list,
     layer_rates,
     option,
@@ -107,8 +108,16 @@ def declared(params_type) -> list:
 
 
 def rate_keys(params_type) -> list[str]:
-    """The fields of a scheme's params that hold drop rates (declared with `rate`/`rates`)."""
+    """The fields of a scheme's params that hold drop rates (declared with `rate`/`rates`/
+    `depth_rates`)."""
     return [f.name for f in declared(params_type) if "rate" in f.metadata]
+
+
+def rate_spread(params_type, key: str) -> str:
+    """How one number given for rate field `key` spreads over its places (ranges.layer_rates):
+    "by_depth" for fields declared with `depth_rates`, else the same rate everywhere."""
+    spread = {f.name: f.metadata.get("rate") for f in declared(params_type)}.get(key)
+    return "by_depth" if spread == "by_depth" else "per_layer"
 
 
 def check_params(cfg, params_type, scheme: str) -> None:
