@@ -17,6 +17,7 @@ from typing import Any
 
 from dropbench import registry
 from dropbench.dropout.params import (
+    SHARED_KEYS,
     AnyUnitRates,
     ConvUnitRates,
     DropoutParams,
@@ -61,6 +62,7 @@ class Declaration:
     kinds: tuple[str, ...] = ()  # the place kinds it serves (registry.PLACE_KINDS)
     through_weights: bool = False  # dense/conv served by dropping the built layer's weights
     deviations: tuple[Deviation, ...] = ()  # from the paper it is named after
+    scheduled: bool = True  # its modules' rates may follow dropout.schedule (fixed, not learned)
 
     def __post_init__(self):  # the kinds are checked against the registry when registered
         if not (isinstance(self.params, type) and issubclass(self.params, DropoutParams)):
@@ -77,7 +79,8 @@ class Declaration:
 
     @property
     def keys(self) -> list[str]:
-        return [f.name for f in declared(self.params)]
+        """The scheme's own keys; every scheme also has SHARED_KEYS (the rate schedule)."""
+        return [f.name for f in declared(self.params) if f.name not in SHARED_KEYS]
 
     def deviations_in(self, cfg) -> list[Deviation]:
         """The deviations that hold for the dropout config `cfg` (a run's `dropout` node)."""
@@ -204,7 +207,7 @@ BUILT_IN = (
     Declaration("alpha", "alpha dropout for SELU nets: dropped units set to -lambda*alpha, "
                 "affine fix of mean/var", AlphaParams, ("dense",)),
     Declaration("concrete", "learned drop rate per layer via a relaxed Bernoulli mask, KL "
-                "penalty scaled by 1/N", ConcreteParams, ("dense",)),
+                "penalty scaled by 1/N", ConcreteParams, ("dense",), scheduled=False),
     Declaration("spatial", "spatial dropout: drop whole feature maps (channels) with "
                 "probability p (Tompson et al. 2015); on fully connected layers a channel is "
                 "one unit", SpatialParams, ("conv", "dense")),

@@ -25,9 +25,11 @@ from typing import Any
 from omegaconf import MISSING
 
 from dropbench import DropbenchError
+from dropbench.dropout.schedule import SCHEDULES
 from dropbench.ranges import (  # noqa: F401  (the schemes' declarations import them from here)
     above,
     at_least,
+    between,
     check_rate,
     check_value,
     choice,
@@ -63,9 +65,17 @@ def cnn_layers():
 
 @dataclass
 class DropoutParams:
-    """Every scheme's config starts here."""
+    """Every scheme's config starts here, with the schedule all its rates follow (schedule.py)."""
 
     name: str = MISSING
+    schedule: str = choice("constant", SCHEDULES, "every rate over training: constant; early "
+                           "(p until the cutoff, then 0); late (0, then p); linear_down / "
+                           "linear_up (falling to 0 / rising to p at the cutoff)")
+    schedule_until: float = between(0.25, 0.0, 1.0, "the schedule's cutoff, a fraction of the "
+                                    "epochs", low_open=True)
+
+
+SHARED_KEYS = ("schedule", "schedule_until")  # every scheme's, so no scheme lists them as its own
 
 
 @dataclass

@@ -61,6 +61,10 @@ def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
     """{place role: [rate per instance]} for `model` (its name, for messages)."""
     scheme = declaration(cfg.name)
     check_params(cfg, scheme.params, scheme.name)
+    if not scheme.scheduled and cfg.get("schedule", "constant") != "constant":
+        raise DropbenchError(f"dropout={scheme.name} learns its rates, so no "
+                             f"dropout.schedule={cfg.schedule} can set them; use "
+                             f"dropout.schedule=constant or another scheme")
     groups: dict[str, list[Place]] = {}
     for place in places:
         groups.setdefault(place.key, []).append(place)
