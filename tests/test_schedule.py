@@ -120,3 +120,9 @@ def test_a_cutoff_out_of_range_is_refused_in_one_line(cli):
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     line, = r.stderr.strip().splitlines()
     assert "dropout.schedule_until=0" in line and "(0, 1]" in line, line
+
+
+def test_dropbench_list_names_the_schedule_every_scheme_takes(cli):
+    heading = next(line for line in cli("list").stdout.splitlines()
+                   if line.startswith("dropout:"))
+    assert "schedule=constant|early|late|linear_down|linear_up schedule_until=0.25" in heading
