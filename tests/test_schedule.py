@@ -126,3 +126,12 @@ def test_dropbench_list_names_the_schedule_every_scheme_takes(cli):
     heading = next(line for line in cli("list").stdout.splitlines()
                    if line.startswith("dropout:"))
     assert "schedule=constant|early|late|linear_down|linear_up schedule_until=0.25" in heading
+
+
+def test_reports_label_configurations_by_their_schedule():
+    from dropbench.report.labels import SCHEME, scheme_lacks
+
+    row = pd.Series({SCHEME: "standard", "dropout.schedule": "early"})
+    assert not scheme_lacks(row, "dropout.schedule")
+    assert not scheme_lacks(row, "dropout.schedule_until")
+    assert scheme_lacks(row, "dropout.block_size")
