@@ -195,13 +195,24 @@ def print_group(roots: list[Path], group: str, note: str = "") -> None:
     print()
 
 
+def shared_dropout_keys() -> str:
+    """The keys every scheme takes (the rate schedule), for the heading of `list`'s dropout."""
+    from dataclasses import fields
+
+    from dropbench.dropout.params import SHARED_KEYS, DropoutParams
+
+    shown = [f"{f.name}={'|'.join(f.metadata['choices']) if 'choices' in f.metadata else f.default}"
+             for f in fields(DropoutParams) if f.name in SHARED_KEYS]
+    return f" (every scheme also takes {' '.join(shown)}: docs/schemes.md)"
+
+
 def list_command(_args) -> None:
     from dropbench.config import config_dir
     from dropbench.plugin_conf import plugin_config_paths
 
     roots = [config_dir(), *plugin_config_paths()]  # the plugins' yaml files too
     for group in GROUPS:
-        print_group(roots, group)
+        print_group(roots, group, shared_dropout_keys() if group == "dropout" else "")
         if group == "dropout":
             print_group(roots, DROPOUT_DEFAULTS, " (picked for model=M dropout=S when a file M_S "
                         "exists; dropout.* overrides win)")

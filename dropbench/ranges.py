@@ -105,6 +105,15 @@ def rates(default: Any, doc: str):
     return _field(default, doc, rate="per_layer")
 
 
+def depth_rates(default: Any, doc: str):
+    """The deepest place's drop probability, the places before it rising linearly from 0 in
+    model order; or a list with one per place."""
+    return _field(default, doc, rate="by_depth")
+
+
+SPREADS = ("per_layer", "by_depth")  # rate fields that take a list, one rate per place
+
+
 def option(default, doc: str):
     """A setting without a range (a flag, a path)."""
     return _field(default, doc)
@@ -125,9 +134,17 @@ def check_rate(p: Any, what: str) -> float:
     return p
 
 
-def layer_rates(p: Any, n_layers: int, what: str = "dropout.p") -> list[float]:
-    """Expand a single rate or a per-layer list into one rate per layer."""
-    values = list(p) if is_list(p) else [p] * n_layers
+def layer_rates(p: Any, n_layers: int, what: str = "dropout.p",
+                spread: str = "per_layer") -> list[float]:
+    """Expand a single rate or a per-layer list into one rate per layer. A single rate goes to
+    every layer, or with spread="by_depth" to the last one, layer i of n getting p * i / (n - 1)."""
+    if is_list(p):
+        values = list(p)
+    elif spread == "by_depth" and n_layers > 1:  # the last layer gets p itself, exactly
+        p = check_rate(p, what)
+        values = [p * i / (n_layers - 1) for i in range(n_layers - 1)] + [p]
+    else:
+        values = [p] * n_layers
     if len(values) != n_layers:
         raise DropbenchError(
             f"{what} has {len(values)} rates but the model has {n_layers} places for it; "
@@ -145,7 +162,7 @@ def check_value(key: str, value: Any, f) -> None:
     meta = f.metadata
     doc = f" ({meta['doc']})" if meta.get("doc") else ""
     if "rate" in meta:
-        for r in value if meta["rate"] == "per_layer" and is_list(value) else [value]:
+        for r in value if meta["rate"] in SPREADS and is_list(value) else [value]:
             check_rate(r, key)
     elif "choices" in meta and value not in meta["choices"]:
         *rest, last = meta["choices"]

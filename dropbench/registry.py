@@ -32,8 +32,8 @@ ENTRY_POINT_GROUP = "dropbench.plugins"
 BUILTIN_PACKAGE = "dropbench"
 BUILTIN = (  # the declaration modules of the built-ins, loaded before any plugin
     "dropbench.dropout.kinds",
+    "dropbench.models.places",  # before the schemes: a model may declare a kind they serve
     "dropbench.dropout.catalog",
-    "dropbench.models.places",
     "dropbench.datasets",
     "dropbench.optimizers",
 )

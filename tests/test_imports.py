@@ -46,6 +46,7 @@ LAYER_OF = {
     "dropbench.dropout.params": "declarations",
     "dropbench.dropout.catalog": "declarations",
     "dropbench.dropout.kinds": "declarations",
+    "dropbench.dropout.schedule": "declarations",
     "dropbench.dropout.plan": "declarations",
     "dropbench.dropout.describe": "declarations",
     "dropbench.dropout.no_op": "declarations",

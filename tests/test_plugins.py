@@ -50,15 +50,15 @@ from dropbench.dropout.params import DropoutParams, Place
 from dropbench.ranges import rate
 from dropbench.registry import register_model, register_place_kind, register_scheme
 
-register_place_kind("branch", "a residual branch, dropped whole per example")
+register_place_kind("twig", "a twig of the model, dropped whole per example")
 
 @dataclass
-class DropPathParams(DropoutParams):
-    p_branch: float = rate(0.1, "the residual branches")
+class PruneParams(DropoutParams):
+    p_twig: float = rate(0.1, "the twigs")
 
-register_scheme(Declaration("droppath", "drops whole branches", DropPathParams, ("branch",)),
+register_scheme(Declaration("prune", "drops whole twigs", PruneParams, ("twig",)),
                 "branch_layers:FACTORIES")
-register_model("twig", ModelConfig, lambda cfg: [Place("branch", "p_branch", "branch", count=3)],
+register_model("twig", ModelConfig, lambda cfg: [Place("twig", "p_twig", "twig", count=3)],
                "branch_layers:build")
 '''
 
@@ -127,11 +127,11 @@ def test_a_model_may_offer_a_new_kind_of_place_that_a_scheme_serves(plugin_dir):
     write(plugin_dir, branch_plugin=BRANCH_PLUGIN)
     registry.load_plugins(["branch_plugin"])
     twig = OmegaConf.create({"name": "twig"})
-    assert check_dropout(twig, scheme_config("droppath", p_branch=0.2)) == {
-        "branch": [0.2, 0.2, 0.2]}
-    with pytest.raises(DropbenchError, match="model=mlp has no place for dropout.p_branch"):
-        check_dropout(mlp(), scheme_config("droppath", p_branch=0.2))
-    assert check_dropout(twig, scheme_config("standard", p=0)) == {"branch": [0.0] * 3}
+    assert check_dropout(twig, scheme_config("prune", p_twig=0.2)) == {
+        "twig": [0.2, 0.2, 0.2]}
+    with pytest.raises(DropbenchError, match="model=mlp has no place for dropout.p_twig"):
+        check_dropout(mlp(), scheme_config("prune", p_twig=0.2))
+    assert check_dropout(twig, scheme_config("standard", p=0)) == {"twig": [0.0] * 3}
     with pytest.raises(DropbenchError, match="model=twig has no place for dropout.p=0.5"):
         check_dropout(twig, scheme_config("standard", p=0.5))
 

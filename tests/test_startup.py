@@ -62,7 +62,8 @@ def test_list_shows_every_scheme_and_model_without_torch():
     assert probe["heavy"] == [], f"`dropbench list` imported {probe['heavy']}"
     sections = {block.splitlines()[0]: block.splitlines()[1:]
                 for block in probe["out"].strip().split("\n\n")}
-    schemes = {line.split()[0]: line for line in sections["dropout:"] if line[2] != " "}
+    dropout = next(lines for head, lines in sections.items() if head.startswith("dropout:"))
+    schemes = {line.split()[0]: line for line in dropout if line[2] != " "}
     assert set(schemes) == set(SCHEMES)
     for name, scheme in SCHEMES.items():
         assert schemes[name].endswith(f"[{', '.join(scheme.kinds) or 'nothing'}]"), name

@@ -17,6 +17,7 @@ from typing import Any
 
 from dropbench import registry
 from dropbench.dropout.params import (
+    SHARED_KEYS,
     AnyUnitRates,
     ConvUnitRates,
     DropoutParams,
@@ -28,6 +29,7 @@ from dropbench.dropout.params import (
     choice,
     cnn_layers,
     declared,
+    depth_rates,
     option,
     rates,
 )
@@ -60,6 +62,7 @@ class Declaration:
     kinds: tuple[str, ...] = ()  # the place kinds it serves (registry.PLACE_KINDS)
     through_weights: bool = False  # dense/conv served by dropping the built layer's weights
     deviations: tuple[Deviation, ...] = ()  # from the paper it is named after
+    scheduled: bool = True  # its modules' rates may follow dropout.schedule (fixed, not learned)
 
     def __post_init__(self):  # the kinds are checked against the registry when registered
         if not (isinstance(self.params, type) and issubclass(self.params, DropoutParams)):
@@ -76,7 +79,8 @@ class Declaration:
 
     @property
     def keys(self) -> list[str]:
-        return [f.name for f in declared(self.params)]
+        """The scheme's own keys; every scheme also has SHARED_KEYS (the rate schedule)."""
+        return [f.name for f in declared(self.params) if f.name not in SHARED_KEYS]
 
     def deviations_in(self, cfg) -> list[Deviation]:
         """The deviations that hold for the dropout config `cfg` (a run's `dropout` node)."""
@@ -175,6 +179,12 @@ class GateParams(RecurrentRates):
                        "window) or a fresh one per time step")
 
 
+@dataclass
+class DropPathParams(DropoutParams):
+    p_branch: Any = depth_rates(0.1, "residual branches: the last block's rate, rising linearly "
+                                "from 0 at the first (one number), or one rate per block")
+
+
 # --- the declarations -----------------------------------------------------------------------
 UNITS = ("dense", "conv", "sequence")
 LANGUAGE_MODEL = ("sequence", "recurrent", "embedding")
@@ -197,7 +207,7 @@ BUILT_IN = (
     Declaration("alpha", "alpha dropout for SELU nets: dropped units set to -lambda*alpha, "
                 "affine fix of mean/var", AlphaParams, ("dense",)),
     Declaration("concrete", "learned drop rate per layer via a relaxed Bernoulli mask, KL "
-                "penalty scaled by 1/N", ConcreteParams, ("dense",)),
+                "penalty scaled by 1/N", ConcreteParams, ("dense",), scheduled=False),
     Declaration("spatial", "spatial dropout: drop whole feature maps (channels) with "
                 "probability p (Tompson et al. 2015); on fully connected layers a channel is "
                 "one unit", SpatialParams, ("conv", "dense")),
@@ -219,6 +229,16 @@ BUILT_IN = (
     Declaration("gate", "recurrent dropout without memory loss (Semeniuta et al. 2016): "
                 "dropout.p_recurrent on the cell update inside the step (not fused: slower); "
                 "ordinary dropout elsewhere", GateParams, LANGUAGE_MODEL),
+    Declaration("droppath", "stochastic depth / DropPath (Huang et al. 2016): drop a residual "
+                "branch whole per example, keeping the skip path; rate rising with depth to "
+                "dropout.p_branch", DropPathParams, ("branch",), deviations=(
+                    Deviation("kept branches scaled by 1/(1-p) in training, where Huang et al. "
+                              "2016 scale each branch by its survival probability at test: the "
+                              "same expectation, and evaluation is the identity as for every "
+                              "inverted scheme here"),
+                    Deviation("rates rise from 0 at the first block to p at the last (timm's "
+                              "drop_path_rate), where Huang et al. give block l of L the rate "
+                              "p l / L"))),
 )
 BUILDER_MODULE = {"none": "base"}  # the rest are built by dropout/<name>.py
 

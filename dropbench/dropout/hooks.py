@@ -7,12 +7,57 @@
   layer that reads its output and the training-set size).
 - attribute `samples_in_eval = True`: the module is stochastic in eval mode on purpose
   (DropConnect's Gaussian inference); `eval.mode=mc` leaves it in eval mode.
+
+A model built with `dropout.schedule` other than constant also carries a `RateSchedule`
+(attach_schedule): at each epoch it sets the rate `p` of every dropout module to its planned
+rate times the schedule's factor, before the modules' own set_epoch (so DropBlock ramps the
+scheduled rate), and logs the rates in use.
 """
 
 from torch import nn
 
+from dropbench.dropout.schedule import rate_factor
+
+
+class RateSchedule:
+    """Scales the planned rate of every dropout module of a model by the schedule's factor.
+    Every scheme module keeps its rate in `p` and reads it when called (describe.py), so one
+    schedule serves every scheme whose rates are fixed (Declaration.scheduled)."""
+
+    def __init__(self, model: nn.Module, schedule: str, until: float):
+        self.schedule, self.until, self.factor = schedule, until, 1.0
+        self.planned = [(m, m.p) for m in model.modules()
+                        if getattr(m, "dropout_place", None) is not None]
+
+    def set_epoch(self, epoch: int, epochs: int) -> None:
+        self.factor = rate_factor(self.schedule, self.until, epoch, epochs)
+        for module, p in self.planned:
+            module.p = p * self.factor  # exactly p at a factor of 1
+
+    def logged_values(self) -> dict:
+        """`rate_factor`, and per rate key the largest rate in use there (metrics.csv)."""
+        values = {"rate_factor": self.factor}
+        for module, _ in self.planned:
+            key = f"rate.{module.dropout_place.key}"
+            values[key] = max(values.get(key, 0.0), float(module.p))
+        return values
+
+
+def attach_schedule(model: nn.Module, dropout_cfg) -> None:
+    """Give `model` the run's rate schedule; a constant one (the default) attaches nothing, so
+    such a run is the run without any schedule."""
+    schedule = dropout_cfg.get("schedule", "constant")
+    if schedule != "constant":
+        model.dropout_schedule = RateSchedule(model, schedule, dropout_cfg.schedule_until)
+
+
+def schedule_of(model: nn.Module) -> RateSchedule | None:
+    return getattr(model, "dropout_schedule", None)
+
 
 def set_epoch(model: nn.Module, epoch: int, epochs: int) -> None:
+    if schedule_of(model) is not None:  # first: the modules' own schedules start from its rate
+        schedule_of(model).set_epoch(epoch, epochs)
     for m in model.modules():
         if hasattr(m, "set_epoch"):
             m.set_epoch(epoch, epochs)
@@ -30,7 +75,7 @@ def regularization(model: nn.Module):
 
 
 def logged_values(model: nn.Module) -> dict:
-    values = {}
+    values = dict(schedule_of(model).logged_values()) if schedule_of(model) is not None else {}
     for name, m in model.named_modules():
         if hasattr(m, "logged_values"):
             for key, value in m.logged_values().items():

@@ -25,12 +25,15 @@ from typing import Any
 from omegaconf import MISSING
 
 from dropbench import DropbenchError
+from dropbench.dropout.schedule import SCHEDULES
 from dropbench.ranges import (  # noqa: F401  (the schemes' declarations import them from here)
     above,
     at_least,
+    between,
     check_rate,
     check_value,
     choice,
+    depth_rates,
     is_list,
     layer_rates,
     option,
@@ -62,9 +65,17 @@ def cnn_layers():
 
 @dataclass
 class DropoutParams:
-    """Every scheme's config starts here."""
+    """Every scheme's config starts here, with the schedule all its rates follow (schedule.py)."""
 
     name: str = MISSING
+    schedule: str = choice("constant", SCHEDULES, "every rate over training: constant; early "
+                           "(p until the cutoff, then 0); late (0, then p); linear_down / "
+                           "linear_up (falling to 0 / rising to p at the cutoff)")
+    schedule_until: float = between(0.25, 0.0, 1.0, "the schedule's cutoff, a fraction of the "
+                                    "epochs", low_open=True)
+
+
+SHARED_KEYS = ("schedule", "schedule_until")  # every scheme's, so no scheme lists them as its own
 
 
 @dataclass
@@ -107,8 +118,16 @@ def declared(params_type) -> list:
 
 
 def rate_keys(params_type) -> list[str]:
-    """The fields of a scheme's params that hold drop rates (declared with `rate`/`rates`)."""
+    """The fields of a scheme's params that hold drop rates (declared with `rate`/`rates`/
+    `depth_rates`)."""
     return [f.name for f in declared(params_type) if "rate" in f.metadata]
+
+
+def rate_spread(params_type, key: str) -> str:
+    """How one number given for rate field `key` spreads over its places (ranges.layer_rates):
+    "by_depth" for fields declared with `depth_rates`, else the same rate everywhere."""
+    spread = {f.name: f.metadata.get("rate") for f in declared(params_type)}.get(key)
+    return "by_depth" if spread == "by_depth" else "per_layer"
 
 
 def check_params(cfg, params_type, scheme: str) -> None:

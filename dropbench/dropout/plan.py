@@ -10,14 +10,21 @@ before torch is imported.
 
 from dropbench import DropbenchError, registry
 from dropbench.dropout.catalog import Declaration, declaration, declarations
-from dropbench.dropout.params import Place, check_params, is_list, layer_rates, rate_keys
+from dropbench.dropout.params import (
+    Place,
+    check_params,
+    is_list,
+    layer_rates,
+    rate_keys,
+    rate_spread,
+)
 
 
 def _nonzero(value) -> bool:
     return any(float(v) != 0 for v in (value if is_list(value) else [value]))
 
 
-def _expand(cfg, key: str, group: list[Place], model: str) -> list[float]:
+def _expand(cfg, key: str, group: list[Place], model: str, spread: str) -> list[float]:
     total = sum(place.count for place in group)
     if key not in cfg:  # the scheme has no such key, so it never drops there
         return [0.0] * total
@@ -28,7 +35,7 @@ def _expand(cfg, key: str, group: list[Place], model: str) -> list[float]:
             f"model={model} has no {' or '.join(p.role for p in group)} place for "
             f"dropout.{key}={cfg[key]}{why}; set dropout.{key}=0, or give the model such "
             f"layers")
-    return layer_rates(cfg[key], total, f"dropout.{key}")
+    return layer_rates(cfg[key], total, f"dropout.{key}", spread)
 
 
 def _only_fc(places: list[Place], rates: dict) -> None:
@@ -54,6 +61,10 @@ def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
     """{place role: [rate per instance]} for `model` (its name, for messages)."""
     scheme = declaration(cfg.name)
     check_params(cfg, scheme.params, scheme.name)
+    if not scheme.scheduled and cfg.get("schedule", "constant") != "constant":
+        raise DropbenchError(f"dropout={scheme.name} learns its rates, so no "
+                             f"dropout.schedule={cfg.schedule} can set them; use "
+                             f"dropout.schedule=constant or another scheme")
     groups: dict[str, list[Place]] = {}
     for place in places:
         groups.setdefault(place.key, []).append(place)
@@ -64,7 +75,7 @@ def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
                 f"{', '.join(map(str, places))}); set dropout.{key}=0")
     rates = {}
     for key, group in groups.items():
-        values = _expand(cfg, key, group, model)
+        values = _expand(cfg, key, group, model, rate_spread(scheme.params, key))
         for place in group:
             rates[place.role], values = values[:place.count], values[place.count:]
     if cfg.get("where", "all") == "fc":

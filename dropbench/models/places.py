@@ -27,10 +27,21 @@ def convnet_places(model_cfg) -> list[Place]:
 RESNET_INPUT = Place("input", "p_input", "conv")
 RESNET_STAGES = Place("stage", "p", "conv", count=2, layer=True)  # the last two stages
 RESNET_CLASSIFIER = Place("classifier", "p", "dense", layer=True)
+BRANCH = "branch"  # the kind of place the ResNet adds: a residual branch, dropped whole
+
+
+def resnet_branches(blocks) -> Place:
+    """The residual branch of every block, in depth order (blocks: the count per stage). A
+    separate key from `p`: the stages' and the classifier's rate is another scheme's business."""
+    return Place("branch", "p_branch", BRANCH, count=sum(blocks))
 
 
 def resnet_places(model_cfg) -> list[Place]:
-    return [RESNET_INPUT, RESNET_STAGES, RESNET_CLASSIFIER]
+    return resnet_places_of(model_cfg.blocks)
+
+
+def resnet_places_of(blocks) -> list[Place]:
+    return [RESNET_INPUT, RESNET_STAGES, RESNET_CLASSIFIER, resnet_branches(blocks)]
 
 
 def rnn_places(model_cfg) -> list[Place]:
@@ -53,5 +64,7 @@ BUILT_IN = (  # name, schema, places, builder, what it reads
 
 
 def register() -> None:
+    registry.register_place_kind(BRANCH, "a residual block's branch f(x) of x + f(x), dropped "
+                                 "whole per example while the skip path is kept")
     for name, schema, places, builder, reads in BUILT_IN:
         registry.register_model(name, schema, places, f"dropbench.models.{builder}", reads=reads)

@@ -20,6 +20,7 @@ def build_model(model_cfg, dropout_cfg, data):
                              f"that reads {reads}: {', '.join(readers(reads))}")
     model = entry.load()(model_cfg, dropout_cfg, data)
     hooks.bind_model(model, data)
+    hooks.attach_schedule(model, dropout_cfg)
     return model
 
 

@@ -6,6 +6,10 @@ Places for dropout (`resnet_places`, places.py), in the order `dropout.p` lists 
 second-to-last stage, the last stage, the classifier (its input units, or its weights for
 DropConnect). `dropout.p_input` drops the input image. `dropout.where=fc` keeps only the
 classifier place. BatchNorm is always on; dropout follows it.
+
+`dropout.p_branch` rates the residual branch of every block, all stages, in depth order: a
+scheme that serves the `branch` kind (droppath: stochastic depth) drops the branch f(x) of
+x + f(x) there, before the sum, so a dropped block passes its input on through the skip path.
 """
 
 import torch.nn.functional as F
@@ -18,14 +22,17 @@ from dropbench.models.places import (
     RESNET_CLASSIFIER,
     RESNET_INPUT,
     RESNET_STAGES,
-    resnet_places,
+    resnet_branches,
+    resnet_places_of,
 )
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions and a skip connection; `p` is this stage's dropout rate."""
+    """Two 3x3 convolutions and a skip connection; `p` is this stage's dropout rate, `p_branch`
+    the rate at which the branch is dropped whole."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, p: float, dropout_cfg):
+    def __init__(self, in_ch: int, out_ch: int, stride: int, p: float, dropout_cfg,
+                 p_branch: float, branch_place):
         super().__init__()
         at = RESNET_STAGES
         self.conv1 = make_conv(dropout_cfg, in_ch, out_ch, 3, p, at, stride=stride, padding=1,
@@ -40,17 +47,21 @@ class BasicBlock(nn.Module):
             shortcut = [make_conv(dropout_cfg, in_ch, out_ch, 1, p, at, stride=stride,
                                   bias=False), nn.BatchNorm2d(out_ch)]
         self.shortcut = nn.Sequential(*shortcut, make_dropout(dropout_cfg, p, at))
+        self.drop_branch = make_dropout(dropout_cfg, p_branch, branch_place)
 
     def forward(self, x):  # (B, in_ch, H, W) -> (B, out_ch, H / stride, W / stride)
         out = self.drop1(F.relu(self.bn1(self.conv1(x))))
-        out = self.drop2(self.bn2(self.conv2(out)))
+        out = self.drop_branch(self.drop2(self.bn2(self.conv2(out))))
         return F.relu(out + self.shortcut(x))
 
 
 class ResNet(nn.Module):
     def __init__(self, input_shape, num_classes: int, channels, blocks, dropout_cfg):
         super().__init__()
-        rates = plan_rates("resnet", resnet_places(None), dropout_cfg)
+        places = resnet_places_of(blocks)
+        rates = plan_rates("resnet", places, dropout_cfg)
+        branches = resnet_branches(blocks)
+        branch_rates = iter(rates["branch"])  # one per block, in depth order
         # rate per stage: 0 except the last two
         stage_rates = [0.0] * (len(channels) - 2) + rates["stage"]
         width = channels[0]
@@ -60,7 +71,8 @@ class ResNet(nn.Module):
         for i, (out, n_blocks, p) in enumerate(zip(channels, blocks, stage_rates, strict=True)):
             for j in range(n_blocks):
                 stride = 2 if i > 0 and j == 0 else 1  # halve the map entering each stage
-                layers.append(BasicBlock(width, out, stride, p, dropout_cfg))
+                layers.append(BasicBlock(width, out, stride, p, dropout_cfg,
+                                         next(branch_rates), branches))
                 width = out
         self.features = nn.Sequential(*layers)  # (B, C, H, W) -> (B, channels[-1], h, w)
         (p_fc,) = rates["classifier"]

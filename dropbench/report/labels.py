@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dropbench import registry
+from dropbench.dropout.params import SHARED_KEYS
 from dropbench.report.collect import format_value
 
 MAX_LABEL = 30  # longer names make legends wider than their panel: number them instead
@@ -47,7 +48,8 @@ def scheme_lacks(row: pd.Series, key: str) -> bool:
     if entry is None:
         return False
     declared = entry.declaration
-    return declared.name == "none" or key.split(".", 1)[1] not in declared.keys
+    own = key.split(".", 1)[1]
+    return declared.name == "none" or own not in declared.keys and own not in SHARED_KEYS
 
 
 def short_key(key: str, keys: list[str]) -> str:

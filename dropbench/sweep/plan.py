@@ -16,6 +16,7 @@ MEMBER_KEYS = ("seed", "dropout.p", "dropout.p_input", "optim.lr", "optim.moment
 SUPPORTED = {
     "model.name": ("mlp",),
     "dropout.name": ("standard", "none"),
+    "dropout.schedule": ("constant",),  # the stacked trainer keeps no schedule per member
     "dataset.name": ("digits", "mnist", "cifar10"),
     "dataset.augment": (False,),
     "optim.name": ("sgd",),
