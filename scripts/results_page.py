@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from dropbench import rundir
 from dropbench.data.mnist_sample import DEFAULT_TRAIN, SAMPLE_VAL_SIZE
 from dropbench.report import plots
 from dropbench.report.build import write_report
@@ -89,18 +90,20 @@ def small_data_plot(summary: pd.DataFrame):
 
 
 def mc_table(study_dir: Path) -> pd.DataFrame:
-    """Test error of the MC average of T passes and of weight scaling, one row per run."""
+    """Test error of the MC average of T passes and of weight scaling, one row per run (the
+    runs differ only in their seed)."""
     rows = []
     for path in sorted(study_dir.glob("*/*/summary.json")):
         compare = json.loads(path.read_text()).get("eval_compare")
         if not compare:
             continue
-        row = {"run": path.parent.relative_to(study_dir).as_posix(),
+        config = rundir.parse_yaml((path.parent / rundir.CONFIG).read_text())
+        row = {"seed": config["seed"],
                "weight scaling": f"{100 * compare['scale']['test_error']:.2f}"}
         row.update({f"T={point['samples']}": f"{100 * point['test_error']:.2f}"
                     for point in compare["curve"]})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values("seed") if rows else pd.DataFrame()
 
 
 def numeric_order(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
