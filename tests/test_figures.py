@@ -293,7 +293,8 @@ def test_language_model_axes_are_linear_with_plain_ticks_and_noise_wide(tmp_path
     low, high = val_ax.get_ylim()
     stds = [np.max(np.abs(np.diff(seg, axis=0)))
             for c in val_ax.containers for seg in c[2][0].get_segments()]
-    assert high - low >= 2 * max(stds)  # the error bars fill at most half the axis
+    # the error bars fill at most half the axis (equal where the axis was widened to the noise)
+    assert high - low >= 2 * max(stds) * (1 - 1e-9)
 
 
 def test_runs_csv_has_one_row_per_run_and_epochs_csv_one_per_epoch(tmp_path):
