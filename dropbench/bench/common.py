@@ -84,12 +84,7 @@ def trainer_epoch(settings: Settings, cfg, data, warm_size: int):
         warm_task = TASKS[data.task](cfg, head(data, warm_size))
         run = Run(cfg, settings.workdir / "run", task, model, settings.device)
 
-        def warm():
-            run.task = warm_task
-            run.train_epoch()
-            run.task = task
-
-        return run.train_epoch, warm
+        return run.train_epoch, lambda: run.train_epoch(warm_task)
 
     return prepare
 

@@ -157,25 +157,28 @@ class Run:
         self.session.close_loggers(self.summary, interrupted=interrupted)
 
     # --- training ----------------------------------------------------------------------
-    def train_epoch(self) -> dict:
+    def train_epoch(self, task=None) -> dict:
+        """One epoch over the run's training data, or over `task`'s (the benchmark warms up on
+        a few batches of the same model and optimiser)."""
+        task = self.task if task is None else task
         self.model.train()
         sums = torch.zeros(3, device=self.device)
         show = self.cfg.trainer.progress and sys.stderr.isatty()
-        bar = tqdm(total=self.task.num_train_batches(), desc=f"epoch {self.epoch + 1}",
+        bar = tqdm(total=task.num_train_batches(), desc=f"epoch {self.epoch + 1}",
                    leave=False, disable=not show, dynamic_ncols=True)
         opt = self.cfg.optim
         hooks.set_epoch(self.model, self.epoch, self.cfg.trainer.epochs)
         projected = 0  # weight vectors max-norm put back on its ball this epoch
-        for i, batch in enumerate(self.task.train_batches(self.shuffle)):
+        for i, batch in enumerate(task.train_batches(self.shuffle)):
             with self.autocast():
-                loss, batch_sums = self.task.step(self.forward, batch)
+                loss, batch_sums = task.step(self.forward, batch)
             self.optimizer.zero_grad(set_to_none=True)
             penalty = l1_penalty(self.model, opt.l1) + hooks.regularization(self.model)
             self.scaler.scale(loss + penalty).backward()
             if opt.clip is not None:
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt.clip)
-            with scaled_lr(self.optimizer, getattr(self.task, "lr_scale", 1.0)):
+            with scaled_lr(self.optimizer, getattr(task, "lr_scale", 1.0)):
                 self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
             self.scaler.update()
             if opt.max_norm is not None:
@@ -185,7 +188,7 @@ class Run:
             if show and i % 20 == 0:  # a device sync: only when someone is watching
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         bar.close()
-        scores = self.task.finish(sums)
+        scores = task.finish(sums)
         if opt.max_norm is not None:  # 0 every epoch: the constraint never acted
             scores[rundir.MAX_NORM_COLUMN] = int(projected)
         return scores
