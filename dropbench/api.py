@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dropbench import DropbenchError
+from dropbench.errors import DropbenchError
 from dropbench.report.collect import BrokenRun, collect, read_metrics, read_summary
 
 

@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from dropbench import DropbenchError, __version__, jobdir
-from dropbench.errors import die
+from dropbench import __version__, jobdir
+from dropbench.errors import DropbenchError, die
 from dropbench.groups import GROUPS
 from dropbench.user_errors import user_error
 

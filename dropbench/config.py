@@ -17,7 +17,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from dropbench import DropbenchError, registry
+from dropbench import registry
+from dropbench.errors import DropbenchError
 from dropbench.loggers.config import LoggerConfig
 from dropbench.paper import PaperConfig
 from dropbench.ranges import (  # noqa: F401  (check_rate, is_list, layer_rates: imported here too)

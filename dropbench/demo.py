@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from dropbench import DropbenchError, rundir
+from dropbench import rundir
+from dropbench.errors import DropbenchError
 
 # A regime where overfitting shows: 150 training digits and about 1,000 steps. Measured with
 # the default optimiser (3 seeds, embedded 8x8 digits, 300 validation and 297 test images): the

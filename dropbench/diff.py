@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from dropbench import DropbenchError, rundir
+from dropbench import rundir
+from dropbench.errors import DropbenchError
 from dropbench.jobdir import job_overrides, override_key
 from dropbench.rundir import flatten
 

@@ -15,8 +15,7 @@ in a callback into a warning and goes on).
 
 from hydra.experimental.callback import Callback
 
-from dropbench import DropbenchError
-from dropbench.errors import die
+from dropbench.errors import DropbenchError, die
 from dropbench.user_errors import user_error
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import ListConfig
 
-from dropbench import DropbenchError
+from dropbench.errors import DropbenchError
 
 SEED_MAX = 2**32 - 1  # numpy's legacy seeding (and so torch's and random's) takes 0 .. 2**32-1
 

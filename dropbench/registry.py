@@ -26,7 +26,7 @@ from dataclasses import dataclass, is_dataclass
 from importlib import metadata
 from typing import Any
 
-from dropbench import DropbenchError
+from dropbench.errors import DropbenchError
 
 ENTRY_POINT_GROUP = "dropbench.plugins"
 BUILTIN_PACKAGE = "dropbench"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from dropbench import DropbenchError
+from dropbench.errors import DropbenchError
 
 FORMAT_VERSION = 1  # summary.json and manifest.json carry it as `format_version`
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from dropbench import DropbenchError, rundir, units
+from dropbench import rundir, units
+from dropbench.errors import DropbenchError
 from dropbench.rundir import find_run_dirs, parse_yaml, progress_rank
 
 FINAL = {"completed", "failed", "diverged", "interrupted", "unreadable"}

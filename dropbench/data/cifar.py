@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from dropbench import DropbenchError
 from dropbench.data.augment import random_crop_flip
 from dropbench.data.tensors import ClassificationData, Split, carve_validation, check_examples
+from dropbench.errors import DropbenchError
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ node) and check what a data directory holds."""
 import os
 from pathlib import Path
 
-from dropbench import DropbenchError
 from dropbench.data.cifar import CIFAR10_FOLDER, cifar10_splits
 from dropbench.data.text import ptb_files
 from dropbench.data.vision import digits_arrays, mnist_splits
+from dropbench.errors import DropbenchError
 
 
 def default_data_dir() -> Path:

@@ -9,8 +9,8 @@ trains on real digits offline. Numbers from it describe a 10k-digit sample, not 
 import gzip
 from pathlib import Path
 
-from dropbench import DropbenchError
 from dropbench.data.idx import IdxError, parse_idx, write_idx
+from dropbench.errors import DropbenchError
 
 SAMPLE_IMAGES = "t10k-images-idx3-ubyte.gz"
 SAMPLE_LABELS = "t10k-labels-idx1-ubyte.gz"

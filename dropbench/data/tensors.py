@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dropbench import DropbenchError
+from dropbench.errors import DropbenchError
 
 # The validation split and train subset do not depend on the run's seed, so every job of a
 # sweep is scored on the same examples.

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dropbench import DropbenchError
 from dropbench.data.idx import IdxError, parse_idx
 from dropbench.data.tensors import (
     SPLIT_SEED,
@@ -18,6 +17,7 @@ from dropbench.data.tensors import (
     carve_validation,
     check_examples,
 )
+from dropbench.errors import DropbenchError
 
 MNIST_FILES = [
     "train-images-idx3-ubyte",

@@ -19,8 +19,8 @@ import math
 import torch
 from torch import nn
 
-from dropbench import DropbenchError
 from dropbench.dropout.base import Factories
+from dropbench.errors import DropbenchError
 
 EPS = 1e-7  # keeps the logs finite at u or p in {0, 1}
 

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropbench import DropbenchError
 from dropbench.dropout.base import Factories
 from dropbench.dropout.catalog import INFERENCE
 from dropbench.dropout.masked_linear import per_example_linear
 from dropbench.dropout.masks import keep_mask
+from dropbench.errors import DropbenchError
 
 
 def drop_connect(weight: torch.Tensor, p: float) -> torch.Tensor:

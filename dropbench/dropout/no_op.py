@@ -8,10 +8,10 @@ the command line (`dropout.p=0`, as the zero point of a rate sweep): that zero w
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from dropbench import DropbenchError
 from dropbench.dropout.catalog import declaration, declarations
 from dropbench.dropout.params import rate_keys
 from dropbench.dropout.plan import check_dropout, model_places
+from dropbench.errors import DropbenchError
 
 
 def rates_on_command_line(overrides, params_type=None) -> set[str]:

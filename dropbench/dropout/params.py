@@ -24,8 +24,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from dropbench import DropbenchError
 from dropbench.dropout.schedule import SCHEDULES
+from dropbench.errors import DropbenchError
 from dropbench.ranges import (  # noqa: F401  (the schemes' declarations import them from here)
     above,
     at_least,

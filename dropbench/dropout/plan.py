@@ -8,7 +8,7 @@ cannot serve. It reads the registered declarations only (dropbench.registry), so
 before torch is imported.
 """
 
-from dropbench import DropbenchError, registry
+from dropbench import registry
 from dropbench.dropout.catalog import Declaration, declaration, declarations
 from dropbench.dropout.params import (
     Place,
@@ -18,6 +18,7 @@ from dropbench.dropout.params import (
     rate_keys,
     rate_spread,
 )
+from dropbench.errors import DropbenchError
 
 
 def _nonzero(value) -> bool:

@@ -13,7 +13,7 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from dropbench import DropbenchError, rundir
+from dropbench import rundir
 from dropbench.config import validate
 from dropbench.data import load_data
 from dropbench.dropout.catalog import declaration
@@ -29,6 +29,7 @@ from dropbench.engine.seeding import seed_everything
 from dropbench.engine.session import Session
 from dropbench.engine.tasks import TASKS
 from dropbench.engine.trainer import ALONE, Run, RunHooks, run_with_interrupts
+from dropbench.errors import DropbenchError
 from dropbench.models import build_model
 from dropbench.rundir import RunDirRefused
 

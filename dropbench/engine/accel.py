@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from dropbench import DropbenchError
+from dropbench.errors import DropbenchError
 
 log = logging.getLogger("dropbench")
 

@@ -22,8 +22,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from dropbench import DropbenchError, rundir
+from dropbench import rundir
 from dropbench.engine.mc import mc_mode
+from dropbench.errors import DropbenchError
 
 EVAL_BATCH_SIZE = 10  # the usual choice for PTB valid/test since Zaremba et al.'s code
 

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
-from dropbench import DropbenchError, rundir
+from dropbench import rundir
+from dropbench.errors import DropbenchError
 
 CHUNK = 1024  # examples per evaluation forward pass (every eval loop uses it)
 

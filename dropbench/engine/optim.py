@@ -9,7 +9,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from dropbench import DropbenchError, registry
+from dropbench import registry
+from dropbench.errors import DropbenchError
 
 
 def weight_matrices(model: nn.Module):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from dropbench import DropbenchError
 from dropbench.engine.manifest import Manifest
+from dropbench.errors import DropbenchError
 from dropbench.loggers import Sinks
 
 log = logging.getLogger("dropbench")

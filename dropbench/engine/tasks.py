@@ -7,8 +7,8 @@ on-device sums (loss_sum, metric_sum, count) that the loop adds up without synci
 import torch
 import torch.nn.functional as F
 
+import dropbench.engine.mc as mc
 from dropbench.data import batch_indices
-from dropbench.engine import mc
 from dropbench.engine.lm import LanguageModelTask
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from dropbench import DropbenchError, rundir, units, version
+import dropbench.engine.process as process
+from dropbench import rundir, units, version
 from dropbench.dropout import hooks
 from dropbench.dropout.describe import describe_dropout
-from dropbench.engine import process
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
 from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
 from dropbench.engine.optim import (
@@ -36,6 +36,7 @@ from dropbench.engine.optim import (
 )
 from dropbench.engine.seeding import get_rng_state, set_rng_state
 from dropbench.engine.session import Session
+from dropbench.errors import DropbenchError
 from dropbench.rundir import RunDirRefused
 
 log = logging.getLogger("dropbench")

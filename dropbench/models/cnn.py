@@ -18,8 +18,8 @@ dropout and batch normalization").
 import torch
 from torch import nn
 
-from dropbench import DropbenchError
 from dropbench.dropout import make_conv, make_dropout, make_linear, plan_rates
+from dropbench.errors import DropbenchError
 from dropbench.models.mlp import activation_module
 from dropbench.models.places import convnet_places
 

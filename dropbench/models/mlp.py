@@ -4,8 +4,8 @@ import math
 
 from torch import nn
 
-from dropbench import DropbenchError
 from dropbench.dropout import make_dropout, make_linear, plan_rates
+from dropbench.errors import DropbenchError
 from dropbench.models.places import mlp_places
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "selu": nn.SELU}

@@ -1,8 +1,9 @@
 """Building a registered model family (dropbench.registry.MODELS; places.py: the built-ins):
 its builder is imported when it is first built."""
 
-from dropbench import DropbenchError, registry
+from dropbench import registry
 from dropbench.dropout import hooks
+from dropbench.errors import DropbenchError
 
 
 def __getattr__(name: str):

@@ -15,8 +15,8 @@ x + f(x) there, before the sum, so a dropped block passes its input on through t
 import torch.nn.functional as F
 from torch import nn
 
-from dropbench import DropbenchError
 from dropbench.dropout import make_conv, make_dropout, make_linear, plan_rates
+from dropbench.errors import DropbenchError
 from dropbench.models.cnn import check_images, match_data_layout
 from dropbench.models.places import (
     RESNET_CLASSIFIER,

@@ -19,8 +19,8 @@ last-layer outputs, means over all elements as in the authors' code (`regularize
 import torch
 from torch import nn
 
-from dropbench import DropbenchError
 from dropbench.dropout import make_dropout, make_embedding, make_recurrent, plan_rates
+from dropbench.errors import DropbenchError
 from dropbench.models.places import rnn_places
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dropbench import DropbenchError
+from dropbench.errors import DropbenchError
 from dropbench.report import hparams, html, plots, stats, tables
 from dropbench.report.collect import (
     Collection,

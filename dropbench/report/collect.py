@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from dropbench import DropbenchError, rundir
+import dropbench.rundir as rundir  # not via the package: its facade reads runs through here
+from dropbench.errors import DropbenchError
 from dropbench.rundir import find_run_dirs, format_value
 
 log = logging.getLogger("dropbench")

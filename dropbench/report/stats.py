@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dropbench import DropbenchError, rundir
+from dropbench import rundir
+from dropbench.errors import DropbenchError
 from dropbench.report.collect import HIGHER_IS_BETTER, format_value
 
 ALPHA = 0.05

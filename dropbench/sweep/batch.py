@@ -17,13 +17,14 @@ from functools import cached_property
 import torch
 from torch import nn
 
-from dropbench import DropbenchError, rundir
+from dropbench import rundir
 from dropbench.config import check_rate, layer_rates
 from dropbench.data import batch_indices
 from dropbench.engine import train
 from dropbench.engine.mc import CHUNK  # examples per evaluation pass, as the task's
 from dropbench.engine.seeding import get_rng_state
 from dropbench.engine.trainer import RunHooks, sigterm_as_interrupt
+from dropbench.errors import DropbenchError
 from dropbench.models.mlp import activation_module
 from dropbench.rundir import objective
 from dropbench.sweep.jobs import MemberJob

@@ -10,7 +10,7 @@ class BatchedLauncher(Launcher):
     def __init__(self, max_batch: int = 16) -> None:
         super().__init__()
         if max_batch < 1:
-            from dropbench import DropbenchError
+            from dropbench.errors import DropbenchError
 
             raise DropbenchError(f"hydra.launcher.max_batch={max_batch} must be >= 1")
         self.max_batch = max_batch
