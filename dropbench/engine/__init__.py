@@ -14,6 +14,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from dropbench import rundir
+from dropbench.atomic import atomic_write_bytes, write_json
 from dropbench.config import validate
 from dropbench.data import load_data
 from dropbench.dropout.catalog import declaration
@@ -21,7 +22,7 @@ from dropbench.dropout.describe import format_built
 from dropbench.dropout.no_op import refuse_no_op_scheme
 from dropbench.engine import mc, process
 from dropbench.engine.accel import default_threads
-from dropbench.engine.io import atomic_write_bytes, load_checkpoint, write_json
+from dropbench.engine.io import load_checkpoint
 from dropbench.engine.lock import RunDirLock
 from dropbench.engine.manifest import Manifest, command_line, data_fingerprint
 from dropbench.engine.resume import check_same_data, plan_start, read_json, resolved

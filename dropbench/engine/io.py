@@ -1,5 +1,4 @@
-"""Checkpoints, saved through the atomic writes of dropbench.atomic (which this module
-re-exports for the engine) and loaded safely."""
+"""Checkpoints, saved through the atomic writes of dropbench.atomic and loaded safely."""
 
 import io
 import pickle
@@ -8,10 +7,8 @@ from pathlib import Path
 
 import torch
 
-from dropbench.atomic import atomic_write_bytes, write_csv, write_json
+from dropbench.atomic import atomic_write_bytes
 from dropbench.rundir import RunDirRefused
-
-__all__ = ["atomic_write_bytes", "load_checkpoint", "save_checkpoint", "write_csv", "write_json"]
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

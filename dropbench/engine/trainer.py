@@ -22,10 +22,11 @@ from tqdm import tqdm
 
 import dropbench.engine.process as process
 from dropbench import rundir, units, version
+from dropbench.atomic import write_csv, write_json
 from dropbench.dropout import hooks
 from dropbench.dropout.describe import describe_dropout
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
-from dropbench.engine.io import load_checkpoint, save_checkpoint, write_csv, write_json
+from dropbench.engine.io import load_checkpoint, save_checkpoint
 from dropbench.engine.optim import (
     apply_max_norm,
     build_optimizer,
