@@ -139,6 +139,9 @@ class TrainerConfig:
     batch_size: int = at_least(64, 1, "examples per training batch")
     patience: int | None = at_least(None, 1, "early stopping: epochs without a better val "
                                     "loss", null="never stop early")
+    eval_every: int = at_least(1, 1, "score, checkpoint and write a metrics row every N epochs "
+                               "(and after the last); long runs of tiny models spend most "
+                               "of their time there")
     train_eval_size: int = at_least(2000, 1, "fixed training subset scored in eval mode")
     resume: bool = option(False, "continue the run in hydra.run.dir")
     overwrite: bool = option(False, "replace a run already in hydra.run.dir")

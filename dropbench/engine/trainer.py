@@ -233,9 +233,24 @@ class Run:
         t = self.cfg.trainer
         return self.epoch < t.epochs and (t.patience is None or self.bad_epochs < t.patience)
 
+    def records(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (1-based) is scored and written: every trainer.eval_every-th
+        epoch, and the last one."""
+        t = self.cfg.trainer
+        return epoch % t.eval_every == 0 or epoch >= t.epochs
+
     def end_epoch(self, train: dict, train_seconds: float) -> None:
-        """Score, checkpoint and log the epoch whose training gave `train` (loss, metric)."""
+        """Score, checkpoint and log the epoch whose training gave `train` (loss, metric); an
+        epoch between two recorded ones only counts (a resume retrains it from the last
+        checkpoint, whose generators repeat it exactly)."""
         start = time.perf_counter() - train_seconds
+        if math.isfinite(train["loss"]) and not self.records(self.epoch + 1):
+            with interrupts_deferred():
+                self.epoch += 1
+                if self.scheduler:
+                    self.scheduler.step()
+                self.wall_s += train_seconds
+            return
         ckpt = self.dir / "checkpoints"
         if not math.isfinite(train["loss"]):
             self.write_summary(status="diverged")
@@ -258,7 +273,8 @@ class Run:
                 self.scheduler.step()
             self.wall_s += time.perf_counter() - start
             self.rows.append(row)
-            self.bad_epochs += 1
+            self.bad_epochs += row["epoch"] - (self.rows[-2]["epoch"] if len(self.rows) > 1
+                                               else 0)  # epochs since the last recorded one
             if improved:
                 self.best = {"epoch": self.epoch, "val_loss": row["val_loss"]}
                 self.bad_epochs = 0
@@ -284,7 +300,7 @@ class Run:
         best_path = self.dir / rundir.BEST
         if best_path.exists():
             self.model.load_state_dict(load_checkpoint(best_path)["model"])
-            best_row = self.rows[self.best["epoch"] - 1]
+            best_row = next(r for r in self.rows if r["epoch"] == self.best["epoch"])
             self.summary.update({rundir.BEST_VAL_LOSS: best_row["val_loss"],
                                  rundir.best_val_key(m): best_row[f"val_{m}"]})
         with self.autocast():
