@@ -166,12 +166,16 @@ class Run:
         self.model.train()
         sums = torch.zeros(3, device=self.device)
         show = self.cfg.trainer.progress and sys.stderr.isatty()
-        bar = tqdm(total=task.num_train_batches(), desc=f"epoch {self.epoch + 1}",
-                   leave=False, disable=not show, dynamic_ncols=True)
+        steps = task.num_train_batches()
+        bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}", leave=False, disable=not show,
+                   dynamic_ncols=True)
         opt = self.cfg.optim
-        hooks.set_epoch(self.model, self.epoch, self.cfg.trainer.epochs)
+        hooks.set_epoch(self.model, self.epoch, self.cfg.trainer.epochs, steps)
+        schedule = hooks.schedule_of(self.model)
         projected = 0  # weight vectors max-norm put back on its ball this epoch
         for i, batch in enumerate(task.train_batches(self.shuffle)):
+            if schedule is not None:
+                schedule.set_step(self.epoch * steps + i, self.cfg.trainer.epochs * steps)
             with self.autocast():
                 loss, batch_sums = task.step(self.forward, batch)
             self.optimizer.zero_grad(set_to_none=True)
