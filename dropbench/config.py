@@ -106,6 +106,11 @@ def model_schemas() -> dict[str, type]:
     return {e.name: e.declaration.schema for e in registry.MODELS.entries()}
 
 
+def objective_schemas() -> dict[str, type]:
+    """{objective name: its config schema} of every registered training objective."""
+    return {e.name: e.declaration.schema for e in registry.OBJECTIVES.entries()}
+
+
 SCHEDULES = ("none", "step", "cosine", "decay_after")
 
 
@@ -169,6 +174,7 @@ class Config:
     dataset: DatasetConfig = MISSING
     model: Any = MISSING  # one schema per family: model_schemas()
     dropout: Any = MISSING  # one schema per scheme: dropout/catalog.py declares its params
+    objective: Any = MISSING  # one schema per objective: objective_schemas()
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -197,6 +203,8 @@ def register_schemas(overrides=()) -> None:
         cs.store(group=group, name=f"base_{group}", node=node)
     for name, node in model_schemas().items():  # each conf/model/<name>.yaml starts from its own
         cs.store(group="model", name=f"base_model_{name}", node=node)
+    for name, node in objective_schemas().items():  # conf/objective/<name>.yaml likewise
+        cs.store(group="objective", name=f"base_objective_{name}", node=node)
     for entry in registry.SCHEMES.entries():  # each conf/dropout/<name>.yaml starts from its own
         cs.store(group="dropout", name=f"base_dropout_{entry.name}", node=entry.declaration.params)
 
@@ -229,9 +237,11 @@ def config_dir() -> Path:
 
 
 def block_schema(key: str, node) -> type | None:
-    """The schema of a block typed Any in Config: the model family's. The dropout block is
-    checked by the dropout plan (check_dropout), together with the places its rates land on."""
-    return model_schemas().get(node.get("name")) if key == "model" else None
+    """The schema of a block typed Any in Config: the model family's or the objective's. The
+    dropout block is checked by the dropout plan (check_dropout), together with the places its
+    rates land on."""
+    schemas = {"model": model_schemas, "objective": objective_schemas}.get(key)
+    return schemas().get(node.get("name")) if schemas else None
 
 
 # --- rules that join several keys: each returns the one-line problem, or None ------------------
@@ -315,7 +325,9 @@ def data_rule(cfg) -> str | None:
 
 def registered_rule(cfg) -> str | None:
     for group, reg in (("dataset", registry.DATASETS), ("model", registry.MODELS),
-                       ("optim", registry.OPTIMIZERS)):
+                       ("optim", registry.OPTIMIZERS), ("objective", registry.OBJECTIVES)):
+        if group not in cfg:  # a run dir written before the objective group existed
+            continue
         name = cfg[group].name
         if name not in reg:
             return (f"{group}.name={name!r} is unknown; choose one of "
@@ -342,4 +354,23 @@ def validate(cfg) -> None:
             raise DropbenchError(problem)
     from dropbench.dropout.plan import check_dropout
 
-    check_dropout(cfg.model, cfg.dropout)  # each rate on a place the model has, the scheme serves
+    planned = check_dropout(cfg.model, cfg.dropout)  # each rate on a place the model has
+    problem = objective_dropout_rule(cfg, planned)
+    if problem:
+        raise DropbenchError(problem)
+
+
+def objective_dropout_rule(cfg, planned: dict) -> str | None:
+    """An objective that compares dropout passes (R-Drop) on a model that drops nothing would
+    train on two identical passes, its KL term always 0: refused. `planned`: the rates the
+    dropout plan gives each place."""
+    objective = cfg.get("objective")
+    entry = registry.OBJECTIVES.find(objective.name) if objective is not None else None
+    if entry is None or not entry.declaration.needs_dropout:
+        return None
+    if any(p for rates in planned.values() for p in rates):
+        return None
+    return (f"objective={objective.name} compares two dropout passes, but dropout="
+            f"{cfg.dropout.name} drops nothing in model={cfg.model.name} (every rate is 0), so "
+            f"both passes are the same network; set a rate (e.g. dropout=standard "
+            f"dropout.p=0.5) or use objective=ce")

@@ -164,7 +164,7 @@ class Run:
         a few batches of the same model and optimiser)."""
         task = self.task if task is None else task
         self.model.train()
-        sums = torch.zeros(3, device=self.device)
+        sums = None  # the task's on-device sums: 3 entries, plus one per objective column
         show = self.cfg.trainer.progress and sys.stderr.isatty()
         steps = task.num_train_batches()
         bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}", leave=False, disable=not show,
@@ -177,7 +177,7 @@ class Run:
             if schedule is not None:
                 schedule.set_step(self.epoch * steps + i, self.cfg.trainer.epochs * steps)
             with self.autocast():
-                loss, batch_sums = task.step(self.forward, batch)
+                loss, batch_sums = task.train_step(self.forward, batch)
             self.optimizer.zero_grad(set_to_none=True)
             penalty = l1_penalty(self.model, opt.l1) + hooks.regularization(self.model)
             self.scaler.scale(loss + penalty).backward()
@@ -189,7 +189,7 @@ class Run:
             self.scaler.update()
             if opt.max_norm is not None:
                 projected = projected + apply_max_norm(self.model, opt.max_norm)
-            sums += batch_sums
+            sums = batch_sums if sums is None else sums + batch_sums
             bar.update()
             if show and i % 20 == 0:  # a device sync: only when someone is watching
                 bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -209,6 +209,8 @@ class Run:
             row[f"{split}_loss"], row[f"{split}_{m}"] = scores["loss"], scores[m]
         if rundir.MAX_NORM_COLUMN in train:
             row[rundir.MAX_NORM_COLUMN] = train[rundir.MAX_NORM_COLUMN]
+        for column in self.task.objective.columns:  # e.g. R-Drop's train_kl
+            row[column] = train[column]
         row.update(hooks.logged_values(self.model))
         return row
 

@@ -17,6 +17,7 @@ SUPPORTED = {
     "model.name": ("mlp",),
     "dropout.name": ("standard", "none"),
     "dropout.schedule": ("constant",),  # the stacked trainer keeps no schedule per member
+    "objective.name": ("ce",),  # one pass per batch: R-Drop's two passes would need two stacks
     "dataset.name": ("digits", "mnist", "cifar10"),
     "dataset.augment": (False,),
     "optim.name": ("sgd",),
