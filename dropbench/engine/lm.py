@@ -145,9 +145,10 @@ class LanguageModelTask:
         return loss, torch.stack([ce * n, torch.zeros_like(n), n, *(v * n for v in extra)])
 
     def finish(self, sums: torch.Tensor) -> dict:
-        loss_sum, _, n, *extra = sums.tolist()
+        loss_sum, _, n, *extra = sums.tolist()  # extra: training under an objective's columns
+        columns = self.objective.columns if extra else ()
         return self.scores(loss_sum / n) | {col: v / n for col, v in
-                                             zip(self.objective.columns, extra)}
+                                             zip(columns, extra, strict=True)}
 
     def scores(self, loss: float) -> dict:
         return {"loss": loss, self.metric: math.exp(min(loss, 700.0))}  # exp overflows past 709

@@ -68,9 +68,10 @@ class ClassificationTask:
         return loss, torch.stack([ce * n, correct, n, *(v * n for v in extra)])
 
     def finish(self, sums: torch.Tensor) -> dict:
-        loss_sum, correct, n, *extra = sums.tolist()
+        loss_sum, correct, n, *extra = sums.tolist()  # extra: training's objective columns
+        columns = self.objective.columns if extra else ()
         scores = {"loss": loss_sum / n, self.metric: correct / n}
-        return scores | {col: v / n for col, v in zip(self.objective.columns, extra)}
+        return scores | {col: v / n for col, v in zip(columns, extra, strict=True)}
 
     def compare(self, model, eval_cfg) -> dict:
         """Weight scaling vs. MC on the test split, plus the error-vs-T curve."""
