@@ -212,6 +212,9 @@ def register_schemas(overrides=()) -> None:
 def foreign_key_message(key: str, type_name: str, source: str | None) -> str | None:
     """One line for a key the chosen model or scheme does not have (a Hydra compose error
     names the key and the schema class), or None when the class is neither."""
+    objective = objective_key_message(key, type_name)
+    if objective:
+        return objective
     schemas = model_schemas()
     families = [name for name, node in schemas.items() if node.__name__ == type_name]
     if not families:
@@ -225,6 +228,21 @@ def foreign_key_message(key: str, type_name: str, source: str | None) -> str | N
     hint = f"; {key} is a key of model={', '.join(owners)}" if owners else ""
     return (f"model={' / '.join(families)} has no key '{key}'{where}; its keys: "
             f"{', '.join(keys)}{hint}")
+
+
+def objective_key_message(key: str, type_name: str) -> str | None:
+    """One line for a key the chosen objective lacks (objective=ce objective.alpha=1), or None
+    when `type_name` is no objective's schema."""
+    schemas = objective_schemas()
+    chosen = [name for name, node in schemas.items() if node.__name__ == type_name]
+    if not chosen:
+        return None
+    keys = [f.name for f in fields(schemas[chosen[0]]) if f.name != "name"]
+    owners = [name for name, node in schemas.items() if key in {f.name for f in fields(node)}]
+    hint = (f"; {key} is a key of objective={', '.join(owners)}: set it in a run or sweep of "
+            f"that objective only" if owners else "")
+    return (f"objective={chosen[0]} has no key '{key}'; its keys: {', '.join(keys) or 'none'}"
+            f"{hint}")
 
 
 def config_dir() -> Path:

@@ -219,3 +219,13 @@ def test_rdrop_without_dropout_makes_no_run_dir(cli, tmp_path):
         "nothing in model=mlp (every rate is 0), so both passes are the same network; set a "
         "rate (e.g. dropout=standard dropout.p=0.5) or use objective=ce"]
     assert not run_dir.exists()
+
+
+def test_a_key_of_another_objective_is_named_with_its_owner(compose):
+    from dropbench.user_errors import user_error
+
+    with pytest.raises(Exception) as caught:
+        compose(["objective.alpha=1"])  # the default objective, ce, has no alpha
+    assert user_error(caught.value) == (
+        "objective=ce has no key 'alpha'; its keys: none; alpha is a key of objective=rdrop: "
+        "set it in a run or sweep of that objective only")
