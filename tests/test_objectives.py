@@ -229,3 +229,51 @@ def test_a_key_of_another_objective_is_named_with_its_owner(compose):
     assert user_error(caught.value) == (
         "objective=ce has no key 'alpha'; its keys: none; alpha is a key of objective=rdrop: "
         "set it in a run or sweep of that objective only")
+
+
+class DoubledCrossEntropy:
+    """A stand-in plugin objective: twice the cross-entropy of two passes, one column."""
+
+    passes, columns = 2, ("train_gap",)
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def loss(self, logits, target):
+        ce = [F.cross_entropy(out, target) for out in logits]
+        return ce[0] + ce[1], (0.5 * (ce[0] + ce[1])).detach(), [(ce[0] - ce[1]).abs().detach()]
+
+
+def test_an_objective_registered_through_the_public_api_is_built_and_checked():
+    from dataclasses import dataclass
+
+    from omegaconf import OmegaConf
+
+    from dropbench import registry
+    from dropbench.config import objective_dropout_rule
+    from dropbench.data.tensors import Split
+    from dropbench.engine.objectives import build_objective
+    from dropbench.engine.tasks import ClassificationTask
+    from dropbench.objectives import ObjectiveConfig
+
+    @dataclass
+    class DoubledConfig(ObjectiveConfig):
+        pass
+
+    registry.register_objective("doubled", DoubledConfig, f"{__name__}:DoubledCrossEntropy",
+                                needs_dropout=True, package="tests")
+    try:
+        cfg = OmegaConf.create({"objective": {"name": "doubled"}, "dropout": {"name": "none"},
+                                "model": {"name": "mlp"}})
+        assert "drops nothing" in objective_dropout_rule(cfg, {"hidden": [0.0]})
+        assert objective_dropout_rule(cfg, {"hidden": [0.5]}) is None
+        objective = build_objective(cfg.objective)
+        assert isinstance(objective, DoubledCrossEntropy)
+        torch.manual_seed(0)
+        split = Split(torch.randn(8, 4), torch.arange(8) % 3)
+        task = ClassificationTask(SimpleNamespace(train=split), 8, 8, objective=objective)
+        model = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.5))
+        _, sums = task.train_step(model, (split.x, split.y))
+        assert set(task.finish(sums)) == {"loss", "acc", "train_gap"}
+    finally:
+        registry.OBJECTIVES.remove("doubled")
