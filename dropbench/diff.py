@@ -52,7 +52,9 @@ def read_run(run: Path) -> dict:
     for session in sessions:
         for key in VOLATILE:
             session.pop(key, None)
-    return {"config": flatten(_load(run / rundir.CONFIG, rundir.parse_yaml) or {}),
+    config = _load(run / rundir.CONFIG, rundir.parse_yaml)
+    return {"config": flatten(rundir.with_implied_keys(config) if isinstance(config, dict)
+                              else {}),
             "manifest": flatten(manifest), "sessions": sessions,
             "summary": summary,
             "last": _load(run / rundir.METRICS, last_row) or {},

@@ -277,3 +277,15 @@ def test_an_objective_registered_through_the_public_api_is_built_and_checked():
         assert set(task.finish(sums)) == {"loss", "acc", "train_gap"}
     finally:
         registry.OBJECTIVES.remove("doubled")
+
+
+def test_a_run_dir_from_before_objectives_resumes_and_reads_as_cross_entropy():
+    from dropbench.engine.resume import changed_keys
+    from dropbench.rundir import with_implied_keys
+
+    old = with_implied_keys({"seed": 0, "model": {"name": "mlp"}})  # saved without `objective`
+    assert changed_keys(old, {"seed": 0, "model": {"name": "mlp"},
+                              "objective": {"name": "ce"}}) == []
+    assert changed_keys(old, {"seed": 0, "model": {"name": "mlp"},
+                              "objective": {"name": "rdrop", "alpha": 1.0}}) == [
+        'objective.alpha: (absent) -> 1.0', 'objective.name: "ce" -> "rdrop"']

@@ -74,7 +74,7 @@ def read_config(run_dir: Path) -> dict:
         raise BrokenRun(f".hydra/config.yaml is unreadable ({type(e).__name__})") from e
     if not isinstance(config, dict):
         raise BrokenRun(".hydra/config.yaml is not a mapping")
-    return config
+    return rundir.with_implied_keys(config)
 
 
 def read_summary(run_dir: Path) -> dict:
