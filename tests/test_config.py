@@ -8,7 +8,7 @@ from hydra.errors import ConfigCompositionException
 from dropbench import DropbenchError
 from dropbench.config import config_dir, layer_rates, validate
 
-GROUPS = ["dataset", "model", "dropout", "optim", "trainer"]
+GROUPS = ["dataset", "model", "dropout", "optim", "trainer", "objective"]
 
 
 def options(group):
@@ -189,11 +189,12 @@ def every_schema() -> list:
     """Every dataclass a composed config is checked against, nested ones included."""
     from dataclasses import fields, is_dataclass
 
-    from dropbench.config import Config, model_schemas
+    from dropbench.config import Config, model_schemas, objective_schemas
     from dropbench.dropout.catalog import declarations
 
     found = []
-    todo = [Config, *model_schemas().values(), *(d.params for d in declarations().values())]
+    todo = [Config, *model_schemas().values(), *objective_schemas().values(),
+            *(d.params for d in declarations().values())]
     while todo:
         schema = todo.pop()
         if schema not in found:
