@@ -43,8 +43,8 @@ def reliability_diagram(bins: pd.DataFrame, groups: list[str],
     names = names or {g: g for g in groups}
     shown = [g for g in groups if g in set(bins["group"])][:MAX_CONFIGURATIONS]
     methods = [m for m in METHODS if m in set(bins["method"])]
-    fig, axes = new_figure(len(methods), nrows=2 * len(shown), width=3.4, height=1.45,
-                           gridspec_kw={"height_ratios": [2.4, 1] * len(shown)},
+    fig, axes = new_figure(len(methods), nrows=2 * len(shown), width=3.4, height=2.0,
+                           gridspec_kw={"height_ratios": [2, 1.2] * len(shown)},
                            sharex=True)
     for row, g in enumerate(shown):
         pooled_all = pooled_bins(bins[bins["group"] == g])
