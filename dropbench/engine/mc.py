@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
+import dropbench.engine.calibration as calibration
 from dropbench import rundir
-from dropbench.engine import calibration
 from dropbench.errors import DropbenchError
 
 CHUNK = 1024  # examples per evaluation forward pass (every eval loop uses it)

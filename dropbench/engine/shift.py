@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+import dropbench.engine.calibration as calibration
 from dropbench import rundir
 from dropbench.data import load_data
-from dropbench.engine import calibration
 from dropbench.engine.io import load_checkpoint
 from dropbench.engine.mc import CHUNK, curve_and_predictive, scale_log_probs
 from dropbench.errors import DropbenchError
