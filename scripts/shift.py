@@ -77,6 +77,7 @@ def evaluate(work: Path, angles: list[float], samples: int) -> tuple[pd.DataFram
     for name in SWEEPS:
         for summary in sorted((work / name).glob("*/summary.json")):
             cfg, model, data = load_run(summary.parent, data)
+            torch.manual_seed(cfg.seed)  # the MC masks: the same numbers on every rerun
             for row in shift_rows(model, data.test, angles, samples, mc=name != "none"):
                 rows.append({"model": NAMES[(name, row["method"])], "seed": cfg.seed,
                              "run": str(summary.parent.relative_to(work)), **row})
@@ -193,9 +194,10 @@ def main(argv=None) -> None:
     results.mkdir(parents=True, exist_ok=True)
     rows.to_csv(results / "shift_rotation.csv", index=False)
     models = list(NAMES.values())
+    seeds = rows["seed"].nunique()
     fig = shift_panels(rows, models, f"Rotated test digits (real 10k MNIST sample): mean over "
-                                     f"{rows['seed'].nunique()} seeds, range shaded; MC: T = "
-                                     f"{args.samples}")
+                                     f"{seeds} seed{'s' if seeds > 1 else ''}, range shaded; "
+                                     f"MC: T = {args.samples}")
     fig.savefig(results / "shift_rotation.png", dpi=150)
     report = write_report([args.work / "dropout"], out=args.work / "report")
     (results / "shift_reliability.png").write_bytes((report / "reliability.png").read_bytes())

@@ -117,9 +117,10 @@ def shift_panels(rows: pd.DataFrame, models: list[str], heading: str) -> Figure:
                             linewidth=0)
         ax.set(xlabel="rotation (degrees)", ylabel=label)
         ax.xaxis.set_major_locator(MultipleLocator(45))
-        if metric in ("acc", "ece"):
-            ax.set_ylim(0, 100 if metric == "acc" else max(5.0, float(np.nanmax(
-                rows[metric]) * scale * 1.1)))
+        if metric == "acc":
+            ax.set_ylim(0, 100)
+        else:  # every metric here is >= 0: the axis starts there, so levels compare honestly
+            ax.set_ylim(0, max(float(np.nanmax(rows[metric])) * scale * 1.08, 0.05))
     handles = [Line2D([], [], color=s["color"], marker=s["marker"], linestyle=s["linestyle"],
                       label=m) for m, s in styles.items()]
     legend_below(fig, handles)
