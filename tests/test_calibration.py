@@ -4,12 +4,15 @@ eval_compare's calibration block from a real (tiny) run."""
 
 import json
 import math
+import sys
 
 import pytest
 import torch
 
+from conftest import REPO
 from dropbench.engine import calibration
-from dropbench.engine.shift import rotate
+from dropbench.engine.shift import load_run, rotate, shift_rows
+from dropbench.errors import DropbenchError
 
 # Five examples over three classes: (probabilities, label). Confidences 0.5 and 0.52 share
 # bin 7 = (7/15, 8/15]; 0.85 is in bin 12, 0.9 in bin 13, and 1.0 lies on the top edge, which
@@ -137,3 +140,31 @@ def test_compare_writes_calibration_of_both_predictives(compose, tmp_path):
     assert block["scale"]["acc"] == pytest.approx(scale["test_acc"])
     assert block["scale"]["nll"] == pytest.approx(scale["test_loss"], rel=1e-4)
     assert block["mc"]["acc"] == pytest.approx(summary["eval_compare"]["mc"]["test_acc"])
+
+    # the shift study rebuilds the run from its dir: unrotated, it scores what the run did
+    _, model, data = load_run(tmp_path / "run")
+    rows = shift_rows(model, data.test, [0.0, 90.0], samples=3, mc=True)
+    assert [(r["angle"], r["method"]) for r in rows] == [(0.0, "scale"), (0.0, "mc"),
+                                                        (90.0, "scale"), (90.0, "mc")]
+    assert rows[0]["acc"] == pytest.approx(summary["test_acc"])
+    assert rows[0]["nll"] == pytest.approx(summary["test_loss"], rel=1e-4)
+    assert rows[2]["acc"] < rows[0]["acc"]  # turned digits are harder
+
+
+def test_a_dir_without_a_finished_run_is_refused_in_one_line(tmp_path):
+    with pytest.raises(DropbenchError, match="not a finished run dir"):
+        load_run(tmp_path)
+
+
+def test_the_shift_section_replaces_only_its_own_part_of_the_page(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    shift = pytest.importorskip("shift")
+    page = tmp_path / "uncertainty.md"
+    page.write_text("# Uncertainty\n\n## Regression\n\nkeep me\n")
+    shift.write_section(page, f"{shift.HEADING}\n\nfirst\n")
+    shift.write_section(page, f"{shift.HEADING}\n\nsecond\n")
+    text = page.read_text()
+    assert "keep me" in text and "second" in text and "first" not in text
+    page.write_text(f"# U\n\n{shift.HEADING}\n\nold\n\n## Regression\n\nkeep me\n")
+    shift.write_section(page, f"{shift.HEADING}\n\nnew\n")
+    assert page.read_text() == f"# U\n\n{shift.HEADING}\n\nnew\n\n## Regression\n\nkeep me\n"
