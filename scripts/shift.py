@@ -37,8 +37,10 @@ from dropbench.data.mnist_sample import (  # noqa: E402
     default_sample_dir,
 )
 from dropbench.engine.shift import load_run, shift_rows  # noqa: E402
+from dropbench.report import tables  # noqa: E402
 from dropbench.report.build import write_report  # noqa: E402
 from dropbench.report.calibration_plots import shift_panels  # noqa: E402
+from dropbench.report.collect import assign_groups, collect  # noqa: E402
 
 HEADING = "## Classifiers: calibration and dataset shift"
 MODEL = ["model=mlp", "model.hidden=[512,512]"]
@@ -130,7 +132,16 @@ def reading(rows: pd.DataFrame, models: list[str]) -> str:
             f"many digits they get right.")
 
 
-def section(rows: pd.DataFrame, models: list[str], timing: dict, reliability: str) -> str:
+def calibration_markdown(work: Path, samples: int) -> str:
+    """The report's calibration table of the dropout runs (eval_compare, unrotated test)."""
+    col = collect([work / "dropout"])
+    table = tables.calibration_table(col.runs, assign_groups(col, []))
+    table["configuration"] = f"dropout MLP (MC: T = {samples})"
+    return tables.markdown(table)
+
+
+def section(rows: pd.DataFrame, models: list[str], timing: dict, reliability: str,
+            calibration: str) -> str:
     seeds = sorted(rows["seed"].unique())
     n_test = int(timing["n_test"])
     return f"""{HEADING}
@@ -164,7 +175,11 @@ largest probability into 15 equal-width bins (0, 1/15], ..., (14/15, 1] (Guo et 
 The dropout MLP's runs, seeds pooled ({len(rows["seed"].unique())} x {n_test:,} test
 predictions per panel). A bar above the diagonal is an underconfident bin (accuracy above
 the mean confidence), below it an overconfident one; the lower panels show how few examples
-the low-confidence bins hold.
+the low-confidence bins hold. The same runs' scores, as `dropbench report` tabulates them
+(mean ± std over seeds; the MC masks here are the training run's own draw, so they differ a
+little from the 0° rows below):
+
+{calibration}
 
 ### Rotated test digits
 
@@ -261,7 +276,8 @@ def write_outputs(rows: pd.DataFrame, timing: dict, args) -> None:
     report = write_report([args.work / "dropout"], out=args.work / "report")
     (results / "shift_reliability.png").write_bytes((report / "reliability.png").read_bytes())
     write_section(args.out / "uncertainty.md",
-                  section(rows, models, timing, "results/shift_reliability.png"))
+                  section(rows, models, timing, "results/shift_reliability.png",
+                          calibration_markdown(args.work, timing["samples"])))
     print(f"wrote {args.out / 'uncertainty.md'} and {results}/shift_*; {timing['wall_s']:.0f} s")
 
 
