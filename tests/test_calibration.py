@@ -11,6 +11,7 @@ import torch
 
 from conftest import REPO
 from dropbench.engine import calibration
+from dropbench.engine.mc import curve_and_predictive
 from dropbench.engine.shift import load_run, rotate, shift_rows
 from dropbench.errors import DropbenchError
 
@@ -65,14 +66,29 @@ def test_nll_stays_finite_where_the_probability_underflows():
     assert calibration.nll(log_probs, y) == pytest.approx((200.0 + math.log(2)) / 2, rel=1e-6)
 
 
-def test_the_mc_mean_in_log_space_equals_the_log_of_the_mean_probability():
+class Split:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+
+def test_the_mc_predictive_is_the_log_of_the_mean_probability_and_stays_finite():
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Linear(4, 3))
     g = torch.Generator().manual_seed(0)
-    passes = [torch.log_softmax(torch.randn(6, 4, generator=g, dtype=torch.float64), 1)
-              for _ in range(5)]
-    expected = torch.stack([p.exp() for p in passes]).mean(0).log()
-    assert torch.allclose(calibration.mean_log_probs(passes), expected, atol=1e-12)
-    tiny = [torch.tensor([[0.0, -300.0]]), torch.tensor([[0.0, -310.0]])]  # float32 underflow
-    assert calibration.mean_log_probs(tiny)[0, 1] == pytest.approx(-300 - math.log(2), abs=1e-3)
+    split = Split(torch.randn(6, 4, generator=g), torch.tensor([0, 1, 2, 0, 1, 2]))
+    torch.manual_seed(3)
+    _, kept = curve_and_predictive(model, split, [1, 2], keep=5)
+    torch.manual_seed(3)  # the same masks, drawn by hand
+    model.train()
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(model(split.x), 1) for _ in range(5)]).mean(0)
+    assert torch.allclose(kept, mean.log(), atol=1e-5)
+    with torch.no_grad():  # logits 400 apart: every pass's smaller probabilities underflow
+        model[1].weight.mul_(1e3)
+    _, kept = curve_and_predictive(model, split, [1], keep=4)
+    assert torch.isfinite(kept).all() and kept.min() < -100
 
 
 def synthetic(n: int, calibrated: bool, seed: int = 0):

@@ -16,8 +16,6 @@ Conventions:
   go to the first bin. ECE = sum over bins of |B_b|/n * |acc(B_b) - conf(B_b)|.
 """
 
-import math
-
 import torch
 
 BINS = 15  # Guo et al. 2017
@@ -81,10 +79,3 @@ def scores(log_probs: torch.Tensor, y: torch.Tensor, bins: int = BINS) -> dict:
     accuracy = float((log_probs.argmax(1) == y).double().mean())
     return {"acc": accuracy, "nll": nll(log_probs, y), "brier": brier(log_probs, y),
             "ece": ece_of(table), "entropy": entropy(log_probs), "bins": table}
-
-
-def mean_log_probs(log_prob_passes) -> torch.Tensor:
-    """log of the mean of T passes' probabilities, from their log-probabilities (log-sum-exp,
-    so the MC predictive keeps tiny probabilities finite): an iterable of (N, K) tensors."""
-    stacked = torch.stack(list(log_prob_passes))
-    return torch.logsumexp(stacked, 0) - math.log(len(stacked))
