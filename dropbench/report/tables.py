@@ -80,6 +80,33 @@ def summary_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=[c for c in table.columns if c.endswith("_count")])
 
 
+# --- calibration (eval.compare=true classifiers) -------------------------------------------
+CALIBRATION = [("acc", "acc (%)", 100.0, 2), ("nll", "NLL", 1.0, 4), ("brier", "Brier", 1.0, 4),
+               ("ece", "ECE (%)", 100.0, 2)]
+
+
+def calibration_table(runs: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """One display row per configuration whose runs recorded calibration: mean ± std over
+    seeds of the test accuracy, NLL, Brier score (summed over classes) and 15-bin ECE, for
+    weight scaling and for MC dropout; empty when no run has them."""
+    methods = [(m, name) for m, name in (("scale", "scale"), ("mc", "MC"))
+               if f"test_ece_{m}" in runs]
+    rows = []
+    for group in groups:
+        sub = runs[runs["group"] == group]
+        if not methods or sub[f"test_ece_{methods[0][0]}"].isna().all():
+            continue
+        row = {"configuration": group, "n": len(sub)}
+        for method, name in methods:
+            for key, header, scale, decimals in CALIBRATION:
+                values = pd.to_numeric(sub.get(f"test_{key}_{method}"), errors="coerce")
+                row[f"{name} {header}"] = mean_std(values.mean(), values.std(),
+                                                   int(values.count()), len(sub), scale,
+                                                   decimals)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # --- paper vs ours ----------------------------------------------------------------------------
 def dropout_built_table(runs: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
     """The dropout each configuration's runs were built with (summary.json `dropout_built`),
