@@ -225,3 +225,26 @@ def test_both_families_train_end_to_end_through_the_cli(cli, tmp_path):
     summary = json.loads((tmp_path / "lm" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["test_ppl"] < 38  # < uniform over 37+
     assert {e["place"] for e in summary["dropout_built"]} == {"branch"}
+
+
+def test_family_defaults_learning_settings(compose):
+    vit = compose(["model=vit"])
+    assert (vit.optim.name, vit.optim.lr, vit.optim.momentum, vit.optim.clip) == \
+        ("sgd", 0.03, 0.9, 1.0)
+    assert (vit.dropout.p, vit.dropout.p_input, vit.dropout.p_attn) == (0.1, 0.1, 0.1)
+    adamw = compose(["model=vit", "optim=adamw"])
+    assert (adamw.optim.lr, adamw.optim.clip) == (0.001, 1.0)
+    lm = compose(["model=transformer_lm", "dataset=textdir", "optim=adamw"])
+    assert lm.trainer.batch_size == 20 and lm.optim.clip == 1.0
+    assert compose(["model=vit", "dropout=droppath"]).dropout.p_branch == 0.1
+
+
+@pytest.mark.slow
+def test_bench_case_times_both_families_against_plain_loops(tmp_path):
+    from dropbench.bench import main
+
+    result = main(["--cases", "transformer", "--scale", "0.01", "--reps", "1", "--warmup", "0",
+                   "--threads", "1", "--out", str(tmp_path / "bench.json")])
+    names = [r["name"] for r in result["rows"]]
+    assert len(names) == 4 and all(r["available"] for r in result["rows"])
+    assert [r["met"] is not None for r in result["ratios"]] == [True, True]
