@@ -33,7 +33,7 @@ from dropbench.data.mnist_sample import SAMPLE_VAL_SIZE, carve_mnist_sample, def
 VIT = {"dim": 64, "depth": 2, "heads": 4, "mlp_ratio": 2.0}
 LM = {"dim": 128, "depth": 2, "heads": 4, "mlp_ratio": 4.0}
 P, LR, CLIP, VIT_BATCH = 0.1, 1e-3, 1.0, 64
-VOCAB, LM_BATCH, BPTT, LM_WINDOWS = 10000, 20, 64, 40  # windows timed at scale 1
+VOCAB, LM_BATCH, BPTT, LM_WINDOWS = 10000, 20, 64, 20  # windows timed at scale 1
 MNIST_SAMPLE_TRAIN = 8000  # carved train file; 1,000 of it becomes validation: 7,000 trained
 DROPOUT = ["dropout=standard", f"dropout.p={P}", f"dropout.p_input={P}", f"dropout.p_attn={P}"]
 OPTIM = ["optim=adamw", f"optim.lr={LR}", f"optim.clip={CLIP}"]
