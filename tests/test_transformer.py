@@ -88,16 +88,33 @@ def test_droppath_rate_rises_linearly_with_depth_on_both_branches():
 
 def test_droppath_drops_whole_branches_per_example_at_the_declared_rate():
     torch.manual_seed(0)
-    model = build_vit(vit_cfg(depth=2, dim=8, heads=2), scheme_config("droppath", p_branch=0.3),
+    model = build_vit(vit_cfg(depth=4, dim=8, heads=2), scheme_config("droppath", p_branch=0.3),
                       images(8)).train()
-    path = model.blocks[1].path2
-    out = path(torch.ones(20_000, 5, 8))  # (B, tokens, dim)
-    flat = out.flatten(1)
-    dropped = (flat == 0).all(1)
-    assert (dropped | (flat != 0).all(1)).all()  # all or nothing per example
-    assert torch.allclose(flat[~dropped], torch.full_like(flat[~dropped], 1 / 0.7))
-    # binomial: sd of the fraction sqrt(0.3 * 0.7 / 20000) = 0.0032; 4 sd
-    assert abs(dropped.float().mean().item() - 0.3) < 0.013
+    for i, block in enumerate(model.blocks[1:], start=1):
+        p = 0.3 * i / 3
+        for path in (block.path1, block.path2):
+            flat = path(torch.ones(20_000, 5, 8)).flatten(1)  # (B, tokens * dim)
+            dropped = (flat == 0).all(1)
+            assert (dropped | (flat != 0).all(1)).all()  # all or nothing per example
+            assert torch.allclose(flat[~dropped], torch.full_like(flat[~dropped], 1 / (1 - p)))
+            # binomial: sd of the fraction <= sqrt(0.3 * 0.7 / 20000) = 0.0032; 4 sd
+            assert abs(dropped.float().mean().item() - p) < 0.013, (i, p)
+
+
+def test_a_rate_schedule_reaches_the_attention_dropout_too():
+    from dropbench.dropout import hooks
+
+    torch.manual_seed(6)
+    cfg = scheme_config("standard", p=0.0, p_input=0.0, p_attn=0.5, schedule="early",
+                        schedule_until=0.25)
+    model = build_vit(vit_cfg(dim=16), cfg, images(8)).train()
+    hooks.attach_schedule(model, cfg)
+    x = torch.randn(3, 1, 8, 8)
+    hooks.set_epoch(model, 0, 4)  # early: the full rate in the first quarter
+    assert not torch.equal(model(x), model(x))
+    hooks.set_epoch(model, 1, 4)  # then 0: the fused kernel gets dropout_p=0
+    assert model.blocks[0].attn.drop_attn.p == 0
+    assert torch.equal(model(x), model(x))
 
 
 def test_fused_attention_dropout_keeps_the_expected_output():
