@@ -101,6 +101,31 @@ class RNNConfig(ModelConfig):  # recurrent language models (lstm, gru)
                           "output; 0 = off")
 
 
+@dataclass
+class TransformerConfig(ModelConfig):  # the blocks both Transformer families share
+    dim: int = at_least(64, 1, "width of every token vector (a multiple of heads)")
+    depth: int = at_least(2, 1, "Transformer blocks")
+    heads: int = at_least(4, 1, "attention heads per block")
+    mlp_ratio: float = above(2.0, 0.0, "the MLP's hidden width as a multiple of dim")
+
+
+POOLS = ("mean", "cls")  # models/vit.py builds each
+
+
+@dataclass
+class ViTConfig(TransformerConfig):  # vit: a small Vision Transformer
+    patch: int = at_least(4, 1, "side of each square patch (must divide the image side)")
+    pool: str = choice("mean", POOLS, "what the head reads: the mean of the patch tokens, or a "
+                       "class token")
+
+
+@dataclass
+class TransformerLMConfig(TransformerConfig):  # transformer_lm: a decoder-only language model
+    tied: bool = option(True, "share the token embedding matrix with the softmax weights")
+    bptt: int = at_least(64, 1, "the context: tokens per training window (and the length of "
+                         "the position table)")
+
+
 def model_schemas() -> dict[str, type]:
     """{family name: its config schema} of every registered model family."""
     return {e.name: e.declaration.schema for e in registry.MODELS.entries()}
@@ -299,13 +324,21 @@ def resnet_rule(cfg) -> str | None:
 
 def tied_rule(cfg) -> str | None:
     m = cfg.model
-    if not m.get("tied") or not m.hidden:
+    if not m.get("tied") or not m.get("hidden"):  # a Transformer ties equal widths
         return None
     embed = m.embed_size or m.hidden[0]
     if m.hidden[-1] == embed:
         return None
     return (f"model.tied=true needs the last hidden width ({m.hidden[-1]}) to equal "
             f"model.embed_size ({embed}); change one of them or set model.tied=false")
+
+
+def heads_rule(cfg) -> str | None:
+    m = cfg.model
+    if m.get("heads") is None or m.dim % m.heads == 0:
+        return None
+    return (f"model.dim={m.dim} must be a multiple of model.heads={m.heads} (each head gets "
+            f"dim / heads features); change one of them")
 
 
 def inference_rule(cfg) -> str | None:
@@ -354,8 +387,8 @@ def registered_rule(cfg) -> str | None:
     return None
 
 
-RULES = (registered_rule, device_rule, momentum_rule, resnet_rule, tied_rule, inference_rule,
-         data_rule)
+RULES = (registered_rule, device_rule, momentum_rule, resnet_rule, tied_rule, heads_rule,
+         inference_rule, data_rule)
 
 
 def validate(cfg) -> None:

@@ -34,6 +34,10 @@ class RateDropout(nn.Module):
     Each call draws a fresh mask for every element (describe.py: how masks are shared)."""
 
     drops, mask_examples, mask_steps = "units", "per example", "per step"
+    # True: dropping attention probabilities with this module is exactly what
+    # scaled_dot_product_attention's dropout_p does, so the fused kernel may do it
+    # (models/transformer.py)
+    fuses_with_attention = False
 
     def __init__(self, p: float):
         super().__init__()

@@ -17,6 +17,8 @@ thing in every model family:
     p_output     a language model's last layer, before the softmax
     p_recurrent  the recurrent connections inside each LSTM/GRU layer
     p_embed      whole words of the embedding matrix
+    p_attn       a Transformer's attention probabilities
+    p_branch     residual branches, dropped whole (DropPath)
 """
 
 from dataclasses import dataclass, fields
