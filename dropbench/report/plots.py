@@ -26,7 +26,7 @@ from matplotlib.ticker import (
     ScalarFormatter,
 )
 
-from dropbench import rundir
+from dropbench import rundir, units
 from dropbench.report.collect import format_value, sort_key
 from dropbench.report.labels import configuration_labels
 
@@ -52,8 +52,23 @@ NOISE_SPAN = 4.0  # with a spread: the y axis spans >= 4 sample stds
 
 
 def metric_label(m: str, what: str = "") -> str:
-    names = {"acc": "accuracy (%)", "ppl": "perplexity", "error": "error (%)"}
-    return f"{what} {names.get(m, m)}".strip()
+    name = "error (%)" if m == "error" else units.label(m)
+    return f"{what} {name}".strip()
+
+
+def test_label(runs: pd.DataFrame) -> str:
+    """Which weights the test scores are of: the last epoch's where every run says so
+    (summary.json `tested_epoch`: a regression follows its protocol), else the best val
+    epoch's."""
+    if "tested_epoch" in runs and "epochs_run" in runs and len(runs) and (
+            pd.to_numeric(runs["tested_epoch"], errors="coerce")
+            == pd.to_numeric(runs["epochs_run"], errors="coerce")).all():
+        return "test (last epoch)"
+    return "test (at best val)"
+
+
+# extra test scores a sweep figure shows when the runs have them: (summary key, label)
+EXTRA_PANELS = (("test_mc_ll", "test MC log-likelihood (nats per point)"),)
 
 
 def metric_scale(m: str) -> float:
@@ -283,7 +298,9 @@ def n_seeds(runs: pd.DataFrame) -> str:
 def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
     scale = metric_scale(m)
     panels = [(rundir.best_val_key(m), metric_label(m, "validation at best epoch"), scale),
-              (rundir.test_key(m), metric_label(m, "test (at best val)"), scale)]
+              (rundir.test_key(m), metric_label(m, test_label(runs)), scale)]
+    panels += [(column, label, 1.0) for column, label in EXTRA_PANELS
+               if column in runs and runs[column].notna().any()]
     return sweep_figure(runs, rate_col, by, panels,
                         f"Rate sweep: mean over seeds ({n_seeds(runs)}), error bars ± 1 sample "
                         f"std (not a CI)")
@@ -310,7 +327,7 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
     without dropout as a dotted reference line in both panels."""
     scale = metric_scale(m)
     panels = [(rundir.best_val_key(m), metric_label(m, "validation at best epoch")),
-              (rundir.test_key(m), metric_label(m, "test (at best val)"))]
+              (rundir.test_key(m), metric_label(m, test_label(runs)))]
     longest = max(len(names[g]) for g in groups)
     fig, axes = new_figure(2, width=3.2 + 0.035 * longest,
                            height=1.3 + 0.32 * len(groups), sharey=True)
