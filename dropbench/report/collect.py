@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 import dropbench.rundir as rundir  # not via the package: its facade reads runs through here
-from dropbench import units
+import dropbench.units as units
 from dropbench.errors import DropbenchError
 from dropbench.rundir import find_run_dirs, format_value
 

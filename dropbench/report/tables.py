@@ -10,7 +10,6 @@ import pandas as pd
 from dropbench import rundir
 from dropbench.report.collect import format_value
 
-
 # summary.json scores a task writes besides its headline metric, shown when the runs have
 # them: (column, markdown header, decimals); a regression's (engine/regress.py)
 EXTRA_SCORES = (
