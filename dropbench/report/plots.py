@@ -43,7 +43,7 @@ SPLITS = {
     "train_eval": dict(label="train-eval", color="#1f5fa0", linestyle="--", marker="s"),
     "val": dict(label="validation", color="#c0392b", linestyle="-", marker="o"),
 }
-LOSS_LABEL = "loss (cross-entropy, nats)"
+LOSS_LABEL = units.loss_label("acc")  # a classifier's; other tasks: units.loss_label(m)
 ONE_LINE = "all runs"  # the rate sweep's line when no setting but the rate varies
 CHARS_PER_INCH = 11  # of 9-point text: where titles wrap
 DECADE = 10.0  # a log axis only for data spanning more than this factor
@@ -177,7 +177,7 @@ def overfitting_curves(epochs: pd.DataFrame, groups: list[str], m: str,
     curves = mean_curves(epochs, ["train_eval_loss", "val_loss", f"train_eval_{m}", f"val_{m}"])
     styles = group_styles(groups)
     for ax, (quantity, ylabel, scale) in zip(axes[0], [
-        ("loss", LOSS_LABEL, 1.0), (m, metric_label(m), metric_scale(m))
+        ("loss", units.loss_label(m), 1.0), (m, metric_label(m), metric_scale(m))
     ], strict=True):
         for g in groups:
             c = curves[curves["group"] == g]
@@ -309,7 +309,8 @@ def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figu
 def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
     metric_gap = ("train-eval − val accuracy (pp)" if m == "acc"
                   else f"val − train-eval {metric_label(m)}")
-    panels = [(rundir.final_gap_key("loss"), "gap: val − train-eval loss (nats)", 1.0),
+    panels = [(rundir.final_gap_key("loss"),
+               f"gap: val − train-eval loss ({units.metric_spec(m).loss_unit})", 1.0),
               (rundir.final_gap_key(m), f"gap: {metric_gap}", metric_scale(m))]
     fig = sweep_figure(runs, rate_col, by, panels,
                        f"Generalisation gap at the last epoch: mean over seeds "
@@ -363,7 +364,7 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
 
 # --- 4. curves grid ---------------------------------------------------------------------------
 def curves_grid(epochs: pd.DataFrame, groups: list[str],
-                names: dict[str, str] | None = None) -> Figure:
+                names: dict[str, str] | None = None, m: str = "acc") -> Figure:
     """One panel per group: train (dropout on), train-eval and validation loss, mean over
     seeds with the seeds' range shaded (a range stays positive on the log axis, unlike
     mean - std), shared axes so the panels compare at a glance."""
@@ -392,7 +393,7 @@ def curves_grid(epochs: pd.DataFrame, groups: list[str],
         visible[-1].xaxis.set_tick_params(labelbottom=True)
     loss = curves[[c for c in curves if c.endswith("_loss")]]
     wide = log_axis_if_wide(axes[0, 0], loss)  # shared: every panel follows
-    fig.supylabel(LOSS_LABEL + (", log scale" if wide else ""), fontsize=9)
+    fig.supylabel(units.loss_label(m) + (", log scale" if wide else ""), fontsize=9)
     if wide:
         axes[0, 0].set_ylabel("")
     legend_below(fig, list(axes.flat[0].get_legend_handles_labels()[0]))
