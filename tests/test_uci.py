@@ -159,7 +159,7 @@ def test_steps_equal_torch_weight_decay_of_twice_reg_on_the_weights_only(tmp_pat
     for a, c in zip(model.parameters(), twin.parameters(), strict=True):
         torch.testing.assert_close(a, c, atol=1e-7, rtol=1e-6)
     # the penalty moved the weights (not the biases alone): without it the steps differ
-    moved = [float((a - c).abs().max()) for a, c in zip(model.parameters(),
+    moved = [(a - c).detach().abs().max().item() for a, c in zip(model.parameters(),
                                                         plain.parameters(), strict=True)]
     assert moved[0] > 1e-4 and moved[2] > 1e-4, moved
 
