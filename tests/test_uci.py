@@ -260,6 +260,7 @@ def test_config_refuses_bad_regression_keys(compose):
         (["dataset=uci", "dataset.lengthscale=-1"], "dataset.lengthscale"),
         (["dataset=mnist", "+dataset.tau=1.0"], "regression datasets"),
         (["dataset=uci", "model=lenet"], "use model=mlp"),
+        (["dataset=uci", "objective=rdrop"], "objective=rdrop is for classifiers"),
     ]:
         try:
             bad = compose(overrides)
