@@ -49,6 +49,16 @@ class DatasetConfig:
     checksums: bool = option(True, "cifar10: check each file's md5 against torchvision's list")
     path: str | None = option(None, "dataset=textdir: the directory holding train/valid/test "
                               "text")
+    # regression datasets only (dataset=uci; data/uci.py, docs/uncertainty.md)
+    split: int | None = at_least(None, 0, "dataset=uci: the fixed train/test split (0.."
+                                 "n_splits-1)", null="not a split dataset")
+    validation: bool | None = option(None, "dataset=uci: true: the last 20 % of the split's "
+                                     "training rows validate; false: all train, test is scored")
+    tau: float | None = above(None, 0.0, "dataset=uci: the Gaussian noise precision on the "
+                              "original target scale", null="not a regression")
+    lengthscale: float | None = above(None, 0.0, "dataset=uci: the weights' prior "
+                                      "length-scale (sets the L2 penalty)",
+                                      null="not a regression")
 
 
 @dataclass
@@ -368,10 +378,30 @@ def data_rule(cfg) -> str | None:
     if d.path and not kind.needs_path:
         return (f"dataset.path={d.path} is read by dataset=textdir only, not {d.name}; drop it "
                 f"(data_dir sets where {d.name} is kept) or use dataset=textdir")
+    regress_keys = [k for k in REGRESSION_KEYS if d.get(k) is not None]
+    if regress_keys and not kind.regress:
+        return (f"dataset.{regress_keys[0]} is read by the regression datasets (dataset=uci) "
+                f"only, not {d.name}; drop it")
+    if kind.regress:
+        missing = [k for k in REGRESSION_KEYS if d.get(k) is None]
+        if missing:
+            return (f"dataset={d.name} needs dataset.{missing[0]} (conf/dataset/uci.yaml sets "
+                    f"every regression key); compose it with dataset=uci")
+        if model != "mlp":
+            return (f"model={model} cannot train on the regression dataset {d.name} (flat "
+                    f"inputs, one real-valued output); use model=mlp")
+        objective = (cfg.get("objective") or {}).get("name", "ce")
+        if objective != "ce":
+            return (f"objective={objective} is for classifiers and language models; a "
+                    f"regression (dataset={d.name}) trains on the squared error: drop "
+                    f"objective={objective}")
     if kind.needs_path and not (d.path and Path(d.path).expanduser().is_dir()):
         return (f"dataset={d.name} needs dataset.path=DIR, a directory with train.txt, "
                 f"valid.txt and test.txt" + (f"; {d.path} is not one" if d.path else ""))
     return None
+
+
+REGRESSION_KEYS = ("split", "validation", "tau", "lengthscale")
 
 
 def registered_rule(cfg) -> str | None:

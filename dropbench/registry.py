@@ -191,14 +191,15 @@ class DatasetDeclaration:
     text: bool = False  # a word-level corpus (language models) rather than labelled images
     augment: bool = False  # dataset.augment is implemented for it
     needs_path: bool = False  # dataset.path names the directory it reads
+    regress: bool = False  # real-valued targets (a regression: dataset.split, tau, ...)
 
 
 def register_dataset(name: str, builder: str, *, description: str = "", text: bool = False,
-                     augment: bool = False, needs_path: bool = False,
+                     augment: bool = False, needs_path: bool = False, regress: bool = False,
                      package: str | None = None) -> Entry:
     """A dataset: `builder` names load(dataset_cfg, data_root, device) -> the data bundle."""
     check_builder("dataset", name, builder)
-    return DATASETS.add(Entry(name, DatasetDeclaration(text, augment, needs_path), builder,
+    return DATASETS.add(Entry(name, DatasetDeclaration(text, augment, needs_path, regress), builder,
                               description, _package(package, builder)))
 
 

@@ -19,6 +19,7 @@ from dropbench.engine.objectives import (
     repeated_forward,
     rows_independent,
 )
+from dropbench.engine.regress import RegressionTask
 
 
 class ClassificationTask:
@@ -104,5 +105,9 @@ TASKS = {
         mc_samples=cfg.eval.mc_samples if cfg.eval.mode == "mc" else 0,
         variable_bptt=cfg.model.get("variable_bptt", False),
         objective=build_objective(cfg.get("objective")),
+    ),
+    "regress": lambda cfg, data: RegressionTask(
+        data, cfg.trainer.batch_size, cfg.trainer.train_eval_size,
+        mc_samples=cfg.eval.mc_samples if cfg.eval.mode == "mc" else 0,
     ),
 }

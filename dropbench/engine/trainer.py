@@ -200,13 +200,15 @@ class Run:
         return scores
 
     def epoch_row(self, train: dict, seconds: float) -> dict:
-        m = self.task.metric
+        metrics = task_metrics(self.task)
         row = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
-               "seconds": round(seconds, 4), "train_loss": train["loss"], f"train_{m}": train[m]}
+               "seconds": round(seconds, 4), "train_loss": train["loss"],
+               **{f"train_{m}": train[m] for m in metrics}}
         for split in ("train_eval", "val"):
             with self.autocast():
                 scores = self.evaluate(split)
-            row[f"{split}_loss"], row[f"{split}_{m}"] = scores["loss"], scores[m]
+            row[f"{split}_loss"] = scores["loss"]
+            row.update({f"{split}_{m}": scores[m] for m in metrics})
         if rundir.MAX_NORM_COLUMN in train:
             row[rundir.MAX_NORM_COLUMN] = train[rundir.MAX_NORM_COLUMN]
         for column in self.task.objective.columns:  # e.g. R-Drop's train_kl
@@ -291,7 +293,7 @@ class Run:
                                                          "model": best_weights})
             write_csv(self.dir / rundir.METRICS, self.rows)
             self.write_summary(status="running")
-        log_epoch(row, self.cfg.trainer.epochs, self.task.metric)
+        log_epoch(row, self.cfg.trainer.epochs, task_metrics(self.task))
         self.session.sinks.epoch(row)
 
     def optimizer_check(self, val_loss: float) -> None:
@@ -302,28 +304,44 @@ class Run:
                      self.epoch + 1)
 
     def finish(self, stopped_early: bool) -> dict:
-        m = self.task.metric
+        m, metrics = self.task.metric, task_metrics(self.task)
         best_path = self.dir / rundir.BEST
         if best_path.exists():
-            self.model.load_state_dict(load_checkpoint(best_path)["model"])
             best_row = next(r for r in self.rows if r["epoch"] == self.best["epoch"])
             self.summary.update({rundir.BEST_VAL_LOSS: best_row["val_loss"],
-                                 rundir.best_val_key(m): best_row[f"val_{m}"]})
+                                 **{rundir.best_val_key(k): best_row[f"val_{k}"]
+                                    for k in metrics}})
+            if getattr(self.task, "tests_last_epoch", False):  # the protocol's final weights
+                self.summary["tested_epoch"] = self.epoch
+            else:
+                self.model.load_state_dict(load_checkpoint(best_path)["model"])
+                self.summary["tested_epoch"] = self.best["epoch"]
         with self.autocast():
             test = self.evaluate("test")
+            if hasattr(self.task, "final_scores"):  # e.g. a regression's MC test scores
+                self.summary.update(self.task.final_scores(self.model, self.cfg.eval))
             if self.cfg.eval.compare:
                 self.summary["eval_compare"] = self.task.compare(self.model, self.cfg.eval)
         self.write_summary(status="completed", stopped_early=stopped_early,
-                           **{rundir.TEST_LOSS: test["loss"], rundir.test_key(m): test[m]})
+                           **{rundir.TEST_LOSS: test["loss"],
+                              **{rundir.test_key(k): test[k] for k in metrics}})
         log.info("completed: best epoch %s, test loss %.4f, test %s %s",
                  self.best["epoch"], test["loss"], m, units.shown(m, test[m]))
         return self.summary
 
 
-def log_epoch(row: dict, epochs: int, m: str) -> None:
+def task_metrics(task) -> tuple[str, ...]:
+    """The metric columns a task scores: its headline metric, and more where it has them (a
+    regression: rmse and ll)."""
+    return tuple(getattr(task, "metrics", (task.metric,)))
+
+
+def log_epoch(row: dict, epochs: int, metrics) -> None:
     """`epoch 3/20  train loss 0.4321 acc 86.02 %  train_eval ...  val ...  (1.2s)`: accuracy
     in percent, as status and the report show it (metrics.csv keeps the fraction)."""
-    scores = [f"{split} loss {row[f'{split}_loss']:.4f} {m} {units.shown(m, row[f'{split}_{m}'])}"
+    metrics = (metrics,) if isinstance(metrics, str) else metrics
+    scores = [f"{split} loss {row[f'{split}_loss']:.4f} "
+              + " ".join(f"{m} {units.shown(m, row[f'{split}_{m}'])}" for m in metrics)
               for split in ("train", "train_eval", "val")]
     log.info("epoch %d/%d  %s  (%.1fs)", row["epoch"], epochs, "  ".join(scores), row["seconds"])
 

@@ -89,7 +89,7 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
         notes.append("Rate sweep and gap vs. rate left out: no dropout rate (dropout.p*) takes "
                      "two or more values within one line of configurations (choose the "
                      "grouping with --by).")
-    figures["curves_grid"] = plots.curves_grid(epochs, groups, names)
+    figures["curves_grid"] = plots.curves_grid(epochs, groups, names, m)
     # keys that differ where they apply (a key only some schemes have is "n/a" elsewhere)
     keys = differing(runs, varying_settings(runs, col.config_columns))
     if len(keys) >= 2 and len(groups) >= HPARAM_MIN_GROUPS and hparams.has_scores(runs, m):

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 import dropbench.rundir as rundir  # not via the package: its facade reads runs through here
+import dropbench.units as units
 from dropbench.errors import DropbenchError
 from dropbench.rundir import find_run_dirs, format_value
 
@@ -33,7 +34,7 @@ log = logging.getLogger("dropbench")
 # trainer.epochs, whose value changes the results).
 NOT_A_SETTING_PREFIXES = ("hydra.", "paper.")
 DUPLICATE = "duplicate"  # the status a job's second dir is listed with among the left-out runs
-HIGHER_IS_BETTER = {"acc"}  # every other metric (loss, ppl) is better when lower
+HIGHER_IS_BETTER = units.HIGHER_IS_BETTER  # acc, ll; the others (loss, ppl, rmse): lower
 MC_SAMPLE_KEYS = ("T", "samples", "mc_samples", "n_samples")
 CALIBRATION_SCORES = ("acc", "nll", "brier", "ece")  # eval_compare.calibration.<method>.<score>
 RELIABILITY_COLUMNS = ["method", "bin", "lower", "upper", "count", "confidence", "accuracy"]
