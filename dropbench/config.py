@@ -205,6 +205,13 @@ class EvalConfig:
 
 
 @dataclass
+class ProtocolConfig:
+    """The UCI protocol's own settings (+experiment=gal_uci; dropbench/sweep/protocol.py)."""
+
+    splits: list[int] | None = None  # the splits to run; null: every split of the dataset
+
+
+@dataclass
 class Config:
     dataset: DatasetConfig = MISSING
     model: Any = MISSING  # one schema per family: model_schemas()
@@ -218,6 +225,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N (validate checks the pattern)
     data_dir: str = "~/.cache/dropbench"
     paper: PaperConfig | None = None  # presets: the published results (dropbench/paper.py)
+    protocol: ProtocolConfig | None = None  # the UCI protocol sweep (+experiment=gal_uci)
     plugins: list[str] = field(default_factory=list)  # modules to import first (docs/plugins.md)
 
 

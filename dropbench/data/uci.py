@@ -111,7 +111,8 @@ def read_split(folder: Path, split: int, validation: bool) -> UCISplit:
     x, y = table[:, features], table[:, target[0]]
     x_val = y_val = None
     if validation:  # the protocol: the last 20 % of the training rows, in file order
-        n_val = int(round(VALIDATION_FRACTION * len(train)))
+        # the authors' int(0.8 * n) rows train, the rest validate
+        n_val = len(train) - int((1 - VALIDATION_FRACTION) * len(train))
         if n_val < 1 or n_val >= len(train):
             raise DropbenchError(f"split {split} has {len(train)} training rows: too few to set "
                                  f"20 % aside; use dataset.validation=false")
@@ -120,6 +121,31 @@ def read_split(folder: Path, split: int, validation: bool) -> UCISplit:
     return UCISplit(x[train], y[train], x_val, y_val, x[test], y[test], n_splits,
                     read_int(folder / "n_hidden.txt", "the protocol's hidden width"),
                     read_int(folder / "n_epochs.txt", "the protocol's epochs / 100"))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What the protocol runs for a dataset: its (p, tau) grid, splits, width and epochs."""
+
+    rates: list[float]
+    taus: list[float]
+    n_splits: int
+    n_hidden: int
+    epochs: int  # n_epochs.txt x 100, as the authors' code trains
+
+
+def read_grid(root: Path, name: str) -> Grid:
+    """The protocol's settings for dataset `name` under data_dir `root`."""
+    folder = data_folder(root, name)
+    if not (folder / "data.txt").is_file():
+        raise DropbenchError(missing_message(folder, name))
+    return Grid(rates=[float(v) for v in read_numbers(folder / "dropout_rates.txt",
+                                                      "the grid's dropout rates").ravel()],
+                taus=[float(v) for v in read_numbers(folder / "tau_values.txt",
+                                                     "the grid's tau values").ravel()],
+                n_splits=read_int(folder / "n_splits.txt", "the number of splits"),
+                n_hidden=read_int(folder / "n_hidden.txt", "the protocol's hidden width"),
+                epochs=100 * read_int(folder / "n_epochs.txt", "the protocol's epochs / 100"))
 
 
 def standardiser(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -152,8 +152,12 @@ class RegressionTask:
         network's test_rmse and test_ll."""
         t = eval_cfg.mc_samples
         s = self.mc_scores(model, self.data.test, [t])[t]
-        return {"mc_samples": t, "test_mc_rmse": s["rmse"], "test_mc_ll": s["ll"],
-                "test_one_pass_rmse": s["rmse_one_pass"], "val_is": self.data.val_is}
+        scores = {"mc_samples": t, "test_mc_rmse": s["rmse"], "test_mc_ll": s["ll"],
+                  "test_one_pass_rmse": s["rmse_one_pass"], "val_is": self.data.val_is}
+        if self.data.val_is == "validation":  # what the protocol chooses (p, tau) by
+            v = self.mc_scores(model, self.data.val, [t])[t]
+            scores.update(val_mc_rmse=v["rmse"], val_mc_ll=v["ll"])
+        return scores
 
     def compare(self, model, eval_cfg) -> dict:
         """Weight scaling vs. MC on the test split, and MC's scores vs. T (eval.compare)."""
