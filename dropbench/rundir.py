@@ -110,12 +110,21 @@ RESUME_MAY_CHANGE = (
 # Config keys added after run dirs were first written, with the value their absence meant: a
 # run dir written before a key existed reads as if it held that value (a resume compares it,
 # the report groups it, diff shows it), so it still resumes and sits with the runs like it.
-IMPLIED_WHEN_ABSENT = {"objective.name": "ce"}
+# A key added with a null default needs no entry: absent and null read the same on a resume.
+IMPLIED_WHEN_ABSENT = {
+    "objective.name": "ce",
+    "trainer.eval_every": 1,
+    # schedules moved per epoch then; a constant one has no unit, so it reads as today's default
+    "dropout.schedule_unit": lambda config: (
+        "step" if (config.get("dropout") or {}).get("schedule", "constant") == "constant"
+        else "epoch"),
+}
 
 
 def with_implied_keys(config: dict) -> dict:
     """A run's saved config (nested plain data) with the keys it predates filled in."""
     for key, value in IMPLIED_WHEN_ABSENT.items():
+        value = value(config) if callable(value) else value
         node, *parents = config, *key.split(".")[:-1]
         for part in parents:
             node = node.setdefault(part, {}) if isinstance(node, dict) else None

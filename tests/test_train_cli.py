@@ -180,3 +180,33 @@ def test_eval_every_records_every_nth_epoch_and_the_last(cli, tmp_path):
         row.pop("seconds")
     assert part == rows
     assert summary(tmp_path / "part")["test_loss"] == s["test_loss"]
+
+
+def test_a_run_dir_saved_before_newer_keys_existed_resumes(cli, tmp_path):
+    """A run dir whose .hydra/config.yaml predates trainer.eval_every, the schedule's unit and
+    the regression keys (null by default) resumes; the keys read as the values then in effect."""
+    import yaml
+
+    common = ["trainer.progress=false", "model.hidden=[16]", "hydra.run.dir=run"]
+    assert cli("train", *common, "trainer.epochs=1").returncode == 0
+    path = tmp_path / "run/.hydra/config.yaml"
+    saved = yaml.safe_load(path.read_text())
+    del saved["trainer"]["eval_every"], saved["dropout"]["schedule_unit"]
+    for key in ("split", "validation", "tau", "lengthscale"):
+        del saved["dataset"][key]
+    path.write_text(yaml.safe_dump(saved))
+    r = cli("train", *common, "trainer.epochs=2", "trainer.resume=true")
+    assert r.returncode == 0, r.stderr
+    assert [int(row["epoch"]) for row in read_metrics(tmp_path / "run")] == [1, 2]
+
+
+
+def test_a_scheduled_run_saved_before_schedule_units_resumes_per_epoch_only():
+    from dropbench.engine.resume import changed_keys
+    from dropbench.rundir import with_implied_keys
+
+    old = with_implied_keys({"dropout": {"name": "standard", "schedule": "early"}})
+    assert old["dropout"]["schedule_unit"] == "epoch"  # how such a run moved its rate
+    new = {"dropout": {"name": "standard", "schedule": "early", "schedule_unit": "step"},
+           "objective": {"name": "ce"}, "trainer": {"eval_every": 1}}
+    assert changed_keys(old, new) == ['dropout.schedule_unit: "epoch" -> "step"']

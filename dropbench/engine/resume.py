@@ -57,7 +57,7 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     changes = []
     for key in sorted(old_flat.keys() | new_flat.keys()):
         before, after = old_flat.get(key, ABSENT), new_flat.get(key, ABSENT)
-        if before == after:
+        if before == after or (before is ABSENT and after is None):  # a key added since, off
             continue
         rule = rundir.resume_rule(key)
         if rule is None:
