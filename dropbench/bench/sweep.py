@@ -62,8 +62,7 @@ def stacked_epochs(cfgs: list, data, warm_size: int):
     from dropbench.config import layer_rates
     from dropbench.models import build_model
     from dropbench.models.mlp import activation_module
-    from dropbench.sweep.batch import stacked_epoch
-    from dropbench.sweep.stacked import MemberSettings, StackedMLP
+    from dropbench.sweep.stacked import MemberSettings, StackedMLP, stacked_mlp_epoch
 
     def prepare():
         linears, settings = [], []
@@ -81,7 +80,7 @@ def stacked_epochs(cfgs: list, data, warm_size: int):
 
         def epoch(train_set):
             shuffles = [torch.Generator().manual_seed(c.seed) for c in cfgs]
-            stacked_epoch(stack, train_set, cfg.trainer.batch_size, shuffles)
+            stacked_mlp_epoch(stack, train_set, cfg.trainer.batch_size, shuffles)
 
         return (lambda: epoch(data.train)), (lambda: epoch(data.train.head(warm_size)))
 

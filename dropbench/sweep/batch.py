@@ -139,7 +139,8 @@ def stack_members(members: list[Member]) -> tuple[StackedModel, StackedOptimizer
     constrained = {id(w) for w in weight_matrices(first.model)}
     weights = [i for i, p in enumerate(first.model.parameters()) if id(p) in constrained]
     optimizer = StackedOptimizer(stack.parameters(), [m.run.optimizer for m in members],
-                                 [m.run.cfg.optim.max_norm for m in members], weights)
+                                 [m.run.cfg.optim.max_norm for m in members], weights,
+                                 stack.transposed_indices())
     return stack, optimizer
 
 

@@ -24,10 +24,12 @@ def per_member(values, like: torch.Tensor) -> torch.Tensor:
 
 class StackedOptimizer:
     def __init__(self, params: list[torch.Tensor], optimizers: list[torch.optim.Optimizer],
-                 max_norms: list[float | None], weight_names: list[int]):
+                 max_norms: list[float | None], constrained: list[int],
+                 transposed: set[int] = frozenset()):
         """params: the stacked parameters in the members' model.parameters() order;
-        optimizers: each member's torch optimiser over its own model; weight_names: indices
-        (into params) of the weights max-norm constrains."""
+        optimizers: each member's torch optimiser over its own model; constrained: indices
+        (into params) of the weights max-norm constrains; transposed: indices of the
+        parameters stacked as (K, in, out), the transpose of a member's (out, in)."""
         kinds = {optimizer_kind(o) for o in optimizers}
         if len(kinds) != 1 or None in kinds:
             raise ValueError(f"the stack needs one of sgd/adam/adamw for every member, got "
@@ -36,7 +38,7 @@ class StackedOptimizer:
         self.params, self.optimizers = params, optimizers
         # read at every step: the members' LR schedulers set their lr there
         self.groups = [o.param_groups[0] for o in optimizers]
-        self.max_norms, self.constrained = max_norms, weight_names
+        self.max_norms, self.constrained, self.transposed = max_norms, constrained, transposed
         self.fused = True
         self.state = {name: [torch.zeros_like(p) for p in params] for name in self.state_names}
         self.steps = torch.zeros(len(optimizers))
@@ -56,7 +58,8 @@ class StackedOptimizer:
             state = optimizer.state.get(p, {})
             for name in self.state_names:
                 if state.get(name) is not None:
-                    self.state[name][i][k] = state[name]
+                    value = state[name]
+                    self.state[name][i][k] = value.t() if i in self.transposed else value
             if "step" in state:
                 self.steps[k] = float(state["step"])
 
@@ -69,7 +72,9 @@ class StackedOptimizer:
         for i, p in enumerate(self._members_params(optimizer)):
             state = optimizer.state[p]
             for name in self.state_names:
-                state[name] = self.state[name][i][k].clone()
+                value = self.state[name][i][k]
+                value = value.t() if i in self.transposed else value
+                state[name] = value.clone(memory_format=torch.contiguous_format)
             if self.kind != "sgd":
                 like = state.get("step")
                 step = torch.tensor(float(self.steps[k]), dtype=torch.float32)
@@ -144,8 +149,12 @@ class StackedOptimizer:
         for i in self.constrained:
             w = self.params[i]
             caps = per_member([c or float("inf") for c in self.max_norms], w)
-            norms = torch.linalg.vector_norm(w.flatten(2), dim=2)
-            over = project_onto_ball(w, norms.view(*norms.shape, *[1] * (w.dim() - 2)), caps)
+            if i in self.transposed:  # (K, in, out): a unit's incoming weights are a column
+                norms = torch.linalg.vector_norm(w, dim=1, keepdim=True)
+            else:  # (K, out, ...): a unit's incoming weights are one row
+                norms = torch.linalg.vector_norm(w.flatten(2), dim=2)
+                norms = norms.view(*norms.shape, *[1] * (w.dim() - 2))
+            over = project_onto_ball(w, norms, caps)
             n = over.flatten(1).sum(1)
             counts = n if counts is None else counts + n
         return counts
