@@ -30,11 +30,13 @@ class StackedOptimizer:
         optimizers: each member's torch optimiser over its own model; constrained: indices
         (into params) of the weights max-norm constrains; transposed: indices of the
         parameters stacked as (K, in, out), the transpose of a member's (out, in)."""
-        kinds = {optimizer_kind(o) for o in optimizers}
-        if len(kinds) != 1 or None in kinds:
-            raise ValueError(f"the stack needs one of sgd/adam/adamw for every member, got "
-                             f"{sorted(map(str, kinds))}")
-        self.kind = kinds.pop()
+        kinds = [optimizer_kind(o) for o in optimizers]
+        families = {"adam" if kind == "adamw" else kind for kind in kinds}
+        if len(families) != 1 or None in families:
+            raise ValueError(f"the stack needs sgd for every member or adam/adamw for every "
+                             f"member, got {sorted(map(str, set(kinds)))}")
+        self.kind = families.pop()
+        self.decoupled = [kind == "adamw" for kind in kinds]  # AdamW's weight decay
         self.params, self.optimizers = params, optimizers
         # read at every step: the members' LR schedulers set their lr there
         self.groups = [o.param_groups[0] for o in optimizers]
@@ -90,7 +92,7 @@ class StackedOptimizer:
         if self.kind == "sgd":
             self._sgd()
         else:
-            self._adam(decoupled=self.kind == "adamw")
+            self._adam()
         for p in self.params:
             p.grad = None
 
@@ -120,15 +122,15 @@ class StackedOptimizer:
                 self.fused = False
         torch_sgd(*args, **kwargs)
 
-    def _adam(self, decoupled: bool) -> None:
+    def _adam(self) -> None:
         for p, m, v in zip(self.params, self.state["exp_avg"], self.state["exp_avg_sq"],
                            strict=True):
             g, lr = p.grad, self.hyper("lr", p)
             weight_decay = self.hyper("weight_decay", p)
-            if decoupled:
-                p.mul_(1 - lr * weight_decay)
-            else:
-                g = g.add(p * weight_decay)
+            decoupled = per_member(self.decoupled, p)
+            # AdamW shrinks the weights, Adam adds the L2 gradient (a factor of 1, a 0 term)
+            p.mul_(1 - lr * weight_decay * decoupled)
+            g = g.add(p * (weight_decay * (1 - decoupled)))
             beta1 = per_member([g_["betas"][0] for g_ in self.groups], p)
             beta2 = per_member([g_["betas"][1] for g_ in self.groups], p)
             m.lerp_(g, 1 - beta1)
