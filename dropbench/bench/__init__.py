@@ -7,6 +7,8 @@ Cases (docs/benchmarks.md has the measured output and the targets):
   schemes  the MLP's step time with every registered dense scheme vs. no dropout
   cnn      the CIFAR-10 conv net (model=alexnet): none, standard, spatial, dropblock
   lm       LSTM LMs (Zaremba small/medium shapes) vs word_language_model and an LSTMCell loop
+  sweep    12-job MLP sweep: batched launcher vs basic launcher, and the training alone
+  sweep_cnn  the same for a 12-job LeNet sweep on the digits
 Peak RSS (and peak CUDA memory on a GPU) is recorded for every variant.
 """
 
@@ -20,17 +22,17 @@ import torch
 
 from dropbench.bench import harness
 
-CASES = ["startup", "mlp", "schemes", "cnn", "lm", "sweep"]
+CASES = ["startup", "mlp", "schemes", "cnn", "lm", "sweep", "sweep_cnn"]
 
 
 def case_functions():
     from dropbench.bench.lm import lm_case
     from dropbench.bench.startup import startup_case
-    from dropbench.bench.sweep import sweep_case
+    from dropbench.bench.sweep import sweep_case, sweep_cnn_case
     from dropbench.bench.vision import cnn_case, mlp_case, scheme_case
 
     return {"startup": startup_case, "mlp": mlp_case, "schemes": scheme_case, "cnn": cnn_case,
-            "lm": lm_case, "sweep": sweep_case}
+            "lm": lm_case, "sweep": sweep_case, "sweep_cnn": sweep_cnn_case}
 
 
 def run_bench(cases, settings) -> dict:
