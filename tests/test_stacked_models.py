@@ -2,7 +2,9 @@
 stackable.py): every member, stacked with others that differ in seed, dropout rates, optimiser
 settings and training rows, trains as its lone run does (Run.train_epoch)."""
 
+import csv
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -211,3 +213,40 @@ def test_an_unstackable_batch_runs_alone_with_one_line(cli, tmp_path):
     statuses = [p.read_text() for p in (tmp_path / "sweep").glob("*/summary.json")]
     assert len(statuses) == 2 and all('"status": "completed"' in s for s in statuses)
     assert all('"batched_members"' not in s for s in statuses)
+
+
+@pytest.mark.slow
+def test_a_batched_lenet_adam_sweep_resumes_as_it_runs_straight(cli, tmp_path):
+    """Two LeNet members with Adam at different lr: one epoch, then resumed to two, gives
+    every metrics.csv row and the weights of the sweep run for two epochs at once."""
+    args = ["train", "-m", "hydra/launcher=batched", "model=lenet", "optim=adam",
+            "optim.lr=0.001,0.003", "dataset.train_subset=64", "trainer.progress=false",
+            "~hydra.callbacks.report"]
+    for extra in (["trainer.epochs=1"], ["trainer.epochs=2", "trainer.resume=true"]):
+        r = cli(*args, *extra, "hydra.sweep.dir=resumed")
+        assert r.returncode == 0, r.stderr
+    r = cli(*args, "trainer.epochs=2", "hydra.sweep.dir=straight")
+    assert r.returncode == 0, r.stderr
+    assert "2 in 1 stacked batches" in r.stdout + r.stderr
+
+    def metrics(run):
+        with open(run / "metrics.csv") as f:
+            return [{k: float(v) for k, v in row.items() if k != "seconds"}
+                    for row in csv.DictReader(f)]
+
+    def runs(sweep):
+        return {next(o for o in json.loads(p.read_text())["overrides"]
+                     if o.startswith("optim.lr=")): p.parent
+                for p in (tmp_path / sweep).glob("*/summary.json")}
+
+    resumed, straight = runs("resumed"), runs("straight")
+    assert len(resumed) == 2 and resumed.keys() == straight.keys()
+    for key, run in resumed.items():
+        rows = metrics(run)
+        assert [r["epoch"] for r in rows] == [1, 2]
+        for ours, theirs in zip(rows, metrics(straight[key]), strict=True):
+            assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)
+        w = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["model"]
+        v = torch.load(straight[key] / "checkpoints" / "last.pt", weights_only=False)["model"]
+        for name in w:
+            torch.testing.assert_close(w[name], v[name], rtol=1e-5, atol=1e-6)
