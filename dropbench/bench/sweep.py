@@ -10,11 +10,12 @@ lr 0.01 momentum 0.9). Rows: wall seconds and CPU seconds per sweep; work = samp
 (12 x training images). The check compares the two launchers' results job by job.
 
 A second pair of rows times the training epochs alone, in this process: the 12 members'
-epochs as one stacked model (dropbench/sweep/stacked.py) and as 12 runs of the trainer's
-epoch (`Run.train_epoch`) one after another, on the same data. Their ratio is what stacking
-saves in the arithmetic itself; the launchers' ratio adds what it saves around it (data
-loading, model building, evaluation passes). For the MLP a third row times the generic stack
-(dropbench/sweep/vmapped.py, what the launcher trains) next to the hand-written StackedMLP.
+epochs as one stacked model (dropbench/sweep/stacked.py, the launcher's path for this MLP)
+and as 12 runs of the trainer's epoch (`Run.train_epoch`) one after another, on the same
+data. Their ratio is what stacking saves in the arithmetic itself; the launchers' ratio adds
+what it saves around it (data loading, model building, evaluation passes). A third row times
+the generic stack (dropbench/sweep/vmapped.py) on the same members: the launcher keeps the
+hand-written StackedMLP for this MLP (sweep/mlp_fast.py) because it measured a little faster.
 
 `sweep_cnn`: model=lenet on the real digits (1197 training images after the validation and
 test splits, with --scale a subset), standard dropout, 3 epochs; the launchers' rows, and
@@ -143,16 +144,16 @@ def training_only(s: Settings, n_train: int) -> tuple[list[Row], list[Ratio]]:
     warm = min(640, len(data.train))
     rows = measure_all([
         (Row("sweep", "training only: 12 members stacked, one process", "samples", work),
-         generic_stack_epochs(cfgs, data, warm)),
+         stacked_epochs(cfgs, data, warm)),
         (Row("sweep", "training only: 12 trainer epochs one after another", "samples", work),
          one_after_another(s, cfgs, data, warm)),
-        (Row("sweep", "training only: 12 members in StackedMLP", "samples", work),
-         stacked_epochs(cfgs, data, warm)),
+        (Row("sweep", "training only: 12 members in the generic stack", "samples", work),
+         generic_stack_epochs(cfgs, data, warm)),
     ], s.device, s.warmup, s.reps)
     return rows, [Ratio("sweep: training only, stacked speed / one after another",
                         rows[0].key, rows[1].key, None, None),
                   Ratio("sweep: training only, generic stack speed / StackedMLP",
-                        rows[0].key, rows[2].key, ">=", 1.0)]
+                        rows[2].key, rows[0].key, None, None)]
 
 
 def both_launchers(s: Settings, case: str, args: list[str], work: int):
