@@ -4,9 +4,11 @@ Each member is prepared by the engine exactly as `dropbench train` prepares a ru
 seed and initialisation, its resume from checkpoints/last.pt), and its own `Run` scores,
 checkpoints, logs and stops early after every epoch (trainer.py: begin / end_epoch / finish),
 so metrics.csv, summary.json, checkpoints and train.log are written as they would be alone.
-Only the training epochs are shared: one stacked forward/backward per step
-(dropbench/sweep/stacked.py), one batched pass over train_eval and val per epoch. A member
-that stops (patience, its own epoch count, divergence) leaves the stack.
+Only the training epochs are shared: one stacked forward/backward of the task's step per step
+(vmapped.py: any model that stackable.py accepts; mlp_fast.py: the classification MLP), each
+member's own optimiser update (stacked_optim.py), one batched pass over train_eval and val per
+epoch. A member that stops (patience, its own epoch count, divergence) leaves the stack, which
+is rebuilt without it. Members whose models cannot stack train alone, one after another.
 """
 
 import logging

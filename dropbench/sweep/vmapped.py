@@ -109,10 +109,6 @@ class StackedModel:
         return [self.params[name] for name in self.names]
 
     # --- noise ----------------------------------------------------------------------------
-    def rates(self, path: str) -> list[float]:
-        """Every member's rate at a slot (0 where it built no dropout module)."""
-        return [float(getattr(m.get_submodule(path), "p", 0.0)) for m in self.models]
-
     def draw_noise(self, batch_size: int, dtype=torch.float32) -> dict[str, torch.Tensor]:
         """{slot: (K, batch_size, ...) noise} for one training step: member k's drawn from its
         generator in its lone forward's order; slots where no member drops are left out."""
