@@ -77,10 +77,10 @@ class StackedOptimizer:
                 value = self.state[name][i][k]
                 value = value.t() if i in self.transposed else value
                 state[name] = value.clone(memory_format=torch.contiguous_format)
-            if self.kind != "sgd":
-                like = state.get("step")
-                step = torch.tensor(float(self.steps[k]), dtype=torch.float32)
-                state["step"] = step.to(like.device) if isinstance(like, torch.Tensor) else step
+            if self.kind != "sgd":  # fused Adam keeps its step on the parameter's device
+                device = p.device if optimizer.param_groups[0].get("fused") else "cpu"
+                state["step"] = torch.tensor(float(self.steps[k]), dtype=torch.float32,
+                                             device=device)
 
     def hyper(self, key: str, like: torch.Tensor) -> torch.Tensor:
         return per_member([g[key] for g in self.groups], like)
