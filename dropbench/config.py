@@ -49,6 +49,16 @@ class DatasetConfig:
     checksums: bool = option(True, "cifar10: check each file's md5 against torchvision's list")
     path: str | None = option(None, "dataset=textdir: the directory holding train/valid/test "
                               "text")
+    # regression datasets only (dataset=uci; data/uci.py, docs/uncertainty.md)
+    split: int | None = at_least(None, 0, "dataset=uci: the fixed train/test split (0.."
+                                 "n_splits-1)", null="not a split dataset")
+    validation: bool | None = option(None, "dataset=uci: true: the last 20 % of the split's "
+                                     "training rows validate; false: all train, test is scored")
+    tau: float | None = above(None, 0.0, "dataset=uci: the Gaussian noise precision on the "
+                              "original target scale", null="not a regression")
+    lengthscale: float | None = above(None, 0.0, "dataset=uci: the weights' prior "
+                                      "length-scale (sets the L2 penalty)",
+                                      null="not a regression")
 
 
 @dataclass
@@ -101,9 +111,39 @@ class RNNConfig(ModelConfig):  # recurrent language models (lstm, gru)
                           "output; 0 = off")
 
 
+@dataclass
+class TransformerConfig(ModelConfig):  # the blocks both Transformer families share
+    dim: int = at_least(64, 1, "width of every token vector (a multiple of heads)")
+    depth: int = at_least(2, 1, "Transformer blocks")
+    heads: int = at_least(4, 1, "attention heads per block")
+    mlp_ratio: float = above(2.0, 0.0, "the MLP's hidden width as a multiple of dim")
+
+
+POOLS = ("mean", "cls")  # models/vit.py builds each
+
+
+@dataclass
+class ViTConfig(TransformerConfig):  # vit: a small Vision Transformer
+    patch: int = at_least(4, 1, "side of each square patch (must divide the image side)")
+    pool: str = choice("mean", POOLS, "what the head reads: the mean of the patch tokens, or a "
+                       "class token")
+
+
+@dataclass
+class TransformerLMConfig(TransformerConfig):  # transformer_lm: a decoder-only language model
+    tied: bool = option(True, "share the token embedding matrix with the softmax weights")
+    bptt: int = at_least(64, 1, "the context: tokens per training window (and the length of "
+                         "the position table)")
+
+
 def model_schemas() -> dict[str, type]:
     """{family name: its config schema} of every registered model family."""
     return {e.name: e.declaration.schema for e in registry.MODELS.entries()}
+
+
+def objective_schemas() -> dict[str, type]:
+    """{objective name: its config schema} of every registered training objective."""
+    return {e.name: e.declaration.schema for e in registry.OBJECTIVES.entries()}
 
 
 SCHEDULES = ("none", "step", "cosine", "decay_after")
@@ -144,6 +184,9 @@ class TrainerConfig:
     batch_size: int = at_least(64, 1, "examples per training batch")
     patience: int | None = at_least(None, 1, "early stopping: epochs without a better val "
                                     "loss", null="never stop early")
+    eval_every: int = at_least(1, 1, "score, checkpoint and write a metrics row every N epochs "
+                               "(and after the last); long runs of tiny models spend most "
+                               "of their time there")
     train_eval_size: int = at_least(2000, 1, "fixed training subset scored in eval mode")
     resume: bool = option(False, "continue the run in hydra.run.dir")
     overwrite: bool = option(False, "replace a run already in hydra.run.dir")
@@ -167,10 +210,18 @@ class EvalConfig:
 
 
 @dataclass
+class ProtocolConfig:
+    """The UCI protocol's own settings (+experiment=gal_uci; dropbench/sweep/protocol.py)."""
+
+    splits: list[int] | None = None  # the splits to run; null: every split of the dataset
+
+
+@dataclass
 class Config:
     dataset: DatasetConfig = MISSING
     model: Any = MISSING  # one schema per family: model_schemas()
     dropout: Any = MISSING  # one schema per scheme: dropout/catalog.py declares its params
+    objective: Any = MISSING  # one schema per objective: objective_schemas()
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -179,6 +230,7 @@ class Config:
     device: str = "auto"  # auto | cpu | cuda | cuda:N (validate checks the pattern)
     data_dir: str = "~/.cache/dropbench"
     paper: PaperConfig | None = None  # presets: the published results (dropbench/paper.py)
+    protocol: ProtocolConfig | None = None  # the UCI protocol sweep (+experiment=gal_uci)
     plugins: list[str] = field(default_factory=list)  # modules to import first (docs/plugins.md)
 
 
@@ -199,6 +251,8 @@ def register_schemas(overrides=()) -> None:
         cs.store(group=group, name=f"base_{group}", node=node)
     for name, node in model_schemas().items():  # each conf/model/<name>.yaml starts from its own
         cs.store(group="model", name=f"base_model_{name}", node=node)
+    for name, node in objective_schemas().items():  # conf/objective/<name>.yaml likewise
+        cs.store(group="objective", name=f"base_objective_{name}", node=node)
     for entry in registry.SCHEMES.entries():  # each conf/dropout/<name>.yaml starts from its own
         cs.store(group="dropout", name=f"base_dropout_{entry.name}", node=entry.declaration.params)
 
@@ -206,6 +260,9 @@ def register_schemas(overrides=()) -> None:
 def foreign_key_message(key: str, type_name: str, source: str | None) -> str | None:
     """One line for a key the chosen model or scheme does not have (a Hydra compose error
     names the key and the schema class), or None when the class is neither."""
+    objective = objective_key_message(key, type_name)
+    if objective:
+        return objective
     schemas = model_schemas()
     families = [name for name, node in schemas.items() if node.__name__ == type_name]
     if not families:
@@ -221,6 +278,21 @@ def foreign_key_message(key: str, type_name: str, source: str | None) -> str | N
             f"{', '.join(keys)}{hint}")
 
 
+def objective_key_message(key: str, type_name: str) -> str | None:
+    """One line for a key the chosen objective lacks (objective=ce objective.alpha=1), or None
+    when `type_name` is no objective's schema."""
+    schemas = objective_schemas()
+    chosen = [name for name, node in schemas.items() if node.__name__ == type_name]
+    if not chosen:
+        return None
+    keys = [f.name for f in fields(schemas[chosen[0]]) if f.name != "name"]
+    owners = [name for name, node in schemas.items() if key in {f.name for f in fields(node)}]
+    hint = (f"; {key} is a key of objective={', '.join(owners)}: set it in a run or sweep of "
+            f"that objective only" if owners else "")
+    return (f"objective={chosen[0]} has no key '{key}'; its keys: {', '.join(keys) or 'none'}"
+            f"{hint}")
+
+
 def config_dir() -> Path:
     """The config tree: inside the installed package (wheel), else the repo's top-level conf/."""
     here = Path(__file__).resolve().parent
@@ -231,9 +303,11 @@ def config_dir() -> Path:
 
 
 def block_schema(key: str, node) -> type | None:
-    """The schema of a block typed Any in Config: the model family's. The dropout block is
-    checked by the dropout plan (check_dropout), together with the places its rates land on."""
-    return model_schemas().get(node.get("name")) if key == "model" else None
+    """The schema of a block typed Any in Config: the model family's or the objective's. The
+    dropout block is checked by the dropout plan (check_dropout), together with the places its
+    rates land on."""
+    schemas = {"model": model_schemas, "objective": objective_schemas}.get(key)
+    return schemas().get(node.get("name")) if schemas else None
 
 
 # --- rules that join several keys: each returns the one-line problem, or None ------------------
@@ -273,13 +347,21 @@ def resnet_rule(cfg) -> str | None:
 
 def tied_rule(cfg) -> str | None:
     m = cfg.model
-    if not m.get("tied") or not m.hidden:
+    if not m.get("tied") or not m.get("hidden"):  # a Transformer ties equal widths
         return None
     embed = m.embed_size or m.hidden[0]
     if m.hidden[-1] == embed:
         return None
     return (f"model.tied=true needs the last hidden width ({m.hidden[-1]}) to equal "
             f"model.embed_size ({embed}); change one of them or set model.tied=false")
+
+
+def heads_rule(cfg) -> str | None:
+    m = cfg.model
+    if m.get("heads") is None or m.dim % m.heads == 0:
+        return None
+    return (f"model.dim={m.dim} must be a multiple of model.heads={m.heads} (each head gets "
+            f"dim / heads features); change one of them")
 
 
 def inference_rule(cfg) -> str | None:
@@ -309,15 +391,37 @@ def data_rule(cfg) -> str | None:
     if d.path and not kind.needs_path:
         return (f"dataset.path={d.path} is read by dataset=textdir only, not {d.name}; drop it "
                 f"(data_dir sets where {d.name} is kept) or use dataset=textdir")
+    regress_keys = [k for k in REGRESSION_KEYS if d.get(k) is not None]
+    if regress_keys and not kind.regress:
+        return (f"dataset.{regress_keys[0]} is read by the regression datasets (dataset=uci) "
+                f"only, not {d.name}; drop it")
+    if kind.regress:
+        missing = [k for k in REGRESSION_KEYS if d.get(k) is None]
+        if missing:
+            return (f"dataset={d.name} needs dataset.{missing[0]} (conf/dataset/uci.yaml sets "
+                    f"every regression key); compose it with dataset=uci")
+        if model != "mlp":
+            return (f"model={model} cannot train on the regression dataset {d.name} (flat "
+                    f"inputs, one real-valued output); use model=mlp")
+        objective = (cfg.get("objective") or {}).get("name", "ce")
+        if objective != "ce":
+            return (f"objective={objective} is for classifiers and language models; a "
+                    f"regression (dataset={d.name}) trains on the squared error: drop "
+                    f"objective={objective}")
     if kind.needs_path and not (d.path and Path(d.path).expanduser().is_dir()):
         return (f"dataset={d.name} needs dataset.path=DIR, a directory with train.txt, "
                 f"valid.txt and test.txt" + (f"; {d.path} is not one" if d.path else ""))
     return None
 
 
+REGRESSION_KEYS = ("split", "validation", "tau", "lengthscale")
+
+
 def registered_rule(cfg) -> str | None:
     for group, reg in (("dataset", registry.DATASETS), ("model", registry.MODELS),
-                       ("optim", registry.OPTIMIZERS)):
+                       ("optim", registry.OPTIMIZERS), ("objective", registry.OBJECTIVES)):
+        if group not in cfg:  # a run dir written before the objective group existed
+            continue
         name = cfg[group].name
         if name not in reg:
             return (f"{group}.name={name!r} is unknown; choose one of "
@@ -326,8 +430,8 @@ def registered_rule(cfg) -> str | None:
     return None
 
 
-RULES = (registered_rule, device_rule, momentum_rule, resnet_rule, tied_rule, inference_rule,
-         data_rule)
+RULES = (registered_rule, device_rule, momentum_rule, resnet_rule, tied_rule, heads_rule,
+         inference_rule, data_rule)
 
 
 def validate(cfg) -> None:
@@ -344,4 +448,23 @@ def validate(cfg) -> None:
             raise DropbenchError(problem)
     from dropbench.dropout.plan import check_dropout
 
-    check_dropout(cfg.model, cfg.dropout)  # each rate on a place the model has, the scheme serves
+    planned = check_dropout(cfg.model, cfg.dropout)  # each rate on a place the model has
+    problem = objective_dropout_rule(cfg, planned)
+    if problem:
+        raise DropbenchError(problem)
+
+
+def objective_dropout_rule(cfg, planned: dict) -> str | None:
+    """An objective that compares dropout passes (R-Drop) on a model that drops nothing would
+    train on two identical passes, its KL term always 0: refused. `planned`: the rates the
+    dropout plan gives each place."""
+    objective = cfg.get("objective")
+    entry = registry.OBJECTIVES.find(objective.name) if objective is not None else None
+    if entry is None or not entry.declaration.needs_dropout:
+        return None
+    if any(p for rates in planned.values() for p in rates):
+        return None
+    return (f"objective={objective.name} compares two dropout passes, but dropout="
+            f"{cfg.dropout.name} drops nothing in model={cfg.model.name} (every rate is 0), so "
+            f"both passes are the same network; set a rate (e.g. dropout=standard "
+            f"dropout.p=0.5) or use objective=ce")

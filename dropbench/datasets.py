@@ -4,6 +4,19 @@ gives the model and which dataset keys it honours (no torch), and the loader tha
 
 from dropbench.registry import register_dataset
 
+# dataset.name -> the folder of the published layout (data/uci.py reads it; no torch here)
+UCI_FOLDERS = {
+    "boston": "bostonHousing",
+    "concrete": "concrete",
+    "energy": "energy",
+    "kin8nm": "kin8nm",
+    "naval": "naval-propulsion-plant",
+    "power": "power-plant",
+    "protein": "protein-tertiary-structure",
+    "wine": "wine-quality-red",
+    "yacht": "yacht",
+}
+
 
 def register() -> None:
     register_dataset("digits", "dropbench.data.vision:load_digits",
@@ -16,3 +29,7 @@ def register() -> None:
                      description="the Penn Treebank word-level corpus")
     register_dataset("textdir", "dropbench.data.text:load_textdir", text=True, needs_path=True,
                      description="a word-level corpus from dataset.path (train/valid/test.txt)")
+    for name, folder in UCI_FOLDERS.items():  # dataset=uci dataset.name=NAME
+        register_dataset(name, "dropbench.data.uci:load_uci", regress=True,
+                         description=f"UCI regression: {folder}, the fixed splits of "
+                                     f"Hernandez-Lobato & Adams 2015")

@@ -52,7 +52,9 @@ def read_run(run: Path) -> dict:
     for session in sessions:
         for key in VOLATILE:
             session.pop(key, None)
-    return {"config": flatten(_load(run / rundir.CONFIG, rundir.parse_yaml) or {}),
+    config = _load(run / rundir.CONFIG, rundir.parse_yaml)
+    return {"config": flatten(rundir.with_implied_keys(config) if isinstance(config, dict)
+                              else {}),
             "manifest": flatten(manifest), "sessions": sessions,
             "summary": summary,
             "last": _load(run / rundir.METRICS, last_row) or {},
@@ -77,7 +79,11 @@ def differing(a: dict, b: dict, title: str) -> list[str]:
 
 def metrics_table(a: dict, b: dict) -> list[str]:
     m = a["summary"].get("metric") or b["summary"].get("metric") or "acc"
-    rows = [(f, a["summary"].get(f), b["summary"].get(f)) for f in summary_fields(m)]
+    fields = summary_fields(m)
+    # every other score the summaries hold (a regression's test_ll, test_mc_rmse, ...)
+    fields += tuple(k for k in sorted(a["summary"].keys() | b["summary"].keys())
+                    if k.startswith(rundir.SCORE_PREFIXES) and k not in fields)
+    rows = [(f, a["summary"].get(f), b["summary"].get(f)) for f in fields]
     rows += [(f"last {f.format(m=m)}", a["last"].get(f.format(m=m)), b["last"].get(f.format(m=m)))
              for f in LAST_ROW_FIELDS]
     shown = [(name, show(_number(x)), show(_number(y))) for name, x, y in rows

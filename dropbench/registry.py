@@ -1,5 +1,6 @@
 """The public registration API: one registry per kind of thing dropbench can be extended with
-(dropout schemes, model families, datasets, optimisers, and the kinds of place a model offers).
+(dropout schemes, model families, datasets, optimisers, training objectives, and the kinds of
+place a model offers).
 
 Each entry is a torch-free declaration (its name, its params or schema dataclass, a
 description, the package it comes from) plus `builder`, a "module:attr" string that names the
@@ -36,6 +37,7 @@ BUILTIN = (  # the declaration modules of the built-ins, loaded before any plugi
     "dropbench.dropout.catalog",
     "dropbench.datasets",
     "dropbench.optimizers",
+    "dropbench.objectives",
 )
 
 
@@ -128,6 +130,7 @@ SCHEMES = Registry("dropout scheme")
 MODELS = Registry("model")
 DATASETS = Registry("dataset")
 OPTIMIZERS = Registry("optimiser")
+OBJECTIVES = Registry("objective")
 PLACE_KINDS = Registry("place kind")
 CONFIG_DIRS: dict[str, str] = {}  # package -> its Hydra config dir ("pkg://my_pkg.conf")
 
@@ -188,14 +191,15 @@ class DatasetDeclaration:
     text: bool = False  # a word-level corpus (language models) rather than labelled images
     augment: bool = False  # dataset.augment is implemented for it
     needs_path: bool = False  # dataset.path names the directory it reads
+    regress: bool = False  # real-valued targets (a regression: dataset.split, tau, ...)
 
 
 def register_dataset(name: str, builder: str, *, description: str = "", text: bool = False,
-                     augment: bool = False, needs_path: bool = False,
+                     augment: bool = False, needs_path: bool = False, regress: bool = False,
                      package: str | None = None) -> Entry:
     """A dataset: `builder` names load(dataset_cfg, data_root, device) -> the data bundle."""
     check_builder("dataset", name, builder)
-    return DATASETS.add(Entry(name, DatasetDeclaration(text, augment, needs_path), builder,
+    return DATASETS.add(Entry(name, DatasetDeclaration(text, augment, needs_path, regress), builder,
                               description, _package(package, builder)))
 
 
@@ -204,6 +208,28 @@ def register_optimizer(name: str, builder: str, *, description: str = "",
     """An optimiser: `builder` names build(optim_cfg, params) -> torch.optim.Optimizer."""
     check_builder("optimiser", name, builder)
     return OPTIMIZERS.add(Entry(name, None, builder, description, _package(package, builder)))
+
+
+@dataclass(frozen=True)
+class ObjectiveDeclaration:
+    """A training objective: its config schema (an ObjectiveConfig dataclass, dropbench/
+    objectives.py) and `needs_dropout`: whether it means anything only on a model that drops
+    something (R-Drop compares two dropout passes), so a run without dropout is refused."""
+
+    schema: type
+    needs_dropout: bool = False
+
+
+def register_objective(name: str, schema: type, builder: str, *, description: str = "",
+                       needs_dropout: bool = False, package: str | None = None) -> Entry:
+    """A training objective: `builder` names build(objective_cfg) -> the object that turns
+    the logits of one or more training passes into the loss (dropbench/engine/objectives.py).
+    Evaluation never uses it: val and test are scored by cross-entropy whatever trained."""
+    check_builder("objective", name, builder)
+    if not is_dataclass(schema):
+        raise PluginError(f"objective {name!r}: schema must be a dataclass")
+    return OBJECTIVES.add(Entry(name, ObjectiveDeclaration(schema, needs_dropout), builder,
+                                description, _package(package, builder)))
 
 
 def register_config_dir(path: str, *, package: str | None = None) -> None:
@@ -229,7 +255,7 @@ SKIPPED: dict[str, str] = {}  # module name -> the one line that said why, warne
 
 
 def _all_registries() -> tuple[Registry, ...]:
-    return (PLACE_KINDS, SCHEMES, MODELS, DATASETS, OPTIMIZERS)
+    return (PLACE_KINDS, SCHEMES, MODELS, DATASETS, OPTIMIZERS, OBJECTIVES)
 
 
 def load_plugin_module(module: str, package: str | None = None) -> bool:

@@ -107,6 +107,23 @@ RESUME_MAY_CHANGE = (
 )
 
 
+# Config keys added after run dirs were first written, with the value their absence meant: a
+# run dir written before a key existed reads as if it held that value (a resume compares it,
+# the report groups it, diff shows it), so it still resumes and sits with the runs like it.
+IMPLIED_WHEN_ABSENT = {"objective.name": "ce"}
+
+
+def with_implied_keys(config: dict) -> dict:
+    """A run's saved config (nested plain data) with the keys it predates filled in."""
+    for key, value in IMPLIED_WHEN_ABSENT.items():
+        node, *parents = config, *key.split(".")[:-1]
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(key.rsplit(".", 1)[-1], value)
+    return config
+
+
 def resume_rule(key: str) -> ResumeRule | None:
     """The rule that lets the dotted config key `key` differ on a resume: its own, or the one
     of a key above it (`logger` covers `logger.wandb.mode`); None when it must stay equal."""

@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from results_page import write_page  # noqa: E402  (scripts/results_page.py)
+from results_page import replace_section, write_page  # noqa: E402  (scripts/results_page.py)
 
 from dropbench.data.mnist_sample import (  # noqa: E402
     DEFAULT_TRAIN,
@@ -52,6 +52,7 @@ class Study:
 
 
 DROPOUT = ["dropout=standard", "dropout.p=0.5", "dropout.p_input=0.2"]
+VIT = ["model=vit", "model.patch=7", "optim=adamw"]
 
 
 def studies(quick: bool) -> list[Study]:
@@ -125,6 +126,25 @@ def studies(quick: bool) -> list[Study]:
             "The default MLP with and without dropout trained on the first N of the 7,000 "
             "training digits, validation and test unchanged; the shape of Srivastava et al. "
             "2014, figure 10 (there: full MNIST subsets, nets sized differently)."),
+        Study("transformer", "A small ViT: dropout after 2017", [
+            Sweep("none", [*VIT, "dropout=none"]),
+            Sweep("dropout", [*VIT, "dropout=standard"]),
+            Sweep("early", [*VIT, "dropout=standard", "dropout.schedule=early"]),
+            Sweep("droppath", [*VIT, "dropout=droppath"]),
+            Sweep("rdrop", [*VIT, "dropout=standard", "objective=rdrop"]),
+        ], ["dropout.name", "dropout.schedule", "objective.name"],
+            ["by_configuration", "overfitting_curves"],
+            "A Vision Transformer (`model=vit model.patch=7`: 16 patches of 7x7 pixels, its "
+            "default width, depth and heads, docs/transformer.md) trained with AdamW "
+            "(`optim=adamw`, its family default lr 0.001 and clipping) for 20 epochs: no "
+            "dropout; dropout 0.1 on the embeddings, the attention probabilities and each "
+            "residual branch's output (Vaswani et al. 2017's placement and rate); the same "
+            "switched off after the first quarter of training (early dropout, Liu et al. "
+            "2023, per step); DropPath alone (stochastic depth, last block 0.1, rising "
+            "linearly with depth; Huang et al. 2016); and R-Drop (Liang et al. 2021, alpha "
+            "1) on the 0.1 dropout. Liu et al. report early dropout helping ViTs that "
+            "underfit ImageNet; here a tiny ViT sees 7,000 digits, where it may as well "
+            "overfit, so only what these runs show counts."),
     ]
     if quick:
         all_studies[2].quick_epochs = 6  # LeNet: a conv net costs ten MLPs per epoch
@@ -159,6 +179,8 @@ def main(argv=None) -> None:
                         "each)")
     parser.add_argument("--page-only", action="store_true", help="rebuild the page from the "
                         "runs already in --work, training nothing")
+    parser.add_argument("--only", help="run this one study and replace its section of the "
+                        "page (the others stay as they are)")
     args = parser.parse_args(argv)
     if args.page_only:
         timing = json.loads((args.work / "timing.json").read_text())
@@ -168,13 +190,20 @@ def main(argv=None) -> None:
     if not (args.data_dir / "t10k-images-idx3-ubyte.gz").is_file():
         parser.exit(2, f"results.py: error: no MNIST sample in {args.data_dir}; pass "
                        f"--data-dir with the gzipped MNIST test-split IDX files\n")
-    shutil.rmtree(args.work, ignore_errors=True)
+    plan = studies(args.quick)
+    if args.only:
+        plan = [s for s in plan if s.name == args.only]
+        if not plan:
+            parser.exit(2, f"results.py: error: no study {args.only!r}; one of "
+                           f"{', '.join(s.name for s in studies(args.quick))}\n")
+        shutil.rmtree(args.work / args.only, ignore_errors=True)
+    else:
+        shutil.rmtree(args.work, ignore_errors=True)
     data_dir = carve_mnist_sample(args.data_dir, args.work / "data", DEFAULT_TRAIN)
     seeds = "0" if args.quick else "0,1,2"
     common = ["dataset=mnist", f"data_dir={data_dir}", "dataset.download=false",
               f"dataset.val_size={SAMPLE_VAL_SIZE}", "trainer.threads=1",
               "trainer.progress=false", f"seed={seeds}"]
-    plan = studies(args.quick)
     jobs = [(args.work / s.name / sw.label,
              [*sw.overrides, *([f"trainer.epochs={s.quick_epochs}"] if args.quick else [])])
             for s in plan for sw in s.sweeps]
@@ -185,6 +214,9 @@ def main(argv=None) -> None:
         print(f"{seconds:7.1f} s  {sweep_dir}{'  FAILED: ' + failed if failed else ''}")
     timing = {"wall_s": round(time.perf_counter() - start, 1), "cores": os.cpu_count(),
               "load_average": round(os.getloadavg()[0], 1)}  # a shared machine runs slower
+    if args.only:
+        print(replace_section(plan[0], args.work, args.out, timing=timing))
+        return
     (args.work / "timing.json").write_text(json.dumps(timing))
     print(write_page(plan, args.work, args.out, command=page_command(args), quick=args.quick,
                      timing=timing))

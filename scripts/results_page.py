@@ -195,3 +195,24 @@ def write_page(plan, work: Path, out: Path, *, command: str, quick: bool,
     page = out / "results.md"
     page.write_text("\n".join(lines))
     return page
+
+
+def replace_section(study, work: Path, out: Path, *, timing: dict) -> Path:
+    """Rewrite one study's section of results.md (`--only`), keeping every other section and
+    figure; the section says how long its own runs took."""
+    page = out / "results.md"
+    text = page.read_text()
+    section = study_section(study, work, out / "results")
+    section.insert(2, f"*Trained by `python scripts/results.py --only {study.name}` (three "
+                      f"seeds, 20 epochs, one thread per run) in {timing['wall_s'] / 60:.1f} "
+                      f"minutes on a machine with {timing['cores']} cores (load average "
+                      f"{timing['load_average']} at the end).*\n")
+    heading = f"## {study.title}\n"
+    if heading in text:
+        start = text.index(heading)
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + "\n".join(section) + ("" if end < 0 else text[end:])
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(section)
+    page.write_text(text)
+    return page

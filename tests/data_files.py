@@ -43,3 +43,32 @@ def write_cifar10(root, per_batch=20, n_test=30, seed=0):
     meta = {"label_names": CIFAR10_LABELS, "num_cases_per_batch": per_batch, "num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
     return folder
+
+
+def write_uci(root: Path, folder: str = "yacht", n_rows: int = 50, n_features: int = 3,
+              n_splits: int = 2, test_size: int = 10, seed: int = 0) -> Path:
+    """A small regression folder in the published UCI layout (root/uci/<folder>/data/): the
+    target, the last column, is a linear function of the inputs plus noise; split k holds
+    its own random test rows. Returns the data/ folder."""
+    rng = np.random.default_rng(seed)
+    data = root / "uci" / folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    x = rng.normal(5.0, 3.0, (n_rows, n_features))
+    y = x @ rng.normal(0.0, 2.0, n_features) + 10.0 + rng.normal(0.0, 0.1, n_rows)
+    np.savetxt(data / "data.txt", np.column_stack([x, y]))
+
+    def ints(name, values):
+        (data / name).write_text("".join(f"{int(v)}\n" for v in values))
+
+    ints("index_features.txt", range(n_features))
+    ints("index_target.txt", [n_features])
+    for k in range(n_splits):
+        order = rng.permutation(n_rows)
+        ints(f"index_train_{k}.txt", order[test_size:])
+        ints(f"index_test_{k}.txt", order[:test_size])
+    ints("n_splits.txt", [n_splits])
+    ints("n_hidden.txt", [50])
+    ints("n_epochs.txt", [40])
+    (data / "dropout_rates.txt").write_text("0.005\n0.01\n0.05\n0.1\n")
+    (data / "tau_values.txt").write_text("0.25\n0.5\n0.75\n")
+    return data

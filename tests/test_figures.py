@@ -81,7 +81,28 @@ def write_run(run_dir, *, dropout: dict, seed: int, model="mlp", metric="acc", e
             "curve": [{"samples": t, f"test_{metric}": float(test - 0.02 / t)}
                       for t in (1, 2, 5, 10, 20, 50)],
             "scale": {f"test_{metric}": float(test - 0.001)}}
+        if metric == "acc":
+            summary["eval_compare"]["calibration"] = {
+                "bins": 15, "scale": calibration_block(rng, 0.05),
+                "mc": {"samples": 50, **calibration_block(rng, 0.01)}}
     (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def calibration_block(rng, overconfidence: float) -> dict:
+    """A test split's calibration as eval.compare writes it (engine/calibration.py): 2,000
+    examples mostly in the top bins, bins below 1/10 empty (ten classes), accuracy a little
+    below confidence."""
+    weights = np.r_[np.zeros(2), np.geomspace(1, 400, 13)]
+    counts = rng.multinomial(2000, weights / weights.sum())
+    bins = []
+    for b, n in enumerate(counts):
+        conf = (b + 0.5) / 15
+        acc = float(np.clip(conf - overconfidence + rng.normal(0, 0.03), 0, 1)) if n else None
+        bins.append({"lower": b / 15, "upper": (b + 1) / 15, "count": int(n),
+                     "confidence": conf if n else None, "accuracy": acc})
+    filled = [r for r in bins if r["count"]]
+    ece = sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in filled) / 2000
+    return {"acc": 0.97, "nll": 0.1, "brier": 0.05, "ece": ece, "entropy": 0.1, "bins": bins}
 
 
 def sweep(root, configurations, seeds=(0, 1, 2), **kw):
@@ -320,3 +341,31 @@ def test_the_results_page_small_data_figure_is_legible():
     fig = small_data_plot(pd.DataFrame(rows))
     assert not problems(fig)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:2] == ["250", "500"]
+
+
+def test_the_reliability_diagram_and_the_shift_panels_are_legible(tmp_path):
+    """The reliability diagram of two configurations (what scripts/shift.py reports; the
+    twelve-configuration sweep above draws its first four) and the shift study's panels."""
+    from dropbench.report.calibration_plots import reliability_diagram, shift_panels
+
+    root = sweep(tmp_path / "calibrated", [
+        (dropout_config("none"), {"mc": True}),
+        (dropout_config("standard", p=0.5, p_input=0.2), {"quality": 1, "mc": True})],
+        seeds=(0, 1), epochs=3)
+    col = collect([root])
+    groups = assign_groups(col, varying_settings(col.runs, col.config_columns))
+    fig = reliability_diagram(col.reliability, groups)
+    assert problems(fig) == []
+    titles = [" ".join(ax.get_title().split()) for ax in fig.axes if ax.get_title()]
+    assert [t.split(": ")[1].split(",")[0] for t in titles] == ["weight scaling", "MC dropout"] * 2
+    assert "empty bin" in legend_labels(fig)
+    rng = np.random.default_rng(0)
+    models = ["no dropout", "dropout, weight scaling", "MC dropout"]
+    rows = pd.DataFrame([{"model": m, "seed": s, "angle": a, "acc": rng.uniform(0.1, 1),
+                          "nll": rng.uniform(0, 6), "ece": rng.uniform(0, 0.6),
+                          "entropy": rng.uniform(0, 1.2)}
+                         for m in models for s in range(3) for a in range(0, 181, 15)])
+    shift = shift_panels(rows, models, "Rotated test digits: mean over 3 seeds, range shaded")
+    assert problems(shift) == []
+    assert [ax.get_ylabel() for ax in shift.axes] == [
+        "accuracy (%)", "NLL (nats)", "ECE (%)", "predictive entropy (nats)"]

@@ -43,6 +43,7 @@ LAYER_OF = {
     "dropbench.plugin_conf": "declarations",
     "dropbench.datasets": "declarations",
     "dropbench.optimizers": "declarations",
+    "dropbench.objectives": "declarations",
     "dropbench.config": "declarations",
     "dropbench.loggers.config": "declarations",
     "dropbench.dropout.params": "declarations",

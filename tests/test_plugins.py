@@ -216,7 +216,8 @@ def test_a_plugin_named_in_the_config_is_imported_before_validation(cli, tmp_pat
     run = cli("train", "plugins=[toy_schemes]", "dropout=toy", "model=lenet", env=env)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        "dropbench: error: dropout=toy cannot drop the conv place (dropout.p=0.3): it serves "
+        "dropbench: error: dropout=toy cannot drop the conv place (dropout.p=0.3) of "
+        "model=lenet: it serves "
         "dense, not conv places; schemes that can: classic, dropblock, dropconnect, gaussian, "
         "spatial, standard; or set dropout.p=0"]
     assert not (tmp_path / "outputs").exists()

@@ -135,3 +135,37 @@ def test_reports_label_configurations_by_their_schedule():
     assert not scheme_lacks(row, "dropout.schedule")
     assert not scheme_lacks(row, "dropout.schedule_until")
     assert scheme_lacks(row, "dropout.block_size")
+
+
+def test_a_per_step_schedule_moves_within_an_epoch_and_logs_the_epoch_mean():
+    """linear_down over 2 epochs of 4 steps, cutoff at half of training (step 4): the factors
+    of the first epoch's steps are 1, 0.75, 0.5, 0.25 (mean 0.625), then 0."""
+    cfg = scheme_config("standard", p=0.4, p_input=0.2, schedule="linear_down",
+                        schedule_until=0.5)
+    net = build_model(mlp_config(), cfg, data(6))
+    hidden = [m for m in net.modules() if getattr(m, "dropout_place", None) is not None
+              and m.dropout_place.key == "p"]
+    schedule = hooks.schedule_of(net)
+    seen = []
+    for epoch in range(2):
+        hooks.set_epoch(net, epoch, 2, steps=4)
+        for i in range(4):
+            schedule.set_step(epoch * 4 + i, 8)
+            seen.append(hidden[0].p)
+        logged = hooks.logged_values(net)
+        assert logged["rate_factor"] == pytest.approx([0.625, 0.0][epoch])
+        assert logged["rate.p"] == pytest.approx(0.4 * [0.625, 0.0][epoch])
+    assert seen == pytest.approx([0.4, 0.3, 0.2, 0.1, 0, 0, 0, 0])
+
+
+def test_an_epoch_unit_schedule_ignores_the_steps():
+    cfg = scheme_config("standard", p=0.4, schedule="linear_down", schedule_until=0.5,
+                        schedule_unit="epoch")
+    net = build_model(mlp_config(), cfg, data(6))
+    module = next(m for m in net.modules() if getattr(m, "dropout_place", None) is not None
+                  and m.dropout_place.key == "p")
+    hooks.set_epoch(net, 0, 2, steps=4)
+    for i in range(4):
+        hooks.schedule_of(net).set_step(i, 8)
+        assert module.p == 0.4
+    assert hooks.logged_values(net)["rate_factor"] == 1.0

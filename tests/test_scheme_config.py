@@ -24,7 +24,7 @@ from dropbench.models import build_model, check_dropout
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RATES = {"p_input": 0.1, "p": 0.2, "p_output": 0.3, "p_recurrent": 0.25, "p_embed": 0.15,
-         "p_branch": 0.35}
+         "p_branch": 0.35, "p_attn": 0.05}
 TINY = {  # model -> settings that keep it small
     "mlp": {"hidden": [8, 8]},
     "lenet": {"channels": [3, 4], "hidden": [8, 8]},
@@ -32,7 +32,10 @@ TINY = {  # model -> settings that keep it small
     "resnet": {"channels": [4, 4, 4, 4], "blocks": [1, 1, 1, 1]},
     "lstm": {"hidden": [8, 8]},
     "gru": {"hidden": [8, 8, 8]},
+    "vit": {"dim": 8, "heads": 2, "depth": 2},
+    "transformer_lm": {"dim": 8, "heads": 2, "depth": 2, "bptt": 8},
 }
+LANGUAGE_MODELS = ("lstm", "gru", "transformer_lm")
 
 
 
@@ -50,7 +53,7 @@ def model_config(model: str):
 
 
 def fake_data(model: str):
-    if model in ("lstm", "gru"):
+    if model in LANGUAGE_MODELS:
         words = torch.arange(40) % 30
         return LanguageModelData(words, words, words, [str(i) for i in range(30)])
     shape = (64,) if model == "mlp" else (3, 16, 16)
@@ -59,7 +62,7 @@ def fake_data(model: str):
 
 
 def example(model: str, data):
-    if model in ("lstm", "gru"):
+    if model in LANGUAGE_MODELS:
         return torch.randint(30, (5, 2))  # (T, B) tokens
     return torch.randn(4, *data.input_shape)
 
@@ -124,7 +127,7 @@ def test_validation_names_the_problem(compose, overrides, fragment):
 
 @pytest.mark.parametrize("args, fragment", [
     (["dropout=standard", "dropout.block_size=5"],
-     "dropout=standard has no key 'block_size'; its keys: p, p_input, where, p_output; "
+     "dropout=standard has no key 'block_size'; its keys: p, p_input, where, p_output, p_attn; "
      "block_size is a key of dropblock"),
     (["dropout=dropconnect", "+experiment=zaremba_medium"],  # no preset rates: its own
      "dropout=dropconnect cannot drop the hidden place (dropout.p=0.5)"),

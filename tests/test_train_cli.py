@@ -159,3 +159,24 @@ def test_ctrl_c_checkpoints_and_marks_interrupted(tmp_path):
     assert done.returncode == 0, done.stderr
     assert summary(tmp_path / "run")["status"] == "completed"
     assert len(read_metrics(tmp_path / "run")) == s["epochs_run"] + 1
+
+
+def test_eval_every_records_every_nth_epoch_and_the_last(cli, tmp_path):
+    """7 epochs scored every 3rd: rows for epochs 3, 6, 7; the best epoch is one of them; a
+    resume from the epoch-6 checkpoint gives the same rows as the run straight through."""
+    common = ["trainer.progress=false", "model.hidden=[32]", "seed=1", "trainer.eval_every=3"]
+    assert cli("train", *common, "trainer.epochs=7", "hydra.run.dir=full").returncode == 0
+    rows = read_metrics(tmp_path / "full")
+    assert [int(r["epoch"]) for r in rows] == [3, 6, 7]
+    s = summary(tmp_path / "full")
+    assert s["epochs_run"] == 7 and s["best_epoch"] in (3, 6, 7)
+    best = min(rows, key=lambda r: float(r["val_loss"]))
+    assert s["best_val_loss"] == pytest.approx(float(best["val_loss"]))
+    assert cli("train", *common, "trainer.epochs=6", "hydra.run.dir=part").returncode == 0
+    r = cli("train", *common, "trainer.epochs=7", "trainer.resume=true", "hydra.run.dir=part")
+    assert r.returncode == 0, r.stderr
+    part = read_metrics(tmp_path / "part")
+    for row in rows + part:
+        row.pop("seconds")
+    assert part == rows
+    assert summary(tmp_path / "part")["test_loss"] == s["test_loss"]

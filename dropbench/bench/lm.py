@@ -46,7 +46,9 @@ def lm_data(tokens: int, device):
 
 
 def lm_config(s: Settings, hidden: int, bptt: int, init_scale: float, dropout: list[str]):
-    return compose(s, ["model=lstm", f"model.hidden=[{hidden},{hidden}]", f"model.bptt={bptt}",
+    # dataset=ptb only so that validation accepts a language model; the data are lm_data's
+    return compose(s, ["model=lstm", "dataset=ptb", "dataset.download=false",
+                       f"model.hidden=[{hidden},{hidden}]", f"model.bptt={bptt}",
                        f"model.init_scale={init_scale}", "optim=sgd", "optim.lr=1.0",
                        "optim.momentum=0.0", "optim.clip=5", f"trainer.batch_size={BATCH}",
                        *dropout])

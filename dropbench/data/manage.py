@@ -34,8 +34,14 @@ def _ptb(root: Path, download: bool) -> str:
     return f"{lines} lines in {', '.join(f.name for f in files.values())}, md5 verified"
 
 
+def _uci(root: Path, download: bool) -> str:
+    from dropbench.data.uci_download import download_all
+
+    return download_all(root, download)
+
+
 # name -> fn(root, download) that loads the dataset (fetching it if allowed) and describes it
-CHECKS = {"digits": _digits, "mnist": _mnist, "cifar10": _cifar10, "ptb": _ptb}
+CHECKS = {"digits": _digits, "mnist": _mnist, "cifar10": _cifar10, "ptb": _ptb, "uci": _uci}
 
 
 def _check(name: str):

@@ -35,6 +35,27 @@ class ClassificationData:
     augment: Callable | None = None  # (B, C, H, W) -> same: applied to each training batch
 
 
+@dataclass
+class RegressionData:
+    """Standardised inputs and targets (Split.y float) and what maps predictions back to the
+    original scale: y_original = y * y_std + y_mean. `tau` is the Gaussian likelihood's noise
+    precision on the original target scale, `lengthscale` the prior length-scale of the
+    weights (dropbench/models/prior.py turns both into the L2 penalty)."""
+
+    train: Split
+    val: Split
+    test: Split
+    input_shape: tuple  # (D,)
+    y_mean: float
+    y_std: float
+    tau: float
+    lengthscale: float
+    num_outputs: int = 1
+    task: str = "regress"
+    augment: Callable | None = None
+    val_is: str = "validation"  # what the val split holds: "validation" or "train"
+
+
 def check_examples(images, labels, shape: tuple, num_classes: int, source: str,
                    fix: str) -> None:
     """Refuse inconsistent data before anything trains on it: one label per image, every

@@ -39,6 +39,10 @@ class RateDropout(nn.Module):
     # sweep (dropbench/sweep/stackable.py), which draws each member's noise from the member's
     # own stream and passes it into the stacked forward; None: its noise stays inside `drop`.
     noise = None
+    # True: dropping attention probabilities with this module is exactly what
+    # scaled_dot_product_attention's dropout_p does, so the fused kernel may do it
+    # (models/transformer.py)
+    fuses_with_attention = False
 
     def __init__(self, p: float):
         super().__init__()

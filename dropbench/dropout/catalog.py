@@ -105,7 +105,8 @@ class NoneParams(RecurrentRates):
 
 @dataclass
 class StandardParams(AnyUnitRates):
-    pass
+    p_attn: Any = rates(0.0, "Transformers: the attention probabilities, a number or one rate "
+                        "per block")
 
 
 @dataclass
@@ -187,12 +188,13 @@ class DropPathParams(DropoutParams):
 
 # --- the declarations -----------------------------------------------------------------------
 UNITS = ("dense", "conv", "sequence")
+TRANSFORMER = ("token", "attention")  # the Transformers' kinds (models/places.py)
 LANGUAGE_MODEL = ("sequence", "recurrent", "embedding")
 
 BUILT_IN = (
     Declaration("none", "no dropout anywhere (the baseline)", NoneParams),
     Declaration("standard", "inverted Bernoulli dropout: drop units with probability p, scale "
-                "survivors by 1/(1-p)", StandardParams, UNITS),
+                "survivors by 1/(1-p)", StandardParams, UNITS + TRANSFORMER),
     Declaration("classic", "original dropout: Bernoulli mask without rescaling in training, "
                 "outputs x(1-p) at test", ClassicParams, UNITS),
     Declaration("gaussian", "multiplicative Gaussian noise N(1, p/(1-p)) on units; identity at "

@@ -9,9 +9,9 @@
   (DropConnect's Gaussian inference); `eval.mode=mc` leaves it in eval mode.
 
 A model built with `dropout.schedule` other than constant also carries a `RateSchedule`
-(attach_schedule): at each epoch it sets the rate `p` of every dropout module to its planned
-rate times the schedule's factor, before the modules' own set_epoch (so DropBlock ramps the
-scheduled rate), and logs the rates in use.
+(attach_schedule): at every training step (or epoch, `dropout.schedule_unit=epoch`) it sets
+the rate `p` of every dropout module to its planned rate times the schedule's factor, before
+the modules' own set_epoch (so DropBlock ramps the scheduled rate), and logs the rates in use.
 """
 
 from torch import nn
@@ -24,22 +24,41 @@ class RateSchedule:
     Every scheme module keeps its rate in `p` and reads it when called (describe.py), so one
     schedule serves every scheme whose rates are fixed (Declaration.scheduled)."""
 
-    def __init__(self, model: nn.Module, schedule: str, until: float):
-        self.schedule, self.until, self.factor = schedule, until, 1.0
+    def __init__(self, model: nn.Module, schedule: str, until: float, unit: str):
+        self.schedule, self.until, self.per_step = schedule, until, unit == "step"
         self.planned = [(m, m.p) for m in model.modules()
                         if getattr(m, "dropout_place", None) is not None]
+        self.factors: list[float] = []  # the factors used in the epoch so far
+        self.current: float | None = None  # the factor the modules' rates hold now
 
-    def set_epoch(self, epoch: int, epochs: int) -> None:
-        self.factor = rate_factor(self.schedule, self.until, epoch, epochs)
-        for module, p in self.planned:
-            module.p = p * self.factor  # exactly p at a factor of 1
+    def set_epoch(self, epoch: int, epochs: int, steps: int = 1) -> None:
+        """At the start of `epoch` of `epochs`, of `steps` each: the rate of its first step."""
+        self.factors = []
+        if self.per_step:
+            epoch, epochs = epoch * steps, epochs * steps
+        self.apply(rate_factor(self.schedule, self.until, epoch, epochs))
+
+    def set_step(self, step: int, steps: int) -> None:
+        """Step `step` (0-based) of the run's `steps`: per-step schedules move here."""
+        if self.per_step:
+            self.apply(rate_factor(self.schedule, self.until, step, steps))
+            self.factors.append(self.current)
+
+    def apply(self, factor: float) -> None:
+        if factor != self.current:
+            for module, p in self.planned:
+                module.p = p * factor  # exactly p at a factor of 1
+        self.current = factor
 
     def logged_values(self) -> dict:
-        """`rate_factor`, and per rate key the largest rate in use there (metrics.csv)."""
-        values = {"rate_factor": self.factor}
-        for module, _ in self.planned:
+        """`rate_factor`, the mean factor over the epoch's steps, and per rate key the largest
+        planned rate there times that mean: the rate the epoch used on average (metrics.csv)."""
+        used = self.factors or [self.current if self.current is not None else 1.0]
+        factor = sum(used) / len(used)
+        values = {"rate_factor": factor}
+        for module, p in self.planned:
             key = f"rate.{module.dropout_place.key}"
-            values[key] = max(values.get(key, 0.0), float(module.p))
+            values[key] = max(values.get(key, 0.0), float(p) * factor)
         return values
 
 
@@ -48,16 +67,18 @@ def attach_schedule(model: nn.Module, dropout_cfg) -> None:
     such a run is the run without any schedule."""
     schedule = dropout_cfg.get("schedule", "constant")
     if schedule != "constant":
-        model.dropout_schedule = RateSchedule(model, schedule, dropout_cfg.schedule_until)
+        model.dropout_schedule = RateSchedule(model, schedule, dropout_cfg.schedule_until,
+                                              dropout_cfg.get("schedule_unit", "step"))
 
 
 def schedule_of(model: nn.Module) -> RateSchedule | None:
     return getattr(model, "dropout_schedule", None)
 
 
-def set_epoch(model: nn.Module, epoch: int, epochs: int) -> None:
+def set_epoch(model: nn.Module, epoch: int, epochs: int, steps: int = 1) -> None:
+    """The start of `epoch` (0-based) of `epochs` of `steps` training steps each."""
     if schedule_of(model) is not None:  # first: the modules' own schedules start from its rate
-        schedule_of(model).set_epoch(epoch, epochs)
+        schedule_of(model).set_epoch(epoch, epochs, steps)
     for m in model.modules():
         if hasattr(m, "set_epoch"):
             m.set_epoch(epoch, epochs)

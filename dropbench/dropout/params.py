@@ -17,6 +17,8 @@ thing in every model family:
     p_output     a language model's last layer, before the softmax
     p_recurrent  the recurrent connections inside each LSTM/GRU layer
     p_embed      whole words of the embedding matrix
+    p_attn       a Transformer's attention probabilities
+    p_branch     residual branches, dropped whole (DropPath)
 """
 
 from dataclasses import dataclass, fields
@@ -24,7 +26,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from dropbench.dropout.schedule import SCHEDULES
+from dropbench.dropout.schedule import SCHEDULES, UNITS
 from dropbench.errors import DropbenchError
 from dropbench.ranges import (  # noqa: F401  (the schemes' declarations import them from here)
     above,
@@ -71,11 +73,14 @@ class DropoutParams:
     schedule: str = choice("constant", SCHEDULES, "every rate over training: constant; early "
                            "(p until the cutoff, then 0); late (0, then p); linear_down / "
                            "linear_up (falling to 0 / rising to p at the cutoff)")
-    schedule_until: float = between(0.25, 0.0, 1.0, "the schedule's cutoff, a fraction of the "
-                                    "epochs", low_open=True)
+    schedule_until: float = between(0.25, 0.0, 1.0, "the schedule's cutoff, a fraction of "
+                                    "training", low_open=True)
+    schedule_unit: str = choice("step", UNITS, "what the schedule counts: training steps (Liu "
+                                "et al.) or epochs (the rate changes only between epochs)")
 
 
-SHARED_KEYS = ("schedule", "schedule_until")  # every scheme's, so no scheme lists them as its own
+# every scheme's, so no scheme lists them as its own
+SHARED_KEYS = ("schedule", "schedule_until", "schedule_unit")
 
 
 @dataclass

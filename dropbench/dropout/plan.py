@@ -85,7 +85,7 @@ def plan_rates(model: str, places: list[Place], cfg) -> dict[str, list[float]]:
     for place in places:
         for p in rates[place.role]:
             if p:
-                require(scheme, place, p)
+                require(scheme, place, p, model)
     return rates
 
 
@@ -93,8 +93,9 @@ def schemes_serving(place: Place) -> list[str]:
     return sorted(name for name, d in declarations().items() if d.serves(place))
 
 
-def require(scheme: Declaration, place: Place, p: float) -> None:
-    """Raise unless `scheme` can drop at `place`; the one message for every mismatch."""
+def require(scheme: Declaration, place: Place, p: float, model: str | None = None) -> None:
+    """Raise unless `scheme` can drop at `place` (of `model`, named when given); the one
+    message for every mismatch."""
     if scheme.serves(place):
         return
     others = ", ".join(schemes_serving(place)) or "none"
@@ -104,10 +105,11 @@ def require(scheme: Declaration, place: Place, p: float) -> None:
             f"dropout.{place.key}=0 or pick a scheme that serves the {place.role} place: {others}")
     what = "a weight layer" if place.kind in ("dense", "conv") and place.kind in scheme.kinds \
         else f"{place.kind} places"
+    of_model = f" of model={model}" if model else ""
     raise DropbenchError(
-        f"dropout={scheme.name} cannot drop the {place.role} place (dropout.{place.key}={p}): "
-        f"it serves {', '.join(scheme.kinds) or 'no place'}, not {what}; schemes that can: "
-        f"{others}; or set dropout.{place.key}=0"
+        f"dropout={scheme.name} cannot drop the {place.role} place (dropout.{place.key}={p})"
+        f"{of_model}: it serves {', '.join(scheme.kinds) or 'no place'}, not {what}; schemes "
+        f"that can: {others}; or set dropout.{place.key}=0"
     )
 
 

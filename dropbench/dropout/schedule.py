@@ -3,25 +3,27 @@ every rate of a run follows one schedule over training, whatever the scheme. Liu
 that dropout used only at the start of training (early) lowers the training loss of models
 that underfit, and dropout switched on only later (late) regularises models that overfit.
 
-`rate_factor` is the multiplier of every planned rate in 0-based epoch `epoch` of `epochs`; the
-cutoff is `until` (a fraction in (0, 1]) of the epochs. The schedule moves per epoch, where the
-paper counts iterations: the trainer tells dropout modules the epoch at its start (and again
-after a resume), so a rate needs no state of its own. Torch-free: validation reads SCHEDULES.
+`rate_factor` is the multiplier of every planned rate after `done` of `total` training steps
+(or epochs, with `dropout.schedule_unit=epoch`); the cutoff is `until` (a fraction in (0, 1])
+of the total. Liu et al. count iterations, the default unit here. The factor depends on the
+position alone, so a resumed run needs no state of its own to get it right. Torch-free:
+validation reads SCHEDULES.
 """
 
 SCHEDULES = ("constant", "early", "late", "linear_down", "linear_up")
+UNITS = ("step", "epoch")  # what the schedule counts
 
 
-def rate_factor(schedule: str, until: float, epoch: int, epochs: int) -> float:
+def rate_factor(schedule: str, until: float, done: int, total: int) -> float:
     """constant: 1. early: 1 before the cutoff, then 0; late: 0 before it, then 1.
-    linear_down: from 1 at epoch 0 falling linearly to 0 at the cutoff, then 0 (Liu et al.'s
+    linear_down: from 1 at the start falling linearly to 0 at the cutoff, then 0 (Liu et al.'s
     linearly decreasing early dropout); linear_up: from 0 rising to 1 at the cutoff, then 1."""
-    cutoff = until * epochs
+    cutoff = until * total
     if schedule == "constant":
         return 1.0
     if schedule in ("early", "late"):
-        return float((epoch < cutoff) == (schedule == "early"))
-    progress = min(1.0, epoch / cutoff)
+        return float((done < cutoff) == (schedule == "early"))
+    progress = min(1.0, done / cutoff)
     if schedule == "linear_down":
         return 1.0 - progress
     if schedule == "linear_up":

@@ -27,6 +27,7 @@ def bernoulli_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch
 class BernoulliDropout(RateDropout):
     drop = staticmethod(bernoulli_dropout)
     noise = staticmethod(bernoulli_noise)
+    fuses_with_attention = True  # SDPA's dropout_p: inverted Bernoulli on the probabilities
 
 
 FACTORIES = {"standard": Factories(activation=lambda p, cfg: BernoulliDropout(p))}

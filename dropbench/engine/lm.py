@@ -15,6 +15,16 @@ zero state with its own masks (drawn per window, as in training) and its own car
 probabilities each pass gives the correct next word are averaged, so the MC perplexity is
 exp(-mean over words of log mean_t p_t(word)). It is computed in log space (logaddexp), so a
 tiny probability cannot underflow.
+
+An objective with several passes (R-Drop, engine/objectives.py) runs each training window
+through the model once per pass, every pass from the same carried state and each drawing its
+own masks (locked and variational masks are drawn per forward call, so per pass); the state
+carried on to the next window is the first pass's, so the state a window starts from follows
+one chain of dropout masks, as in a run with one pass. The passes run one after another, not
+as one forward of the batch stacked on itself: several language-model schemes share a mask
+across the batch (embedding dropout's word mask, weight drop's matrix mask), and the states'
+batch dim differs between model layouts. AR/TAR (model.ar, model.tar) are taken from the last
+pass, the one the model's regularizer() keeps.
 """
 
 import math
@@ -24,6 +34,7 @@ import torch.nn.functional as F
 
 from dropbench import rundir
 from dropbench.engine.mc import mc_mode
+from dropbench.engine.objectives import CrossEntropy
 from dropbench.errors import DropbenchError
 
 EVAL_BATCH_SIZE = 10  # the usual choice for PTB valid/test since Zaremba et al.'s code
@@ -69,7 +80,8 @@ class LanguageModelTask:
     supports_mc = True  # eval.mode=mc and eval.compare work (Gal's MC perplexity)
 
     def __init__(self, data, batch_size: int, bptt: int, train_eval_tokens: int,
-                 mc_samples: int = 0, variable_bptt: bool = False):
+                 mc_samples: int = 0, variable_bptt: bool = False, objective=None):
+        self.objective = objective if objective is not None else CrossEntropy()
         self.bptt, self.variable_bptt = bptt, variable_bptt
         self.lr_scale = 1.0  # of the current training window (variable-length BPTT)
         self.mc_samples = mc_samples  # > 0: score by the MC average of this many passes
@@ -118,9 +130,25 @@ class LanguageModelTask:
         n = y.new_tensor(y.numel(), dtype=torch.float32)
         return loss, torch.stack([loss.detach() * n, torch.zeros_like(n), n])
 
+    def train_step(self, model, batch):
+        """The objective's loss over its passes of one window, each pass from the same carried
+        state; the first pass's state is carried on (module docstring)."""
+        x, y = batch  # (T, B) each
+        start, logits = self.state, []
+        for i in range(self.objective.passes):
+            out, state = model(x, start)  # (T, B, V)
+            if i == 0:
+                self.state = detach(state)
+            logits.append(out.reshape(-1, out.size(-1)))
+        loss, ce, extra = self.objective.loss(logits, y.reshape(-1))
+        n = y.new_tensor(y.numel(), dtype=torch.float32)
+        return loss, torch.stack([ce * n, torch.zeros_like(n), n, *(v * n for v in extra)])
+
     def finish(self, sums: torch.Tensor) -> dict:
-        loss_sum, _, n = sums.tolist()
-        return self.scores(loss_sum / n)
+        loss_sum, _, n, *extra = sums.tolist()  # extra: training under an objective's columns
+        columns = self.objective.columns if extra else ()
+        return self.scores(loss_sum / n) | {col: v / n for col, v in
+                                             zip(columns, extra, strict=True)}
 
     def scores(self, loss: float) -> dict:
         return {"loss": loss, self.metric: math.exp(min(loss, 700.0))}  # exp overflows past 709

@@ -3,9 +3,11 @@
 `eval.mode=scale` scores the deterministic eval-mode network (weight scaling). `eval.mode=mc`
 averages the predictive distributions of T stochastic passes instead: every dropout module runs
 as in training while normalisation layers keep their running statistics. `eval.compare=true`
-adds both test scores, the MC predictive entropy and error vs. T to summary.json.
+adds both test scores, the MC predictive entropy, error vs. T and the calibration of both
+predictives (NLL, Brier score, ECE, reliability bins; engine/calibration.py) to summary.json.
 """
 
+import math
 from contextlib import contextmanager
 
 import torch
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
+import dropbench.engine.calibration as calibration
 from dropbench import rundir
 from dropbench.errors import DropbenchError
 
@@ -66,17 +69,44 @@ def finish_sums(sums: torch.Tensor) -> dict:
 def classification_curve(model: nn.Module, split, counts) -> dict[int, dict]:
     """Scores of the MC average after T passes for every T in `counts`, from max(counts)
     passes in all: {T: {loss, acc, error, entropy}} (entropy: mean predictive entropy, nats)."""
-    counts = sorted(set(counts))
+    return curve_and_predictive(model, split, counts)[0]
+
+
+@torch.no_grad()
+def curve_and_predictive(model: nn.Module, split, counts, keep: int | None = None):
+    """(classification_curve's scores, the log of the MC predictive after `keep` passes for
+    the whole split, (N, C), or None without `keep`). The log predictive is accumulated with
+    log-sum-exp, so probabilities too small for float32 keep a finite log (calibration.py)."""
+    counts = sorted(set(counts) | ({keep} if keep else set()))
     sums = {t: torch.zeros(4, device=split.x.device) for t in counts}
+    kept = []
     with mc_mode(model):
         for i in range(0, len(split), CHUNK):
             x, y = split.x[i : i + CHUNK], split.y[i : i + CHUNK]
             total = torch.zeros((), device=x.device)
+            log_total = None
             for t in range(1, counts[-1] + 1):
-                total = total + F.softmax(model(x), dim=-1)  # (B, C) running sum
+                log_probs = F.log_softmax(model(x).float(), dim=-1)
+                total = total + log_probs.exp()  # (B, C) running sum
+                log_total = log_probs if log_total is None else torch.logaddexp(log_total,
+                                                                                log_probs)
                 if t in sums:
                     sums[t] += classification_sums(total / t, y)
-    return {t: finish_sums(s) for t, s in sums.items()}
+                if t == keep:
+                    kept.append(log_total - math.log(t))
+    curve = {t: finish_sums(s) for t, s in sums.items()}
+    return curve, (torch.cat(kept) if keep else None)
+
+
+@torch.no_grad()
+def scale_log_probs(model: nn.Module, split) -> torch.Tensor:
+    """log-softmax of the deterministic eval-mode network on the whole split, (N, C)."""
+    was_training = model.training
+    model.eval()
+    out = [F.log_softmax(model(split.x[i : i + CHUNK]).float(), dim=-1)
+           for i in range(0, len(split), CHUNK)]
+    model.train(was_training)
+    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -100,8 +130,12 @@ def check_supported(eval_cfg, task) -> None:
 
 
 def compare(model: nn.Module, test_split, eval_cfg) -> dict:
-    """Scale vs. MC on the test split, plus the error-vs-T curve, for summary.json."""
-    curve = classification_curve(model, test_split, [*eval_cfg.curve, eval_cfg.mc_samples])
+    """Scale vs. MC on the test split, the error-vs-T curve, and the calibration of both
+    predictives (NLL, Brier, ECE and the reliability bins, engine/calibration.py)."""
+    curve, mc_log_probs = curve_and_predictive(model, test_split,
+                                               [*eval_cfg.curve, eval_cfg.mc_samples],
+                                               keep=eval_cfg.mc_samples)
+    y = test_split.y.cpu()
 
     def named(scores: dict) -> dict:
         return {rundir.test_key(k): v for k, v in scores.items()}
@@ -110,4 +144,10 @@ def compare(model: nn.Module, test_split, eval_cfg) -> dict:
         "scale": named(classification_scale(model, test_split)),
         "mc": {"samples": eval_cfg.mc_samples, **named(curve[eval_cfg.mc_samples])},
         "curve": [{"samples": t, **named(s)} for t, s in curve.items()],
+        "calibration": {
+            "bins": calibration.BINS,
+            "scale": calibration.scores(scale_log_probs(model, test_split).cpu(), y),
+            "mc": {"samples": eval_cfg.mc_samples,
+                   **calibration.scores(mc_log_probs.cpu(), y)},
+        },
     }

@@ -44,7 +44,7 @@ def saved_config(run_dir: Path) -> dict:
                             f"trainer.overwrite=true") from e
     if not isinstance(config, dict):
         raise RunDirRefused(f"{path} is not a mapping; start over with trainer.overwrite=true")
-    return config
+    return rundir.with_implied_keys(config)
 
 
 def show(value) -> str:

@@ -2,6 +2,9 @@
 
 A task keeps its data on the device. `step` returns the mean loss to back-propagate plus
 on-device sums (loss_sum, metric_sum, count) that the loop adds up without syncing per step.
+`train_step` is the training step under the run's objective (engine/objectives.py): its sums
+carry one more entry per objective column (e.g. the KL of R-Drop), times the count, and its
+loss_sum and metric_sum are the means over the objective's passes.
 """
 
 import torch
@@ -10,14 +13,24 @@ import torch.nn.functional as F
 import dropbench.engine.mc as mc
 from dropbench.data import batch_indices
 from dropbench.engine.lm import LanguageModelTask
+from dropbench.engine.objectives import (
+    CrossEntropy,
+    build_objective,
+    repeated_forward,
+    rows_independent,
+)
+from dropbench.engine.regress import RegressionTask
 
 
 class ClassificationTask:
     metric = "acc"
     supports_mc = True  # eval.mode=mc and eval.compare work (engine/mc.py)
 
-    def __init__(self, data, batch_size: int, train_eval_size: int, mc_samples: int = 0):
+    def __init__(self, data, batch_size: int, train_eval_size: int, mc_samples: int = 0,
+                 objective=None):
         self.data = data
+        self.objective = objective if objective is not None else CrossEntropy()
+        self.together = None  # several passes as one forward: decided on the first batch
         self.batch_size = batch_size
         self.mc_samples = mc_samples  # > 0: score by the mean of this many stochastic passes
         # A fixed training subset scored in eval mode: the honest "train" side of the gap.
@@ -43,9 +56,23 @@ class ClassificationTask:
         correct = (logits.argmax(1) == y).sum().float()
         return loss, torch.stack([loss.detach() * n, correct, n])
 
+    def train_step(self, model, batch):
+        """The objective's loss over its passes of the batch (one pass: `step` exactly)."""
+        x, y = batch
+        passes = self.objective.passes
+        if passes > 1 and self.together is None:
+            self.together = rows_independent(model)
+        logits = repeated_forward(model, x, passes, bool(self.together))
+        loss, ce, extra = self.objective.loss(logits, y)
+        n = y.new_tensor(len(y), dtype=torch.float32)
+        correct = sum((out.argmax(1) == y).sum().float() for out in logits) / passes
+        return loss, torch.stack([ce * n, correct, n, *(v * n for v in extra)])
+
     def finish(self, sums: torch.Tensor) -> dict:
-        loss_sum, correct, n = sums.tolist()
-        return {"loss": loss_sum / n, self.metric: correct / n}
+        loss_sum, correct, n, *extra = sums.tolist()  # extra: training's objective columns
+        columns = self.objective.columns if extra else ()
+        scores = {"loss": loss_sum / n, self.metric: correct / n}
+        return scores | {col: v / n for col, v in zip(columns, extra, strict=True)}
 
     def compare(self, model, eval_cfg) -> dict:
         """Weight scaling vs. MC on the test split, plus the error-vs-T curve."""
@@ -71,10 +98,16 @@ TASKS = {
     "classify": lambda cfg, data: ClassificationTask(
         data, cfg.trainer.batch_size, cfg.trainer.train_eval_size,
         mc_samples=cfg.eval.mc_samples if cfg.eval.mode == "mc" else 0,
+        objective=build_objective(cfg.get("objective")),
     ),
     "lm": lambda cfg, data: LanguageModelTask(
         data, cfg.trainer.batch_size, cfg.model.bptt, cfg.trainer.train_eval_size,
         mc_samples=cfg.eval.mc_samples if cfg.eval.mode == "mc" else 0,
         variable_bptt=cfg.model.get("variable_bptt", False),
+        objective=build_objective(cfg.get("objective")),
+    ),
+    "regress": lambda cfg, data: RegressionTask(
+        data, cfg.trainer.batch_size, cfg.trainer.train_eval_size,
+        mc_samples=cfg.eval.mc_samples if cfg.eval.mode == "mc" else 0,
     ),
 }

@@ -164,16 +164,20 @@ class Run:
         a few batches of the same model and optimiser)."""
         task = self.task if task is None else task
         self.model.train()
-        sums = torch.zeros(3, device=self.device)
+        sums = None  # the task's on-device sums: 3 entries, plus one per objective column
         show = self.cfg.trainer.progress and sys.stderr.isatty()
-        bar = tqdm(total=task.num_train_batches(), desc=f"epoch {self.epoch + 1}",
-                   leave=False, disable=not show, dynamic_ncols=True)
+        steps = task.num_train_batches()
+        bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}", leave=False, disable=not show,
+                   dynamic_ncols=True)
         opt = self.cfg.optim
-        hooks.set_epoch(self.model, self.epoch, self.cfg.trainer.epochs)
+        hooks.set_epoch(self.model, self.epoch, self.cfg.trainer.epochs, steps)
+        schedule = hooks.schedule_of(self.model)
         projected = 0  # weight vectors max-norm put back on its ball this epoch
         for i, batch in enumerate(task.train_batches(self.shuffle)):
+            if schedule is not None:
+                schedule.set_step(self.epoch * steps + i, self.cfg.trainer.epochs * steps)
             with self.autocast():
-                loss, batch_sums = task.step(self.forward, batch)
+                loss, batch_sums = task.train_step(self.forward, batch)
             self.optimizer.zero_grad(set_to_none=True)
             penalty = l1_penalty(self.model, opt.l1) + hooks.regularization(self.model)
             self.scaler.scale(loss + penalty).backward()
@@ -185,7 +189,7 @@ class Run:
             self.scaler.update()
             if opt.max_norm is not None:
                 projected = projected + apply_max_norm(self.model, opt.max_norm)
-            sums += batch_sums
+            sums = batch_sums if sums is None else sums + batch_sums
             bar.update()
             if show and i % 20 == 0:  # a device sync: only when someone is watching
                 bar.set_postfix(loss=f"{loss.item():.4f}")
@@ -196,15 +200,19 @@ class Run:
         return scores
 
     def epoch_row(self, train: dict, seconds: float) -> dict:
-        m = self.task.metric
+        metrics = task_metrics(self.task)
         row = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
-               "seconds": round(seconds, 4), "train_loss": train["loss"], f"train_{m}": train[m]}
+               "seconds": round(seconds, 4), "train_loss": train["loss"],
+               **{f"train_{m}": train[m] for m in metrics}}
         for split in ("train_eval", "val"):
             with self.autocast():
                 scores = self.evaluate(split)
-            row[f"{split}_loss"], row[f"{split}_{m}"] = scores["loss"], scores[m]
+            row[f"{split}_loss"] = scores["loss"]
+            row.update({f"{split}_{m}": scores[m] for m in metrics})
         if rundir.MAX_NORM_COLUMN in train:
             row[rundir.MAX_NORM_COLUMN] = train[rundir.MAX_NORM_COLUMN]
+        for column in self.task.objective.columns:  # e.g. R-Drop's train_kl
+            row[column] = train[column]
         row.update(hooks.logged_values(self.model))
         return row
 
@@ -233,9 +241,24 @@ class Run:
         t = self.cfg.trainer
         return self.epoch < t.epochs and (t.patience is None or self.bad_epochs < t.patience)
 
+    def records(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (1-based) is scored and written: every trainer.eval_every-th
+        epoch, and the last one."""
+        t = self.cfg.trainer
+        return epoch % t.eval_every == 0 or epoch >= t.epochs
+
     def end_epoch(self, train: dict, train_seconds: float) -> None:
-        """Score, checkpoint and log the epoch whose training gave `train` (loss, metric)."""
+        """Score, checkpoint and log the epoch whose training gave `train` (loss, metric); an
+        epoch between two recorded ones only counts (a resume retrains it from the last
+        checkpoint, whose generators repeat it exactly)."""
         start = time.perf_counter() - train_seconds
+        if math.isfinite(train["loss"]) and not self.records(self.epoch + 1):
+            with interrupts_deferred():
+                self.epoch += 1
+                if self.scheduler:
+                    self.scheduler.step()
+                self.wall_s += train_seconds
+            return
         ckpt = self.dir / "checkpoints"
         if not math.isfinite(train["loss"]):
             self.write_summary(status="diverged")
@@ -258,7 +281,8 @@ class Run:
                 self.scheduler.step()
             self.wall_s += time.perf_counter() - start
             self.rows.append(row)
-            self.bad_epochs += 1
+            self.bad_epochs += row["epoch"] - (self.rows[-2]["epoch"] if len(self.rows) > 1
+                                               else 0)  # epochs since the last recorded one
             if improved:
                 self.best = {"epoch": self.epoch, "val_loss": row["val_loss"]}
                 self.bad_epochs = 0
@@ -269,7 +293,7 @@ class Run:
                                                          "model": best_weights})
             write_csv(self.dir / rundir.METRICS, self.rows)
             self.write_summary(status="running")
-        log_epoch(row, self.cfg.trainer.epochs, self.task.metric)
+        log_epoch(row, self.cfg.trainer.epochs, task_metrics(self.task))
         self.session.sinks.epoch(row)
 
     def optimizer_check(self, val_loss: float) -> None:
@@ -280,28 +304,44 @@ class Run:
                      self.epoch + 1)
 
     def finish(self, stopped_early: bool) -> dict:
-        m = self.task.metric
+        m, metrics = self.task.metric, task_metrics(self.task)
         best_path = self.dir / rundir.BEST
         if best_path.exists():
-            self.model.load_state_dict(load_checkpoint(best_path)["model"])
-            best_row = self.rows[self.best["epoch"] - 1]
+            best_row = next(r for r in self.rows if r["epoch"] == self.best["epoch"])
             self.summary.update({rundir.BEST_VAL_LOSS: best_row["val_loss"],
-                                 rundir.best_val_key(m): best_row[f"val_{m}"]})
+                                 **{rundir.best_val_key(k): best_row[f"val_{k}"]
+                                    for k in metrics}})
+            if getattr(self.task, "tests_last_epoch", False):  # the protocol's final weights
+                self.summary["tested_epoch"] = self.epoch
+            else:
+                self.model.load_state_dict(load_checkpoint(best_path)["model"])
+                self.summary["tested_epoch"] = self.best["epoch"]
         with self.autocast():
             test = self.evaluate("test")
+            if hasattr(self.task, "final_scores"):  # e.g. a regression's MC test scores
+                self.summary.update(self.task.final_scores(self.model, self.cfg.eval))
             if self.cfg.eval.compare:
                 self.summary["eval_compare"] = self.task.compare(self.model, self.cfg.eval)
         self.write_summary(status="completed", stopped_early=stopped_early,
-                           **{rundir.TEST_LOSS: test["loss"], rundir.test_key(m): test[m]})
+                           **{rundir.TEST_LOSS: test["loss"],
+                              **{rundir.test_key(k): test[k] for k in metrics}})
         log.info("completed: best epoch %s, test loss %.4f, test %s %s",
                  self.best["epoch"], test["loss"], m, units.shown(m, test[m]))
         return self.summary
 
 
-def log_epoch(row: dict, epochs: int, m: str) -> None:
+def task_metrics(task) -> tuple[str, ...]:
+    """The metric columns a task scores: its headline metric, and more where it has them (a
+    regression: rmse and ll)."""
+    return tuple(getattr(task, "metrics", (task.metric,)))
+
+
+def log_epoch(row: dict, epochs: int, metrics) -> None:
     """`epoch 3/20  train loss 0.4321 acc 86.02 %  train_eval ...  val ...  (1.2s)`: accuracy
     in percent, as status and the report show it (metrics.csv keeps the fraction)."""
-    scores = [f"{split} loss {row[f'{split}_loss']:.4f} {m} {units.shown(m, row[f'{split}_{m}'])}"
+    metrics = (metrics,) if isinstance(metrics, str) else metrics
+    scores = [f"{split} loss {row[f'{split}_loss']:.4f} "
+              + " ".join(f"{m} {units.shown(m, row[f'{split}_{m}'])}" for m in metrics)
               for split in ("train", "train_eval", "val")]
     log.info("epoch %d/%d  %s  (%.1fs)", row["epoch"], epochs, "  ".join(scores), row["seconds"])
 

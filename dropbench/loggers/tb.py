@@ -24,7 +24,7 @@ class Sink:
         # Steps after the checkpoint may have been written by the session that died: purge
         # them, so the curves continue from the checkpoint like metrics.csv does.
         self.writer = SummaryWriter(str(log_dir),
-                                    purge_step=len(info.rows) + 1 if resumed else None)
+                                    purge_step=last_epoch(info.rows) + 1 if resumed else None)
         self.params = info.params
         if not resumed:
             for row in info.rows:  # a logger turned on for a resumed run: its epochs so far
@@ -49,3 +49,8 @@ class Sink:
         for tag, value in metrics.items():
             self.writer.add_scalar(tag, value, global_step=step)
         self.writer.close()
+
+
+def last_epoch(rows: list[dict]) -> int:
+    """The epoch of the last recorded row (rows are every trainer.eval_every-th epoch)."""
+    return int(rows[-1]["epoch"]) if rows else 0

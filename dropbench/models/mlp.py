@@ -1,4 +1,6 @@
-"""Fully connected classifier with dropout on the input and after every hidden layer."""
+"""Fully connected net with dropout on the input and after every hidden layer: a classifier
+(one output per class), or a regressor (one output) when the data is a regression, which then
+carries the weight prior's L2 penalty (models/prior.py)."""
 
 import math
 
@@ -7,6 +9,7 @@ from torch import nn
 from dropbench.dropout import make_dropout, make_linear, plan_rates
 from dropbench.errors import DropbenchError
 from dropbench.models.places import mlp_places
+from dropbench.models.prior import penalty, weight_penalties
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "selu": nn.SELU}
 
@@ -38,6 +41,11 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
         if activation == "selu":
             lecun_normal_(self)
+        self.l2_terms: list = []  # (layer, reg) of the weight prior; regressions set it
+
+    def regularizer(self):
+        """The weight prior's L2 term, added to the training loss (dropout/hooks.py)."""
+        return penalty(self.l2_terms) if self.l2_terms else 0.0
 
     def forward(self, x):  # (B, C, H, W) or (B, D) -> (B, num_classes)
         return self.net(x)
@@ -56,4 +64,9 @@ def build_mlp(model_cfg, dropout_cfg, data) -> MLP:
     if any(h < 1 for h in model_cfg.hidden):
         raise DropbenchError(f"model.hidden={list(model_cfg.hidden)} needs widths >= 1")
     in_features = math.prod(data.input_shape)
+    if data.task == "regress":
+        model = MLP(in_features, data.num_outputs, model_cfg, dropout_cfg)
+        model.l2_terms = weight_penalties(model.net, data.lengthscale, len(data.train),
+                                          data.tau)
+        return model
     return MLP(in_features, data.num_classes, model_cfg, dropout_cfg)

@@ -1,10 +1,18 @@
 """The built-in model families, registered in dropbench.registry.MODELS like any plugin's: each
 with its config schema (config.py), where it puts dropout (dropout/params.py: Place), declared
 without torch so `dropbench list` and config validation can read it, and its builder (mlp.py,
-cnn.py, resnet.py, rnn.py), which builds its dropout at these places."""
+cnn.py, resnet.py, rnn.py, vit.py, transformer_lm.py), which builds its dropout at these
+places."""
 
 from dropbench import registry
-from dropbench.config import ConvNetConfig, MLPConfig, ResNetConfig, RNNConfig
+from dropbench.config import (
+    ConvNetConfig,
+    MLPConfig,
+    ResNetConfig,
+    RNNConfig,
+    TransformerLMConfig,
+    ViTConfig,
+)
 from dropbench.dropout.params import Place
 from dropbench.dropout.plan import check_dropout, model_places  # noqa: F401  (imported from here)
 
@@ -53,6 +61,23 @@ def rnn_places(model_cfg) -> list[Place]:
             Place("output", "p_output", "sequence")]
 
 
+TOKEN = "token"  # the kinds of place the Transformers add (transformer.py)
+ATTENTION = "attention"
+
+
+def transformer_places(model_cfg) -> list[Place]:
+    """Where Vaswani et al. 2017 (section 5.4) drop at P_drop, plus DropPath: the sum of the
+    token (or patch) and position embeddings; per block, in depth order, the attention
+    probabilities, the output of each of the two sub-layers (attention, MLP) before its
+    residual sum, and those two residual branches dropped whole per example (one rate per
+    block, rising with depth as the ResNet's)."""
+    depth = model_cfg.depth
+    return [Place("input", "p_input", TOKEN),
+            Place("attention", "p_attn", ATTENTION, count=depth),
+            Place("residual", "p", TOKEN, count=depth),
+            Place("branch", "p_branch", BRANCH, count=depth)]
+
+
 BUILT_IN = (  # name, schema, places, builder, what it reads
     ("mlp", MLPConfig, mlp_places, "mlp:build_mlp", "images"),
     ("lenet", ConvNetConfig, convnet_places, "cnn:build_convnet", "images"),
@@ -60,11 +85,18 @@ BUILT_IN = (  # name, schema, places, builder, what it reads
     ("resnet", ResNetConfig, resnet_places, "resnet:build_resnet", "images"),
     ("lstm", RNNConfig, rnn_places, "rnn:build_rnn_lm", "text"),
     ("gru", RNNConfig, rnn_places, "rnn:build_rnn_lm", "text"),
+    ("vit", ViTConfig, transformer_places, "vit:build_vit", "images"),
+    ("transformer_lm", TransformerLMConfig, transformer_places,
+     "transformer_lm:build_transformer_lm", "text"),
 )
 
 
 def register() -> None:
     registry.register_place_kind(BRANCH, "a residual block's branch f(x) of x + f(x), dropped "
                                  "whole per example while the skip path is kept")
+    registry.register_place_kind(TOKEN, "per-token features of a Transformer (the embeddings "
+                                 "sum, each sub-layer's output before its residual sum)")
+    registry.register_place_kind(ATTENTION, "a Transformer's attention probabilities (each "
+                                 "query's softmax weights over the keys)")
     for name, schema, places, builder, reads in BUILT_IN:
         registry.register_model(name, schema, places, f"dropbench.models.{builder}", reads=reads)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from dropbench.errors import DropbenchError
-from dropbench.report import hparams, html, plots, stats, tables
+from dropbench.report import calibration_plots, hparams, html, plots, stats, tables
 from dropbench.report.collect import (
     Collection,
     assign_groups,
@@ -37,6 +37,11 @@ CAPTIONS = {
     "20 or more).",
     "mc_samples": "Test error against the number of Monte-Carlo samples T (solid) and the "
     "weight-scaling value of the same configuration (dotted).",
+    "reliability": "Reliability diagram of the test split (eval.compare=true): the examples "
+    "binned by confidence (the largest predicted probability) into 15 equal-width bins; bars "
+    "give each bin's accuracy, the red tick its mean confidence, the dashed diagonal perfect "
+    "calibration, the lower panel the number of examples per bin (log scale; hatched: empty). "
+    "Weight scaling and MC dropout side by side, seeds pooled.",
 }
 
 
@@ -84,7 +89,7 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
         notes.append("Rate sweep and gap vs. rate left out: no dropout rate (dropout.p*) takes "
                      "two or more values within one line of configurations (choose the "
                      "grouping with --by).")
-    figures["curves_grid"] = plots.curves_grid(epochs, groups, names)
+    figures["curves_grid"] = plots.curves_grid(epochs, groups, names, m)
     # keys that differ where they apply (a key only some schemes have is "n/a" elsewhere)
     keys = differing(runs, varying_settings(runs, col.config_columns))
     if len(keys) >= 2 and len(groups) >= HPARAM_MIN_GROUPS and hparams.has_scores(runs, m):
@@ -99,6 +104,13 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
     else:
         notes.append("MC samples vs. weight scaling left out: no run has Monte-Carlo results "
                      "(an `eval_compare` block in summary.json, from eval.compare=true).")
+    bins = col.reliability[col.reliability["run"].isin(runs["run"])]
+    if len(bins):
+        figures["reliability"] = calibration_plots.reliability_diagram(bins, groups, names)
+        if bins["group"].nunique() > calibration_plots.MAX_CONFIGURATIONS:
+            notes.append(f"The reliability diagram shows the first "
+                         f"{calibration_plots.MAX_CONFIGURATIONS} configurations; the "
+                         f"calibration table lists all.")
     return figures, notes, labels
 
 
@@ -264,6 +276,16 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
         shown = tables.paper_markdown_frame(paper)
         md += ["## Paper vs. ours\n", tables.markdown(shown)]
         table_parts += [html.subheading("Paper vs. ours"), html.table(shown)]
+    calibration = tables.calibration_table(col.runs, groups)
+    if not calibration.empty:
+        calibration["configuration"] = calibration["configuration"].map(names)
+        text = ("Test-split calibration, mean ± std over seeds: NLL (nats), Brier score "
+                "(summed over classes, range 0-2), ECE over 15 equal-width confidence bins "
+                "(Guo et al. 2017); scale = weight-scaled network, MC = mean of the "
+                "eval.mc_samples passes' probabilities.")
+        md += ["## Calibration (test split)\n", text + "\n", tables.markdown(calibration)]
+        table_parts += [html.subheading("Calibration (test split)"), html.paragraph(text),
+                        html.table(calibration)]
     built = tables.dropout_built_table(col.runs, groups)
     if not built.empty:
         built["configuration"] = built["configuration"].map(names)

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 import dropbench.rundir as rundir  # not via the package: its facade reads runs through here
+import dropbench.units as units
 from dropbench.errors import DropbenchError
 from dropbench.rundir import find_run_dirs, format_value
 
@@ -33,8 +34,10 @@ log = logging.getLogger("dropbench")
 # trainer.epochs, whose value changes the results).
 NOT_A_SETTING_PREFIXES = ("hydra.", "paper.")
 DUPLICATE = "duplicate"  # the status a job's second dir is listed with among the left-out runs
-HIGHER_IS_BETTER = {"acc"}  # every other metric (loss, ppl) is better when lower
+HIGHER_IS_BETTER = units.HIGHER_IS_BETTER  # acc, ll; the others (loss, ppl, rmse): lower
 MC_SAMPLE_KEYS = ("T", "samples", "mc_samples", "n_samples")
+CALIBRATION_SCORES = ("acc", "nll", "brier", "ece")  # eval_compare.calibration.<method>.<score>
+RELIABILITY_COLUMNS = ["method", "bin", "lower", "upper", "count", "confidence", "accuracy"]
 
 
 @dataclass
@@ -47,6 +50,9 @@ class Collection:
     config_columns: list[str]
     # (run, why, the status its summary.json gives, or "skipped" when that is unreadable)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    # one row per (run, method, bin) of eval_compare.calibration: the reliability diagram's
+    reliability: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["run", *RELIABILITY_COLUMNS]))
 
 
 class BrokenRun(Exception):
@@ -74,7 +80,7 @@ def read_config(run_dir: Path) -> dict:
         raise BrokenRun(f".hydra/config.yaml is unreadable ({type(e).__name__})") from e
     if not isinstance(config, dict):
         raise BrokenRun(".hydra/config.yaml is not a mapping")
-    return config
+    return rundir.with_implied_keys(config)
 
 
 def read_summary(run_dir: Path) -> dict:
@@ -222,9 +228,32 @@ def mc_points(summary: dict, config: dict, m: str) -> list[dict]:
     return points
 
 
+# --- calibration (`eval_compare.calibration`, engine/calibration.py) --------------------------
+def calibration_parts(summary: dict) -> tuple[dict, list[dict]]:
+    """({test_<score>_<method>: value}, the reliability bins as rows) of one run; empty when
+    its summary has no calibration block."""
+    block = summary.get("eval_compare")
+    block = block.get("calibration") if isinstance(block, dict) else None
+    if not isinstance(block, dict):
+        return {}, []
+    fields, bins = {}, []
+    for method in ("scale", "mc"):
+        scores = block.get(method)
+        if not isinstance(scores, dict):
+            continue
+        fields.update({f"test_{k}_{method}": scores[k] for k in CALIBRATION_SCORES
+                       if isinstance(scores.get(k), (int, float))})
+        for i, row in enumerate(scores.get("bins") or []):
+            if isinstance(row, dict):
+                bins.append({"method": method, "bin": i,
+                             **{k: row.get(k) for k in RELIABILITY_COLUMNS[2:]}})
+    return fields, bins
+
+
 # --- everything -----------------------------------------------------------------------------
-def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame, list[dict]]:
-    """(flat config, run fields, metrics, mc points) of one run, or BrokenRun."""
+def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame, list[dict], list[dict]]:
+    """(flat config, run fields, metrics, mc points, reliability bins) of one run, or
+    BrokenRun."""
     config = read_config(run_dir)
     summary = read_summary(run_dir)
     metrics = read_metrics(run_dir, summary)
@@ -234,7 +263,9 @@ def read_run(run_dir: Path) -> tuple[dict, dict, pd.DataFrame, list[dict]]:
     fields.update(derived_fields(summary, metrics, m))
     fields.setdefault("status", "unknown")
     fields["dropout_off"] = dropout_is_off(config)
-    return flat_config, fields, metrics, mc_points(summary, config, m)
+    calibration, bins = calibration_parts(summary)
+    fields.update(calibration)
+    return flat_config, fields, metrics, mc_points(summary, config, m), bins
 
 
 def is_setting(key: str) -> bool:
@@ -253,6 +284,7 @@ class ReadRun:
     fields: dict
     metrics: pd.DataFrame
     points: list[dict]
+    bins: list[dict]
 
     def job(self) -> tuple:
         """Runs with equal jobs are one job: the same parent dir (a sweep dir), and equal
@@ -300,13 +332,14 @@ def collect(paths) -> Collection:
             skipped.append((name, str(e), e.status))
     read, duplicates = once_each(read)
     skipped += duplicates
-    runs, epochs, mc, config_columns = [], [], [], {}
+    runs, epochs, mc, bins, config_columns = [], [], [], [], {}
     for run in read:
         config_columns.update(dict.fromkeys(run.config))
         runs.append({"run": run.name, "path": str(run.path.resolve()), **run.config,
                      **run.fields})
         epochs.append(run.metrics.assign(run=run.name, **run.config))
         mc += [{"run": run.name, **p} for p in run.points]
+        bins += [{"run": run.name, **b} for b in run.bins]
     if not runs:
         where = ", ".join(map(str, paths))
         detail = f" ({len(skipped)} unreadable, see the warnings above)" if skipped else ""
@@ -318,6 +351,7 @@ def collect(paths) -> Collection:
         mc=pd.DataFrame(mc, columns=["run", "T", "value"]),
         config_columns=list(config_columns),
         skipped=skipped,
+        reliability=pd.DataFrame(bins, columns=["run", *RELIABILITY_COLUMNS]),
     )
 
 
@@ -336,7 +370,8 @@ def sort_key(value):
 
 
 def assign_groups(col: Collection, by: list[str]) -> list[str]:
-    """Add a `group` label column (one per configuration) to runs, epochs and mc; return the
+    """Add a `group` label column (one per configuration) to runs, epochs, mc and
+    reliability; return the
     labels in display order (by the `by` values, numbers numerically)."""
     unknown = [c for c in by if c not in col.runs.columns]
     if unknown:
@@ -356,4 +391,5 @@ def assign_groups(col: Collection, by: list[str]) -> list[str]:
     to_group = dict(zip(runs["run"], runs["group"], strict=True))
     col.epochs["group"] = col.epochs["run"].map(to_group)
     col.mc["group"] = col.mc["run"].map(to_group)
+    col.reliability["group"] = col.reliability["run"].map(to_group)
     return groups

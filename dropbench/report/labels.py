@@ -53,8 +53,11 @@ def scheme_lacks(row: pd.Series, key: str) -> bool:
 
 
 def short_key(key: str, keys: list[str]) -> str:
-    """`dropout.p` -> `p`, unless another key ends the same way (then the full key)."""
-    last = key.rsplit(".", 1)[-1]
+    """`dropout.p` -> `p`, unless another key ends the same way (then the full key); a
+    group's chosen option reads as it is chosen: `objective.name` -> `objective`."""
+    group, _, last = key.rpartition(".")
+    if last == "name" and group and "." not in group:
+        return group
     clash = sum(k.rsplit(".", 1)[-1] == last for k in keys) > 1
     return key if clash else last
 

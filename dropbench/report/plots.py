@@ -26,7 +26,7 @@ from matplotlib.ticker import (
     ScalarFormatter,
 )
 
-from dropbench import rundir
+from dropbench import rundir, units
 from dropbench.report.collect import format_value, sort_key
 from dropbench.report.labels import configuration_labels
 
@@ -43,7 +43,7 @@ SPLITS = {
     "train_eval": dict(label="train-eval", color="#1f5fa0", linestyle="--", marker="s"),
     "val": dict(label="validation", color="#c0392b", linestyle="-", marker="o"),
 }
-LOSS_LABEL = "loss (cross-entropy, nats)"
+LOSS_LABEL = units.loss_label("acc")  # a classifier's; other tasks: units.loss_label(m)
 ONE_LINE = "all runs"  # the rate sweep's line when no setting but the rate varies
 CHARS_PER_INCH = 11  # of 9-point text: where titles wrap
 DECADE = 10.0  # a log axis only for data spanning more than this factor
@@ -52,8 +52,23 @@ NOISE_SPAN = 4.0  # with a spread: the y axis spans >= 4 sample stds
 
 
 def metric_label(m: str, what: str = "") -> str:
-    names = {"acc": "accuracy (%)", "ppl": "perplexity", "error": "error (%)"}
-    return f"{what} {names.get(m, m)}".strip()
+    name = "error (%)" if m == "error" else units.label(m)
+    return f"{what} {name}".strip()
+
+
+def test_label(runs: pd.DataFrame) -> str:
+    """Which weights the test scores are of: the last epoch's where every run says so
+    (summary.json `tested_epoch`: a regression follows its protocol), else the best val
+    epoch's."""
+    if "tested_epoch" in runs and "epochs_run" in runs and len(runs) and (
+            pd.to_numeric(runs["tested_epoch"], errors="coerce")
+            == pd.to_numeric(runs["epochs_run"], errors="coerce")).all():
+        return "test (last epoch)"
+    return "test (at best val)"
+
+
+# extra test scores a sweep figure shows when the runs have them: (summary key, label)
+EXTRA_PANELS = (("test_mc_ll", "test MC log-likelihood (nats per point)"),)
 
 
 def metric_scale(m: str) -> float:
@@ -162,7 +177,7 @@ def overfitting_curves(epochs: pd.DataFrame, groups: list[str], m: str,
     curves = mean_curves(epochs, ["train_eval_loss", "val_loss", f"train_eval_{m}", f"val_{m}"])
     styles = group_styles(groups)
     for ax, (quantity, ylabel, scale) in zip(axes[0], [
-        ("loss", LOSS_LABEL, 1.0), (m, metric_label(m), metric_scale(m))
+        ("loss", units.loss_label(m), 1.0), (m, metric_label(m), metric_scale(m))
     ], strict=True):
         for g in groups:
             c = curves[curves["group"] == g]
@@ -283,7 +298,9 @@ def n_seeds(runs: pd.DataFrame) -> str:
 def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
     scale = metric_scale(m)
     panels = [(rundir.best_val_key(m), metric_label(m, "validation at best epoch"), scale),
-              (rundir.test_key(m), metric_label(m, "test (at best val)"), scale)]
+              (rundir.test_key(m), metric_label(m, test_label(runs)), scale)]
+    panels += [(column, label, 1.0) for column, label in EXTRA_PANELS
+               if column in runs and runs[column].notna().any()]
     return sweep_figure(runs, rate_col, by, panels,
                         f"Rate sweep: mean over seeds ({n_seeds(runs)}), error bars ± 1 sample "
                         f"std (not a CI)")
@@ -292,7 +309,8 @@ def rate_sweep(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figu
 def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Figure:
     metric_gap = ("train-eval − val accuracy (pp)" if m == "acc"
                   else f"val − train-eval {metric_label(m)}")
-    panels = [(rundir.final_gap_key("loss"), "gap: val − train-eval loss (nats)", 1.0),
+    panels = [(rundir.final_gap_key("loss"),
+               f"gap: val − train-eval loss ({units.metric_spec(m).loss_unit})", 1.0),
               (rundir.final_gap_key(m), f"gap: {metric_gap}", metric_scale(m))]
     fig = sweep_figure(runs, rate_col, by, panels,
                        f"Generalisation gap at the last epoch: mean over seeds "
@@ -310,7 +328,7 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
     without dropout as a dotted reference line in both panels."""
     scale = metric_scale(m)
     panels = [(rundir.best_val_key(m), metric_label(m, "validation at best epoch")),
-              (rundir.test_key(m), metric_label(m, "test (at best val)"))]
+              (rundir.test_key(m), metric_label(m, test_label(runs)))]
     longest = max(len(names[g]) for g in groups)
     fig, axes = new_figure(2, width=3.2 + 0.035 * longest,
                            height=1.3 + 0.32 * len(groups), sharey=True)
@@ -346,7 +364,7 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
 
 # --- 4. curves grid ---------------------------------------------------------------------------
 def curves_grid(epochs: pd.DataFrame, groups: list[str],
-                names: dict[str, str] | None = None) -> Figure:
+                names: dict[str, str] | None = None, m: str = "acc") -> Figure:
     """One panel per group: train (dropout on), train-eval and validation loss, mean over
     seeds with the seeds' range shaded (a range stays positive on the log axis, unlike
     mean - std), shared axes so the panels compare at a glance."""
@@ -375,7 +393,7 @@ def curves_grid(epochs: pd.DataFrame, groups: list[str],
         visible[-1].xaxis.set_tick_params(labelbottom=True)
     loss = curves[[c for c in curves if c.endswith("_loss")]]
     wide = log_axis_if_wide(axes[0, 0], loss)  # shared: every panel follows
-    fig.supylabel(LOSS_LABEL + (", log scale" if wide else ""), fontsize=9)
+    fig.supylabel(units.loss_label(m) + (", log scale" if wide else ""), fontsize=9)
     if wide:
         axes[0, 0].set_ylabel("")
     legend_below(fig, list(axes.flat[0].get_legend_handles_labels()[0]))

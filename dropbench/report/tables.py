@@ -10,20 +10,32 @@ import pandas as pd
 from dropbench import rundir
 from dropbench.report.collect import format_value
 
+# summary.json scores a task writes besides its headline metric, shown when the runs have
+# them: (column, markdown header, decimals); a regression's (engine/regress.py)
+EXTRA_SCORES = (
+    ("test_ll", "test ll", 3),
+    ("test_mc_rmse", "test MC rmse", 4),
+    ("test_mc_ll", "test MC ll", 3),
+)
 
-def quantities(m: str) -> list[tuple[str, str, float, int]]:
-    """(column, markdown header, scale, decimals) of each aggregated number."""
+
+def quantities(m: str, columns=()) -> list[tuple[str, str, float, int]]:
+    """(column, markdown header, scale, decimals) of each aggregated number; `columns`: those
+    the runs have, for the EXTRA_SCORES."""
     pct = 100.0 if m == "acc" else 1.0
     unit = " (%)" if m == "acc" else ""
     gap_unit = " (pp)" if m == "acc" else ""
+    digits = 4 if m == "rmse" else 2  # an RMSE is in the target's unit, often well below 1
+    extra = [(c, header, 1.0, d) for c, header, d in EXTRA_SCORES if c in columns]
     return [
         ("best_epoch", "best epoch", 1.0, 1),
         (rundir.BEST_VAL_LOSS, "best val loss", 1.0, 4),
-        (rundir.best_val_key(m), f"val {m} at best epoch{unit}", pct, 2),  # lowest val loss
+        (rundir.best_val_key(m), f"val {m} at best epoch{unit}", pct, digits),  # lowest val loss
         (rundir.TEST_LOSS, "test loss", 1.0, 4),
-        (rundir.test_key(m), f"test {m}{unit}", pct, 2),
+        (rundir.test_key(m), f"test {m}{unit}", pct, digits),
+        *extra,
         (rundir.final_gap_key("loss"), "final gap loss", 1.0, 4),
-        (rundir.final_gap_key(m), f"final gap {m}{gap_unit}", pct, 2),
+        (rundir.final_gap_key(m), f"final gap {m}{gap_unit}", pct, digits),
         ("epochs_run", "epochs", 1.0, 1),
         ("wall_s", "wall time (s)", 1.0, 1),
     ]
@@ -42,7 +54,7 @@ def summary_table(runs: pd.DataFrame, groups: list[str], by: list[str], m: str) 
         sub = runs[runs["group"] == group]
         row = {c: format_value(sub[c].iloc[0]) for c in by}
         row.update(configuration=group, n=len(sub), status=status_counts(sub["status"]))
-        for column, *_ in quantities(m):
+        for column, *_ in quantities(m, runs.columns):
             values = pd.to_numeric(sub.get(column, pd.Series(dtype=float)), errors="coerce")
             row[f"{column}_mean"] = values.mean()
             row[f"{column}_std"] = values.std()  # sample std (ddof=1): NaN for one seed
@@ -66,7 +78,8 @@ def summary_markdown_frame(table: pd.DataFrame, by: list[str], m: str) -> pd.Dat
     """The summary table as display strings."""
     shown = table[by].copy() if by else pd.DataFrame({"configuration": table["configuration"]})
     shown["n"] = table["n"]
-    for column, header, scale, decimals in quantities(m):
+    present = {c for c, *_ in EXTRA_SCORES if f"{c}_mean" in table}
+    for column, header, scale, decimals in quantities(m, present):
         shown[header] = [
             mean_std(r[f"{column}_mean"], r[f"{column}_std"], r[f"{column}_count"], r["n"],
                      scale, decimals)
@@ -78,6 +91,33 @@ def summary_markdown_frame(table: pd.DataFrame, by: list[str], m: str) -> pd.Dat
 
 def summary_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=[c for c in table.columns if c.endswith("_count")])
+
+
+# --- calibration (eval.compare=true classifiers) -------------------------------------------
+CALIBRATION = [("acc", "acc (%)", 100.0, 2), ("nll", "NLL", 1.0, 4), ("brier", "Brier", 1.0, 4),
+               ("ece", "ECE (%)", 100.0, 2)]
+
+
+def calibration_table(runs: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """One display row per configuration whose runs recorded calibration: mean ± std over
+    seeds of the test accuracy, NLL, Brier score (summed over classes) and 15-bin ECE, for
+    weight scaling and for MC dropout; empty when no run has them."""
+    methods = [(m, name) for m, name in (("scale", "scale"), ("mc", "MC"))
+               if f"test_ece_{m}" in runs]
+    rows = []
+    for group in groups:
+        sub = runs[runs["group"] == group]
+        if not methods or sub[f"test_ece_{methods[0][0]}"].isna().all():
+            continue
+        row = {"configuration": group, "n": len(sub)}
+        for method, name in methods:
+            for key, header, scale, decimals in CALIBRATION:
+                values = pd.to_numeric(sub.get(f"test_{key}_{method}"), errors="coerce")
+                row[f"{name} {header}"] = mean_std(values.mean(), values.std(),
+                                                   int(values.count()), len(sub), scale,
+                                                   decimals)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # --- paper vs ours ----------------------------------------------------------------------------

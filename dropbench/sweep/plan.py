@@ -21,6 +21,7 @@ MEMBER_KEYS = ("seed", "dropout.p", "dropout.p_input", "optim.lr", "optim.moment
 # What the stacked epoch (dropbench/sweep/batch.py) implements: key -> allowed values.
 SUPPORTED = {
     "dropout.schedule": ("constant",),  # the stacked trainer keeps no schedule per member
+    "objective.name": ("ce",),  # one pass per batch: R-Drop's two passes would need two stacks
     "dataset.augment": (False,),
     "optim.name": ("sgd", "adam", "adamw"),  # stacked_optim.py
     "optim.l1": (0.0,),
