@@ -118,6 +118,7 @@ def test_batched_sweep_matches_the_same_jobs_run_alone(cli, tmp_path):
         run_a = alone_jobs[key]
         b, a = (json.loads((r / "summary.json").read_text()) for r in (run_b, run_a))
         assert b["status"] == a["status"] == "completed"
+        assert b["batched_members"] == 4  # trained in the stack, not alone after all
         assert b["epochs_run"] == a["epochs_run"] and b["best_epoch"] == a["best_epoch"]
         assert b["test_acc"] == pytest.approx(a["test_acc"], abs=0.01)
         epochs_run.add(b["epochs_run"])

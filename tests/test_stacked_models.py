@@ -95,6 +95,7 @@ def test_each_stacked_member_trains_as_its_lone_run(compose, tmp_path, model, op
     data = load_data(cfgs[0].dataset, tmp_path, torch.device("cpu"))
     members = [member(cfg, data, tmp_path / "stacked") for cfg in cfgs]
     runs = [r for r, _ in members]
+    assert why_not_stacked([r.model for r in runs]) is None
     stack, optimizer = stack_of(runs, [g for _, g in members], data)
     task = runs[0].task
     sums, projected = stacked_epoch(stack, optimizer, task, data.train, task.batch_size,
@@ -277,3 +278,22 @@ def test_the_mlp_fast_path_trains_each_member_as_its_lone_run(compose, tmp_path)
             assert projected[k].item() == scores["max_norm_projected"]
     assert not fast_path_applies([lone_run(compose([*SMALL, *MODELS["lenet"]]), data,
                                            tmp_path)])
+
+
+def test_a_rate_applied_outside_its_module_is_found():
+    """A model that reads its dropout module's rate and drops elsewhere (as attention fused
+    into scaled_dot_product_attention does) never calls the module: the stack says so."""
+    from dropbench.dropout.standard import BernoulliDropout
+
+    class ReadsItsRate(torch.nn.Module):
+        def __init__(self, p):
+            super().__init__()
+            self.lin, self.drop = torch.nn.Linear(3, 4), BernoulliDropout(p)
+
+        def forward(self, x):
+            return torch.nn.functional.dropout(self.lin(x), self.drop.p, self.training)
+
+    models = [ReadsItsRate(0.2), ReadsItsRate(0.2)]
+    assert why_not_stacked(models) is None  # the rules alone cannot see it
+    stack = StackedModel(models, [torch.Generator(), torch.Generator()], torch.zeros(1, 3))
+    assert stack.uncalled_slots() == ["drop"]

@@ -127,11 +127,38 @@ def prepare_members(jobs: list[MemberJob]) -> tuple[list[Member], dict]:
 
 
 def why_not_batched(members: list[Member]) -> str | None:
-    """Why the prepared members cannot train as one stack (stackable.py), or None."""
+    """Why the prepared members cannot train as one stack (stackable.py's rules, then one
+    trial step), or None."""
     reason = why_not_stacked([m.run.model for m in members])
     if reason is None and any(optimizer_kind(m.run.optimizer) is None for m in members):
         reason = "the optimiser is not one the stack implements (sgd, adam, adamw)"
-    return reason
+    return reason if reason is not None else trial_step_fails(members)
+
+
+def trial_step_fails(members: list[Member]) -> str | None:
+    """Run one stacked forward and backward on two training examples with throwaway streams
+    and parameters: a model that passes the rules but draws random numbers or branches on
+    values inside its forward (vmap refuses both) runs alone instead of failing the batch."""
+    runs = [m.run for m in members]
+    if fast_path_applies(runs):
+        return None
+    train_set = runs[0].task.data.train
+    try:
+        stack = StackedModel([r.model for r in runs], [torch.Generator() for _ in runs],
+                             train_set.x[:1])
+        uncalled = stack.uncalled_slots()
+        if uncalled:
+            return (f"the dropout at {uncalled[0]} is applied outside its module's forward "
+                    f"(fused into attention), which the stack cannot draw per member")
+        x, y = train_set.x[:2], train_set.y[:2]
+        noise = stack.draw_noise(len(y), x.dtype)
+        loss, _ = stack.task_step(runs[0].task, x.expand(len(runs), *x.shape),
+                                  y.expand(len(runs), *y.shape), True, noise)
+        loss.sum().backward()
+    except Exception as e:  # whatever vmap or the model refuses: this batch runs alone
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        return f"a trial stacked step failed ({why})"
+    return None
 
 
 def stack_members(members: list[Member]) -> tuple[StackedModel, StackedOptimizer]:

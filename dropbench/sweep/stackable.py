@@ -11,7 +11,7 @@ when
   (RateDropout.noise: standard and spatial dropout), which the stack can draw and pass in;
 - nothing keeps state the stack would have to update per member inside the forward: no
   buffers (BatchNorm's running statistics), no module hooks of the trainer (a schedule of its
-  own, a loss term, logged values: dropout/hooks.py).
+  own, a loss term that is not 0, logged values: dropout/hooks.py).
 A job whose model does not stack runs alone, after one line saying which of these failed.
 """
 
@@ -30,6 +30,12 @@ def is_noise_module(module: nn.Module) -> bool:
 def is_dropout_place(module: nn.Module) -> bool:
     """What a model builds at a place for dropout: the scheme's module or, at rate 0, none."""
     return isinstance(module, nn.Identity) or is_noise_module(module)
+
+
+def adds_nothing(module: nn.Module) -> bool:
+    """A regularizer hook that adds no term (the MLP's weight prior outside a regression)."""
+    term = module.regularizer()
+    return not isinstance(term, torch.Tensor) and term == 0
 
 
 def why_not_stacked(models: list[nn.Module]) -> str | None:
@@ -52,7 +58,8 @@ def why_not_stacked(models: list[nn.Module]) -> str | None:
             if getattr(m, "dropout_scheme", None) is not None and not is_noise_module(m):
                 return (f"dropout={m.dropout_scheme} at {path or 'the model'} draws its noise "
                         f"inside the layer; the stack draws only noise that multiplies an input")
-        hooks = [h for h in TRAINER_HOOKS for m in modules if hasattr(m, h)]
+        hooks = [h for h in TRAINER_HOOKS for m in modules if hasattr(m, h)
+                 and not (h == "regularizer" and adds_nothing(m))]
         if hooks:
             return (f"{path or 'the model'} ({type(module).__name__}) has {hooks[0]}, which the "
                     f"stack does not call")

@@ -31,6 +31,7 @@ class NoiseSlot(nn.Module):
     def __init__(self):
         super().__init__()
         self.noise: torch.Tensor | None = None
+        self.p = 0.0  # model code reading the rate sees none: the noise comes in `noise`
         self.recorded: list | None = None  # the probe's log of (slot, per-example shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +104,15 @@ class StackedModel:
                 slot.recorded = None
         path_of = {id(slot): path for path, slot in self.slots.items()}
         return [(path_of[id(slot)], shape) for slot, shape in recorded]
+
+    def uncalled_slots(self) -> list[str]:
+        """Slots where a member drops (rate > 0) but the forward never calls the module: the
+        model applies that rate some other way (fused into attention), which the stack
+        cannot replay per member."""
+        called = {path for path, _ in self.order}
+        return [path for path in self.slots if path not in called
+                and any(float(getattr(m.get_submodule(path), "p", 0.0)) > 0
+                        for m in self.models)]
 
     def parameters(self) -> list[torch.Tensor]:
         """The stacked parameters (K, ...), in the members' model.parameters() order."""
