@@ -156,6 +156,11 @@ class OptimConfig:
     momentum: float = between(0.0, 0.0, 1.0, "SGD momentum", high_open=True)
     nesterov: bool = option(False, "Nesterov momentum (needs optim.momentum > 0)")
     weight_decay: float = at_least(0.0, 0.0, "L2 penalty; 0 = off")
+    beta1: float = between(0.9, 0.0, 1.0, "adam, adamw: decay of the gradient's running mean",
+                           high_open=True)
+    beta2: float = between(0.999, 0.0, 1.0, "adam, adamw: decay of the squared gradient's "
+                           "running mean", high_open=True)
+    eps: float = above(1e-8, 0.0, "adam, adamw: added to the denominator")
     l1: float = at_least(0.0, 0.0, "L1 penalty on weights, added to the loss; 0 = off")
     max_norm: float | None = above(None, 0.0, "max-norm radius c of each unit's incoming "
                                    "weights", null="no max-norm")

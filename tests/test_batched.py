@@ -42,12 +42,12 @@ def weights(run: Path) -> dict:
 
 def test_plan_batches_compatible_jobs_and_says_why_not_the_others(compose):
     jobs = [compose(o) for o in (["seed=0"], ["seed=1", "dropout.p=0.2", "optim.lr=0.1"],
-                                 ["model=lenet"], ["optim=adam"], ["seed=2"],
+                                 ["model=lenet"], ["optim=ntasgd"], ["seed=2"],
                                  ["model.hidden=[64]"])]
     units = plan(jobs, max_batch=2)
     assert [u.jobs for u in units] == [[0, 1], [2], [3], [4], [5]]
-    assert "model.name=lenet is not batched" in units[1].alone_because
-    assert "optim.name=adam" in units[2].alone_because
+    assert "no other job" in units[1].alone_because  # lenet stacks, but alone in the sweep
+    assert "optim.name=ntasgd is not batched" in units[2].alone_because
     assert "no other job" in units[3].alone_because  # its batch was full (max_batch=2)
     assert "no other job" in units[4].alone_because  # another architecture
     assert plan(jobs[:2], max_batch=1)[0].alone_because is not None
@@ -118,6 +118,7 @@ def test_batched_sweep_matches_the_same_jobs_run_alone(cli, tmp_path):
         run_a = alone_jobs[key]
         b, a = (json.loads((r / "summary.json").read_text()) for r in (run_b, run_a))
         assert b["status"] == a["status"] == "completed"
+        assert b["batched_members"] == 4  # trained in the stack, not alone after all
         assert b["epochs_run"] == a["epochs_run"] and b["best_epoch"] == a["best_epoch"]
         assert b["test_acc"] == pytest.approx(a["test_acc"], abs=0.01)
         epochs_run.add(b["epochs_run"])
@@ -154,11 +155,11 @@ def test_batched_sweep_resumes_and_reports(cli, tmp_path):
 
 
 def test_jobs_that_cannot_be_batched_run_alone_with_a_note(cli, tmp_path):
-    r = cli("train", "-m", "hydra/launcher=batched", "optim=sgd,adam", "trainer.epochs=1",
+    r = cli("train", "-m", "hydra/launcher=batched", "optim=sgd,ntasgd", "trainer.epochs=1",
             *TINY, "hydra.sweep.dir=sweep")
     assert r.returncode == 0, r.stderr
     out = r.stdout + r.stderr
-    assert "alone: optim.name=adam is not batched (batched: sgd)" in out
+    assert "alone: optim.name=ntasgd is not batched (batched: sgd, adam, adamw)" in out
     assert "alone: no other job" in out  # the sgd job had nobody to share a stack with
     assert [s["status"] for s in summaries(tmp_path / "sweep")] == ["completed"] * 2
 

@@ -7,6 +7,8 @@ Cases (docs/benchmarks.md has the measured output and the targets):
   schemes  the MLP's step time with every registered dense scheme vs. no dropout
   cnn      the CIFAR-10 conv net (model=alexnet): none, standard, spatial, dropblock
   lm       LSTM LMs (Zaremba small/medium shapes) vs word_language_model and an LSTMCell loop
+  sweep    12-job MLP sweep: batched launcher vs basic launcher, and the training alone
+  sweep_cnn  the same for a 12-job LeNet sweep on the digits
   transformer  a ViT epoch on the MNIST sample and a Transformer LM on PTB-sized windows vs
            the same models in plain PyTorch (nn.TransformerEncoderLayer)
 Peak RSS (and peak CUDA memory on a GPU) is recorded for every variant.
@@ -22,18 +24,19 @@ import torch
 
 from dropbench.bench import harness
 
-CASES = ["startup", "mlp", "schemes", "cnn", "lm", "sweep", "transformer"]
+CASES = ["startup", "mlp", "schemes", "cnn", "lm", "sweep", "sweep_cnn", "transformer"]
 
 
 def case_functions():
     from dropbench.bench.lm import lm_case
     from dropbench.bench.startup import startup_case
-    from dropbench.bench.sweep import sweep_case
+    from dropbench.bench.sweep import sweep_case, sweep_cnn_case
     from dropbench.bench.transformer import transformer_case
     from dropbench.bench.vision import cnn_case, mlp_case, scheme_case
 
     return {"startup": startup_case, "mlp": mlp_case, "schemes": scheme_case, "cnn": cnn_case,
-            "lm": lm_case, "sweep": sweep_case, "transformer": transformer_case}
+            "lm": lm_case, "sweep": sweep_case, "sweep_cnn": sweep_cnn_case,
+            "transformer": transformer_case}
 
 
 def run_bench(cases, settings) -> dict:

@@ -34,6 +34,11 @@ class RateDropout(nn.Module):
     Each call draws a fresh mask for every element (describe.py: how masks are shared)."""
 
     drops, mask_examples, mask_steps = "units", "per example", "per step"
+    # noise(shape, p, dtype, device, generator) -> the tensor `drop` multiplies an input of
+    # `shape` by, drawn as `drop` draws it. A scheme that gives it can be trained in a stacked
+    # sweep (dropbench/sweep/stackable.py), which draws each member's noise from the member's
+    # own stream and passes it into the stacked forward; None: its noise stays inside `drop`.
+    noise = None
     # True: dropping attention probabilities with this module is exactly what
     # scaled_dot_product_attention's dropout_p does, so the fused kernel may do it
     # (models/transformer.py)

@@ -12,18 +12,25 @@ from dropbench.dropout.base import Factories, RateDropout
 from dropbench.dropout.masks import keep_mask
 
 
+def spatial_noise(shape, p: float, dtype, device, generator=None) -> torch.Tensor:
+    """The factor an input of `shape` (B, C, ...) is multiplied by: (B, C, 1, ...), 0 with
+    probability p, else 1/(1-p)."""
+    mask_shape = tuple(shape[:2]) + (1,) * (len(shape) - 2)  # one draw per channel
+    keep = keep_mask(mask_shape, 1 - p, device, generator=generator)  # masks.py: fast on CPU
+    return keep.to(dtype).div_(1 - p)
+
+
 def spatial_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """Zero each (example, channel) slice of x (B, C, ...) with probability p, scale the
     rest by 1/(1-p)."""
     if not training or p == 0:
         return x
-    mask_shape = x.shape[:2] + (1,) * (x.dim() - 2)  # (B, C, 1, 1): one draw per channel
-    keep = keep_mask(mask_shape, 1 - p, x.device).to(x.dtype)  # masks.py: fast on the CPU
-    return x * keep.div_(1 - p)
+    return x * spatial_noise(x.shape, p, x.dtype, x.device)
 
 
 class SpatialDropout(RateDropout):
     drop = staticmethod(spatial_dropout)
+    noise = staticmethod(spatial_noise)
     drops = "channels"
 
 

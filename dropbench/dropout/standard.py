@@ -9,17 +9,24 @@ from dropbench.dropout.base import Factories, RateDropout
 from dropbench.dropout.masks import keep_mask
 
 
+def bernoulli_noise(shape, p: float, dtype, device, generator=None) -> torch.Tensor:
+    """The factor x is multiplied by: 0 with probability p, else 1/(1-p), one per element."""
+    keep = keep_mask(shape, 1 - p, device, generator=generator)
+    return keep.to(dtype).mul_(1 / (1 - p))
+
+
 def bernoulli_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     if not training or p == 0:
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, training)  # one fused kernel on CUDA
     # On the CPU torch's bernoulli_ dominates the cost of F.dropout; see masks.py.
-    return x * keep_mask(x.shape, 1 - p).to(x.dtype).mul_(1 / (1 - p))
+    return x * bernoulli_noise(x.shape, p, x.dtype, x.device)
 
 
 class BernoulliDropout(RateDropout):
     drop = staticmethod(bernoulli_dropout)
+    noise = staticmethod(bernoulli_noise)
     fuses_with_attention = True  # SDPA's dropout_p: inverted Bernoulli on the probabilities
 
 

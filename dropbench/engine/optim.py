@@ -34,11 +34,13 @@ def sgd(cfg, params) -> torch.optim.Optimizer:
 
 def adam(cfg, params) -> torch.optim.Optimizer:
     return fused_if_supported(eager(torch.optim.Adam), params, lr=cfg.lr,
+                              betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
                               weight_decay=cfg.weight_decay)
 
 
 def adamw(cfg, params) -> torch.optim.Optimizer:
     return fused_if_supported(eager(torch.optim.AdamW), params, lr=cfg.lr,
+                              betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
                               weight_decay=cfg.weight_decay)
 
 

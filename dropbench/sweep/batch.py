@@ -4,31 +4,33 @@ Each member is prepared by the engine exactly as `dropbench train` prepares a ru
 seed and initialisation, its resume from checkpoints/last.pt), and its own `Run` scores,
 checkpoints, logs and stops early after every epoch (trainer.py: begin / end_epoch / finish),
 so metrics.csv, summary.json, checkpoints and train.log are written as they would be alone.
-Only the training epochs are shared: one stacked forward/backward per step
-(dropbench/sweep/stacked.py), one batched pass over train_eval and val per epoch. A member
-that stops (patience, its own epoch count, divergence) leaves the stack.
+Only the training epochs are shared: one stacked forward/backward of the task's step per step
+(vmapped.py: any model that stackable.py accepts; mlp_fast.py: the classification MLP), each
+member's own optimiser update (stacked_optim.py), one batched pass over train_eval and val per
+epoch. A member that stops (patience, its own epoch count, divergence) leaves the stack, which
+is rebuilt without it. Members whose models cannot stack train alone, one after another.
 """
 
 import logging
 import signal
 import time
-from functools import cached_property
 
 import torch
-from torch import nn
 
 from dropbench import rundir
-from dropbench.config import check_rate, layer_rates
 from dropbench.data import batch_indices
-from dropbench.engine import train
+from dropbench.engine import fit, record_failure, train
 from dropbench.engine.mc import CHUNK  # examples per evaluation pass, as the task's
-from dropbench.engine.seeding import get_rng_state
-from dropbench.engine.trainer import RunHooks, sigterm_as_interrupt
+from dropbench.engine.optim import weight_matrices
+from dropbench.engine.seeding import get_rng_state, set_rng_state
+from dropbench.engine.trainer import ALONE, RunHooks, sigterm_as_interrupt
 from dropbench.errors import DropbenchError
-from dropbench.models.mlp import activation_module
 from dropbench.rundir import objective
 from dropbench.sweep.jobs import MemberJob
-from dropbench.sweep.stacked import MemberSettings, StackedMLP
+from dropbench.sweep.mlp_fast import FastMLPStack, fast_path_applies
+from dropbench.sweep.stackable import optimizer_kind, why_not_stacked
+from dropbench.sweep.stacked_optim import StackedOptimizer
+from dropbench.sweep.vmapped import StackedModel
 
 log = logging.getLogger("dropbench.sweep")
 
@@ -94,36 +96,12 @@ class Member:
         return train(self.job.cfg, self.job.dir, self.job.overrides, data=data, start=keep,
                      run_hooks=self.run_hooks())
 
-    @cached_property
-    def linears(self) -> list[nn.Linear]:
-        return [m for m in self.run.model.modules() if isinstance(m, nn.Linear)]
-
-    def settings(self) -> MemberSettings:
-        cfg, group = self.run.cfg, self.run.optimizer.param_groups[0]
-        return MemberSettings(
-            p_input=check_rate(cfg.dropout.p_input, "dropout.p_input"),
-            p_hidden=layer_rates(cfg.dropout.p, len(cfg.model.hidden)),
-            lr=group["lr"], momentum=group["momentum"], weight_decay=group["weight_decay"],
-            max_norm=cfg.optim.max_norm, generator=self.stream.generator)
-
-    def parameters(self) -> list[nn.Parameter]:
-        """In StackedMLP.parameters() order: every weight, then every bias."""
-        return [m.weight for m in self.linears] + [m.bias for m in self.linears]
-
-    def momentum_buffers(self) -> list[torch.Tensor | None]:
-        state = self.run.optimizer.state
-        return [state.get(p, {}).get("momentum_buffer") for p in self.parameters()]
-
     @torch.no_grad()
-    def take(self, stack: StackedMLP, k: int) -> None:
+    def take(self, stack: StackedModel, optimizer: StackedOptimizer, k: int) -> None:
         """Copy slice k of the stack into this member's model and optimiser state."""
-        params, buffers = stack.member_tensors(k)
-        momentum = self.run.optimizer.param_groups[0]["momentum"]
-        for p, value, buf in zip(self.parameters(), params, buffers, strict=True):
+        for p, value in zip(self.run.model.parameters(), stack.member_tensors(k), strict=True):
             p.copy_(value)
-            if momentum != 0:  # torch.optim.SGD keeps buffers only with momentum
-                self.run.optimizer.state[p]["momentum_buffer"] = buf.clone(
-                    memory_format=torch.contiguous_format)
+        optimizer.write_back(k)
 
 
 def prepare_members(jobs: list[MemberJob]) -> tuple[list[Member], dict]:
@@ -148,20 +126,65 @@ def prepare_members(jobs: list[MemberJob]) -> tuple[list[Member], dict]:
     return members, done
 
 
-def stack_members(members: list[Member]) -> StackedMLP:
-    cfg = members[0].run.cfg
-    nesterov = members[0].run.optimizer.param_groups[0]["nesterov"]
-    stack = StackedMLP([m.linears for m in members], activation_module(cfg.model.activation),
-                       [m.settings() for m in members], nesterov)
-    for k, m in enumerate(members):
-        stack.set_momentum_buffers(k, m.momentum_buffers())
-    return stack
+def why_not_batched(members: list[Member]) -> str | None:
+    """Why the prepared members cannot train as one stack (stackable.py's rules, then one
+    trial step), or None."""
+    reason = why_not_stacked([m.run.model for m in members])
+    if reason is None and any(optimizer_kind(m.run.optimizer) is None for m in members):
+        reason = "the optimiser is not one the stack implements (sgd, adam, adamw)"
+    return reason if reason is not None else trial_step_fails(members)
 
 
-def train_epoch(stack: StackedMLP, members: list[Member]) -> list[dict]:
+def trial_step_fails(members: list[Member]) -> str | None:
+    """Run one stacked forward and backward on two training examples with throwaway streams
+    and parameters: a model that passes the rules but draws random numbers or branches on
+    values inside its forward (vmap refuses both) runs alone instead of failing the batch."""
+    runs = [m.run for m in members]
+    if fast_path_applies(runs):
+        return None
+    train_set = runs[0].task.data.train
+    try:
+        stack = StackedModel([r.model for r in runs], [torch.Generator() for _ in runs],
+                             train_set.x[:1])
+        uncalled = stack.uncalled_slots()
+        if uncalled:
+            return (f"the dropout at {uncalled[0]} is applied outside its module's forward "
+                    f"(fused into attention), which the stack cannot draw per member")
+        x, y = train_set.x[:2], train_set.y[:2]
+        noise = stack.draw_noise(len(y), x.dtype)
+        loss, _ = stack.task_step(runs[0].task, x.expand(len(runs), *x.shape),
+                                  y.expand(len(runs), *y.shape), True, noise)
+        loss.sum().backward()
+    except Exception as e:  # whatever vmap or the model refuses: this batch runs alone
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        return f"a trial stacked step failed ({why})"
+    return None
+
+
+def stack_members(members: list[Member]) -> tuple[StackedModel, StackedOptimizer]:
+    """The members' models and optimisers as one stack, from their current state: the
+    generic stack, or for the classification MLP with standard dropout and SGD the
+    hand-written StackedMLP, which measured a little faster (mlp_fast.py, docs/batched.md)."""
+    runs = [m.run for m in members]
+    if fast_path_applies(runs):
+        fast = FastMLPStack(runs, [m.stream.generator for m in members])
+        return fast, fast
+    first = members[0].run
+    stack = StackedModel([m.run.model for m in members],
+                         [m.stream.generator for m in members], first.task.data.train.x[:1])
+    constrained = {id(w) for w in weight_matrices(first.model)}
+    weights = [i for i, p in enumerate(first.model.parameters()) if id(p) in constrained]
+    optimizer = StackedOptimizer(stack.parameters(), [m.run.optimizer for m in members],
+                                 [m.run.cfg.optim.max_norm for m in members], weights,
+                                 stack.transposed_indices())
+    return stack, optimizer
+
+
+def train_epoch(stack: StackedModel, optimizer: StackedOptimizer,
+                members: list[Member]) -> list[dict]:
     """One epoch of every member, each on its own shuffled order of the training set."""
     task = members[0].run.task
-    sums, projected = stacked_epoch(stack, task.data.train, task.batch_size,
+    sums, projected = stacked_epoch(stack, optimizer, task, task.data.train, task.batch_size,
                                     [m.run.shuffle for m in members])
     scores = [task.finish(s) for s in sums]
     for k, m in enumerate(members):
@@ -170,41 +193,76 @@ def train_epoch(stack: StackedMLP, members: list[Member]) -> list[dict]:
     return scores
 
 
-def stacked_epoch(stack: StackedMLP, train_set, batch_size: int,
-                  shuffles: list[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One epoch of SGD steps for every member, member k's batches in the order its own
-    generator shuffles[k] draws (as its lone run's); returns the (K, 3) on-device sums and
-    the (K,) counts of weight vectors max-norm projected."""
-    orders = [batch_indices(len(train_set), batch_size, g) for g in shuffles]
-    sums = torch.zeros(stack.size, 3, device=train_set.x.device)
-    projected = torch.zeros(stack.size, dtype=torch.long, device=train_set.x.device)
+def stacked_epoch(stack: StackedModel, optimizer: StackedOptimizer, task, train_set,
+                  batch_size: int, shuffles: list[torch.Generator],
+                  rows: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch of optimiser steps for every member: member k trains on the examples
+    rows[k] of train_set (all of it when rows is None; the members' row sets have one size),
+    in the order its own generator shuffles[k] draws (as its lone run's, on those rows).
+    Returns the (K, ...) on-device sums of task.step and the (K,) counts of weight vectors
+    max-norm projected."""
+    device = train_set.x.device
+    if rows is None:
+        rows = [None] * stack.size
+    sizes = {len(train_set) if r is None else len(r) for r in rows}
+    if len(sizes) != 1:
+        raise ValueError(f"the members of one stack train on row sets of one size, got {sizes}")
+    n = sizes.pop()
+    orders = [batch_indices(n, batch_size, g) for g in shuffles]
+    sums, projected = None, torch.zeros(stack.size, dtype=torch.long, device=device)
     for step in zip(*orders, strict=True):
-        idx = torch.stack(step).to(train_set.x.device)  # (K, B)
-        loss, batch_sums = stack.losses(train_set.x[idx], train_set.y[idx], train=True)
+        idx = torch.stack([i if r is None else r[i] for i, r in zip(step, rows, strict=True)])
+        idx = idx.to(device)  # (K, B)
+        noise = stack.draw_noise(idx.shape[1], train_set.x.dtype)
+        loss, batch_sums = stack.task_step(task, train_set.x[idx], train_set.y[idx], True,
+                                           noise)
         loss.sum().backward()  # each member's parameters get the gradient of its own loss
-        stack.sgd_step()
-        step_projected = stack.apply_max_norm()
+        optimizer.step()
+        step_projected = optimizer.apply_max_norm()
         if step_projected is not None:
             projected += step_projected
-        sums += batch_sums
+        sums = batch_sums.detach() if sums is None else sums + batch_sums.detach()
     return sums, projected
 
 
 @torch.no_grad()
-def evaluate(stack: StackedMLP, task, split: str) -> list[dict]:
+def evaluate(stack: StackedModel, task, split: str) -> list[dict]:
     """Every member's scores on one split (the same examples for all), eval mode."""
     data = task.train_eval if split == "train_eval" else getattr(task.data, split)
-    sums = torch.zeros(stack.size, 3, device=data.x.device)
+    sums = None
     for i in range(0, len(data), CHUNK):
         x, y = data.x[i : i + CHUNK], data.y[i : i + CHUNK]
-        sums += stack.losses(x.expand(stack.size, *x.shape), y.expand(stack.size, len(y)),
-                             train=False)[1]
+        part = stack.task_step(task, x, y, False, shared_batch=True)[1]
+        sums = part if sums is None else sums + part
     return [task.finish(s) for s in sums]
+
+
+def train_alone(members: list[Member], reason: str) -> dict:
+    """Train each member as a lone run, one after another (their models cannot stack:
+    `reason`); returns {job num: JobReturn}. Each run starts from the streams its lone run has
+    at that point, so it is the job run by the basic launcher."""
+    results = {}
+    for m in members:
+        log.info("\t#%s : alone: %s", m.job.num, reason)
+        with m.job.logging():
+            set_rng_state(m.stream.rng)
+            m.run.run_hooks = ALONE
+            try:
+                outcome = {"value": objective(fit(m.run))}
+            except Exception as e:  # as Hydra's run_job: the job fails, the sweep goes on
+                record_failure(m.run.dir, m.run.cfg, m.run.summary["overrides"], e)
+                log.error("job #%s failed: %s", m.job.num, e)
+                outcome = {"error": e}
+        results[m.job.num] = m.job.end(**outcome)
+    return results
 
 
 def train_members(members: list[Member]) -> dict:
     """Train the members to their end; returns {job num: JobReturn}, each job ended (and the
     callbacks told) as soon as its member finishes."""
+    reason = why_not_batched(members) if members else None
+    if reason is not None:
+        return train_alone(members, reason)
     results = {}
     for m in members:
         m.run.summary["batched_members"] = len(members)
@@ -213,16 +271,16 @@ def train_members(members: list[Member]) -> dict:
     previous = sigterm_as_interrupt()
     try:
         active = finish_stopped(members, results)
-        stack = stack_members(active) if active else None
+        stack, optimizer = stack_members(active) if active else (None, None)
         epoch = 0
         while active:
             start = time.perf_counter()
-            scores = train_epoch(stack, active)
+            scores = train_epoch(stack, optimizer, active)
             seconds = time.perf_counter() - start
             task = active[0].run.task
             evals = {split: evaluate(stack, task, split) for split in ("train_eval", "val")}
             for k, m in enumerate(active):
-                m.take(stack, k)
+                m.take(stack, optimizer, k)
                 m.scores.give({split: evals[split][k] for split in evals})
                 with m.job.logging(console=False):
                     try:
@@ -233,11 +291,9 @@ def train_members(members: list[Member]) -> dict:
             log.info("batch of %d: epoch %d in %.1f s", len(active), epoch,
                      time.perf_counter() - start)
             still = finish_stopped(active, results)
-            if still and len(still) < len(active):
-                stack.keep([active.index(m) for m in still])
+            if still and len(still) < len(active):  # the stopped leave: a stack without them
+                stack, optimizer = stack_members(still)
             active = still
-            if active:
-                stack.set_lr([m.run.optimizer.param_groups[0]["lr"] for m in active])
     except KeyboardInterrupt:
         for m in members:
             if m.run.summary["status"] == "running":

@@ -1,26 +1,29 @@
 """Which jobs of a sweep train together as one stacked model, and why the others cannot.
 
 The jobs of a batch share every config value except the member keys below (each member has
-its own seed, dropout rates and optimiser settings); the stacked trainer supports what
-SUPPORTED lists. Every other job runs alone, in the same sweep, with a one-line reason.
+its own seed, dropout rates and optimiser settings). What the stacked trainer supports is
+decided in two steps: here from the config, before anything is built (the settings of the
+training loop the stacked epoch does not reproduce, SUPPORTED), and in stackable.py from the
+members' built models (which model families and dropout schemes stack). Every other job runs
+alone, in the same sweep, with a one-line reason.
 """
 
 from dataclasses import dataclass, field
 
 from omegaconf import OmegaConf, open_dict
 
+from dropbench import registry
+
 # Config keys that may differ between the members of one batch.
 MEMBER_KEYS = ("seed", "dropout.p", "dropout.p_input", "optim.lr", "optim.momentum",
-               "optim.weight_decay", "optim.max_norm")
-# What the stacked trainer implements (dropbench/sweep/stacked.py): key -> allowed values.
+               "optim.nesterov", "optim.weight_decay", "optim.max_norm", "optim.beta1",
+               "optim.beta2", "optim.eps")
+# What the stacked epoch (dropbench/sweep/batch.py) implements: key -> allowed values.
 SUPPORTED = {
-    "model.name": ("mlp",),
-    "dropout.name": ("standard", "none"),
     "dropout.schedule": ("constant",),  # the stacked trainer keeps no schedule per member
     "objective.name": ("ce",),  # one pass per batch: R-Drop's two passes would need two stacks
-    "dataset.name": ("digits", "mnist", "cifar10"),
     "dataset.augment": (False,),
-    "optim.name": ("sgd",),
+    "optim.name": ("sgd", "adam", "adamw"),  # stacked_optim.py
     "optim.l1": (0.0,),
     "optim.clip": (None,),
     "trainer.amp": ("off",),
@@ -46,6 +49,10 @@ def why_alone(cfg, chdir: bool = False) -> str | None:
     """Why this job (task config) cannot join a batch, in a few words; None if it can."""
     if chdir:
         return "hydra.job.chdir=true changes directory per job"
+    dataset = registry.DATASETS.find(str(OmegaConf.select(cfg, "dataset.name", default="")))
+    if dataset is not None and dataset.declaration.text:
+        return (f"dataset.name={cfg.dataset.name} is a text corpus; the stack trains "
+                f"models of examples, not of a token stream")
     for key, allowed in SUPPORTED.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value not in allowed:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.sgd import sgd
 
+from dropbench.data import batch_indices
 from dropbench.dropout.masks import keep_mask
 from dropbench.engine.optim import project_onto_ball
 
@@ -181,3 +182,23 @@ class StackedMLP:
         for member, lr in zip(self.settings, lrs, strict=True):
             member.lr = lr
 
+
+
+def stacked_mlp_epoch(stack: StackedMLP, train_set, batch_size: int,
+                      shuffles: list[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch of SGD steps for every member, member k's batches in the order its own
+    generator shuffles[k] draws (as its lone run's); returns the (K, 3) on-device sums and
+    the (K,) counts of weight vectors max-norm projected."""
+    orders = [batch_indices(len(train_set), batch_size, g) for g in shuffles]
+    sums = torch.zeros(stack.size, 3, device=train_set.x.device)
+    projected = torch.zeros(stack.size, dtype=torch.long, device=train_set.x.device)
+    for step in zip(*orders, strict=True):
+        idx = torch.stack(step).to(train_set.x.device)  # (K, B)
+        loss, batch_sums = stack.losses(train_set.x[idx], train_set.y[idx], train=True)
+        loss.sum().backward()  # each member's parameters get the gradient of its own loss
+        stack.sgd_step()
+        step_projected = stack.apply_max_norm()
+        if step_projected is not None:
+            projected += step_projected
+        sums += batch_sums
+    return sums, projected
