@@ -284,8 +284,8 @@ def test_a_run_dir_from_before_objectives_resumes_and_reads_as_cross_entropy():
     from dropbench.rundir import with_implied_keys
 
     old = with_implied_keys({"seed": 0, "model": {"name": "mlp"}})  # saved without `objective`
-    assert changed_keys(old, {"seed": 0, "model": {"name": "mlp"},
-                              "objective": {"name": "ce"}}) == []
-    assert changed_keys(old, {"seed": 0, "model": {"name": "mlp"},
-                              "objective": {"name": "rdrop", "alpha": 1.0}}) == [
+    now = {"seed": 0, "model": {"name": "mlp"}, "trainer": {"eval_every": 1},
+           "dropout": {"schedule_unit": "step"}}  # the other keys added since, at their values
+    assert changed_keys(old, {**now, "objective": {"name": "ce"}}) == []
+    assert changed_keys(old, {**now, "objective": {"name": "rdrop", "alpha": 1.0}}) == [
         'objective.alpha: (absent) -> 1.0', 'objective.name: "ce" -> "rdrop"']
