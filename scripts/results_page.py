@@ -54,6 +54,12 @@ def study_table(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         percent(100 * r[f"{gap}_mean"], 100 * r[f"{gap}_std"], r["n"])
         for _, r in summary.iterrows()]
     shown["best epoch"] = summary["best_epoch_mean"].map(lambda v: f"{v:.1f}")
+    if "diff" in summary and summary["diff"].notna().any():  # the report's baseline test
+        shown["test acc vs. baseline (pp, 95 % CI, Holm p)"] = [
+            "" if pd.isna(r["diff"]) else
+            f"{100 * r['diff']:+.2f} [{100 * r['diff_ci_low']:+.2f}, "
+            f"{100 * r['diff_ci_high']:+.2f}], {r['p_holm']:.2f}"
+            for _, r in summary.iterrows()]
     return shown
 
 
@@ -165,7 +171,22 @@ def study_section(study, work: Path, figures_dir: Path) -> list[str]:
         small_data_figure(summary, figures_dir / "small_data.png")
         shown.append("small_data.png")
     lines += [f"![{study.title}: {name}](results/{name})\n" for name in shown]
+    left_out = curves_left_out(report, study.by)
+    if "overfitting_curves" in study.figures and left_out:
+        lines.append(f"*The overfitting curves show at most four configurations (those "
+                     f"without dropout, then the lowest validation loss); left out here: "
+                     f"{', '.join(left_out)}.*\n")
     return lines
+
+
+def curves_left_out(report: Path, by: list[str]) -> list[str]:
+    """The configurations the report's overfitting curves leave out (plots.py shows four),
+    named as in the tables."""
+    runs = pd.read_csv(report / "runs.csv")
+    groups = list(dict.fromkeys(runs["group"]))
+    shown = plots.overfitting_groups(runs, groups)
+    names = configuration_labels(runs, by, order=groups).names
+    return [names[g] for g in groups if g not in shown]
 
 
 def write_page(plan, work: Path, out: Path, *, command: str, quick: bool,
