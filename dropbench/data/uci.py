@@ -134,11 +134,14 @@ class Grid:
     epochs: int  # n_epochs.txt x 100, as the authors' code trains
 
 
-def read_grid(root: Path, name: str) -> Grid:
-    """The protocol's settings for dataset `name` under data_dir `root`."""
+def read_grid(root: Path, name: str, download: bool) -> Grid:
+    """The protocol's settings for dataset `name` under data_dir `root`, fetched first when
+    missing and `download` is on."""
     folder = data_folder(root, name)
     if not (folder / "data.txt").is_file():
-        raise DropbenchError(missing_message(folder, name))
+        if not download:
+            raise DropbenchError(missing_message(folder, name) + " (dataset.download=false)")
+        download_uci(name, root)
     return Grid(rates=[float(v) for v in read_numbers(folder / "dropout_rates.txt",
                                                       "the grid's dropout rates").ravel()],
                 taus=[float(v) for v in read_numbers(folder / "tau_values.txt",

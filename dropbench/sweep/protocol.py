@@ -148,7 +148,7 @@ class Protocol:
         self.name = config.dataset.name
         root = Path(str(config.data_dir)).expanduser()
         self.folder = data_folder(root, self.name).parent
-        self.grid = read_grid(root, self.name)
+        self.grid = read_grid(root, self.name, bool(config.dataset.download))
         # the dataset's own width and epochs (protein: 100 units, 2,000 epochs), unless given
         if "model.hidden" not in given:
             self.base.append(f"model.hidden=[{self.grid.n_hidden}]")
