@@ -108,7 +108,7 @@ def test_a_sweep_records_each_failed_job_and_goes_on(tmp_path):
 def test_a_fault_in_a_batched_sweep_fails_each_member(tmp_path):
     stacked_bug = """
 import dropbench.sweep.batch as batch
-def train_epoch(stack, members):
+def train_epoch(*args, **kwargs):
     raise ZeroDivisionError("injected fault")
 batch.train_epoch = train_epoch
 """

@@ -9,13 +9,15 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dropbench import DropbenchError
+from dropbench.config import OptimConfig
 from dropbench.engine.optim import apply_max_norm, build_optimizer, build_scheduler, l1_penalty
 
 
 def optim_cfg(**kw):
+    """The optim schema's defaults (every key the optimisers read), then these values."""
     base = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
             "schedule": "none", "step_size": 2, "gamma": 0.5}
-    return OmegaConf.create({**base, **kw})
+    return OmegaConf.merge(OmegaConf.structured(OptimConfig), {**base, **kw})
 
 
 def test_max_norm_caps_each_units_incoming_weights():

@@ -28,7 +28,7 @@ def grid(overrides: list[str]) -> list[list[str]]:
 def test_every_study_sweep_composes_and_validates(compose, quick):
     plan = results.studies(quick)
     assert [s.name for s in plan] == ["rate_sweep", "schemes", "lenet", "regularisers", "mc",
-                                      "small_data"]
+                                      "small_data", "transformer"]
     for study in plan:
         for sweep in study.sweeps:
             for job in grid(["dataset=mnist", "dataset.val_size=1000", *sweep.overrides]):
