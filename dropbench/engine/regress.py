@@ -80,13 +80,17 @@ class RegressionTask:
         pred = model(x).squeeze(-1)
         loss = F.mse_loss(pred, y)  # the mean over the batch, as Keras' MSE
         n = y.new_tensor(len(y), dtype=torch.float32)
-        sq_err = ((pred.detach() - y) ** 2).sum() * self.scale ** 2  # original scale
+        # standardised: the sums hold nothing of this task's target scale, so one step serves
+        # members of a stack that standardise with different rows (finish converts)
+        sq_err = ((pred.detach() - y) ** 2).sum()
         return loss, torch.stack([loss.detach() * n, sq_err.float(), n])
 
     train_step = step  # one pass: the training step is the step
 
     def finish(self, sums: torch.Tensor) -> dict:
-        loss_sum, sq_err, n = sums.tolist()
+        """Scores from step's sums, on this task's original target scale."""
+        loss_sum, sq_err_std, n = sums.tolist()
+        sq_err = sq_err_std * self.scale ** 2
         return {"loss": loss_sum / n, "rmse": math.sqrt(sq_err / n),
                 "ll": gaussian_ll(sq_err, n, self.tau)}
 

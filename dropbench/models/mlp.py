@@ -9,7 +9,7 @@ from torch import nn
 from dropbench.dropout import make_dropout, make_linear, plan_rates
 from dropbench.errors import DropbenchError
 from dropbench.models.places import mlp_places
-from dropbench.models.prior import penalty, weight_penalties
+from dropbench.models.prior import penalty, penalty_coefficients, weight_penalties
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "selu": nn.SELU}
 
@@ -46,6 +46,11 @@ class MLP(nn.Module):
     def regularizer(self):
         """The weight prior's L2 term, added to the training loss (dropout/hooks.py)."""
         return penalty(self.l2_terms) if self.l2_terms else 0.0
+
+    def l2_coefficients(self) -> dict[str, float]:
+        """The regularizer as data: {parameter name: reg} with the term sum(reg * W**2), so a
+        stack of members (dropbench/sweep/stackable.py) adds each member's own prior."""
+        return penalty_coefficients(self, self.l2_terms)
 
     def forward(self, x):  # (B, C, H, W) or (B, D) -> (B, num_classes)
         return self.net(x)

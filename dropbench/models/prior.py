@@ -43,3 +43,9 @@ def weight_penalties(net: nn.Sequential, lengthscale: float, n_train: int,
 def penalty(pairs: list[tuple[nn.Linear, float]]):
     """sum over layers of reg * sum(W**2): the term added to the training loss."""
     return sum(reg * layer.weight.pow(2).sum() for layer, reg in pairs)
+
+
+def penalty_coefficients(model: nn.Module, pairs: list[tuple[nn.Linear, float]]) -> dict:
+    """{name of the weight in model.named_parameters(): reg} of the same term as `penalty`."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    return {names[id(layer.weight)]: reg for layer, reg in pairs}

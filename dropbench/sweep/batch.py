@@ -12,10 +12,12 @@ is rebuilt without it. Members whose models cannot stack train alone, one after 
 """
 
 import logging
+import math
 import signal
 import time
 
 import torch
+from omegaconf import OmegaConf
 
 from dropbench import rundir
 from dropbench.data import batch_indices
@@ -27,6 +29,7 @@ from dropbench.engine.trainer import ALONE, RunHooks, sigterm_as_interrupt
 from dropbench.errors import DropbenchError
 from dropbench.rundir import objective
 from dropbench.sweep.jobs import MemberJob
+from dropbench.sweep.member_data import MemberData, why_not_same_shapes
 from dropbench.sweep.mlp_fast import FastMLPStack, fast_path_applies
 from dropbench.sweep.stackable import optimizer_kind, why_not_stacked
 from dropbench.sweep.stacked_optim import StackedOptimizer
@@ -104,16 +107,24 @@ class Member:
         optimizer.write_back(k)
 
 
+def data_key(cfg) -> str:
+    """What a member's data bundle depends on: members with one key share one bundle."""
+    return OmegaConf.to_yaml(OmegaConf.create({"dataset": OmegaConf.to_container(
+        cfg.dataset, resolve=True), "data_dir": str(cfg.data_dir)}), sort_keys=True)
+
+
 def prepare_members(jobs: list[MemberJob]) -> tuple[list[Member], dict]:
     """Start every job and prepare its run; returns (members to train, {job num: JobReturn}
-    of the jobs that failed or were already complete)."""
-    members, done, data = [], {}, None
+    of the jobs that failed or were already complete). Each data bundle is loaded once, for
+    every member whose dataset config asks for it (a regression member's split and tau)."""
+    members, done, bundles = [], {}, {}
     for job in jobs:
         job.start()
         member = Member(job)
+        key = data_key(job.cfg)
         with job.logging():
             try:
-                result = member.prepare(data)
+                result = member.prepare(bundles.get(key))
             except Exception as e:  # as Hydra's run_job: the job fails, the sweep goes on
                 log.error("job #%s failed: %s", job.num, e)
                 done[job.num] = job.end(error=e)
@@ -121,7 +132,7 @@ def prepare_members(jobs: list[MemberJob]) -> tuple[list[Member], dict]:
         if isinstance(result, dict):  # already complete (trainer.resume=true)
             done[job.num] = job.end(objective(result))
             continue
-        data = member.run.task.data  # loaded once, shared by the members that follow
+        bundles[key] = member.run.task.data  # loaded once, shared by the members that follow
         members.append(member)
     return members, done
 
@@ -130,6 +141,8 @@ def why_not_batched(members: list[Member]) -> str | None:
     """Why the prepared members cannot train as one stack (stackable.py's rules, then one
     trial step), or None."""
     reason = why_not_stacked([m.run.model for m in members])
+    if reason is None:
+        reason = why_not_same_shapes([m.run.task for m in members])
     if reason is None and any(optimizer_kind(m.run.optimizer) is None for m in members):
         reason = "the optimiser is not one the stack implements (sgd, adam, adamw)"
     return reason if reason is not None else trial_step_fails(members)
@@ -180,13 +193,15 @@ def stack_members(members: list[Member]) -> tuple[StackedModel, StackedOptimizer
     return stack, optimizer
 
 
-def train_epoch(stack: StackedModel, optimizer: StackedOptimizer,
-                members: list[Member]) -> list[dict]:
-    """One epoch of every member, each on its own shuffled order of the training set."""
+def train_epoch(stack: StackedModel, optimizer: StackedOptimizer, members: list[Member],
+                data: MemberData | None = None) -> list[dict]:
+    """One epoch of every member, each on its own shuffled order of its training set; scores
+    finished by each member's own task (its target scale)."""
     task = members[0].run.task
+    data = MemberData([m.run.task for m in members]) if data is None else data
     sums, projected = stacked_epoch(stack, optimizer, task, task.data.train, task.batch_size,
-                                    [m.run.shuffle for m in members])
-    scores = [task.finish(s) for s in sums]
+                                    [m.run.shuffle for m in members], data=data)
+    scores = [m.run.task.finish(s) for m, s in zip(members, sums, strict=True)]
     for k, m in enumerate(members):
         if m.run.cfg.optim.max_norm is not None:  # as Run.train_epoch reports it
             scores[k][rundir.MAX_NORM_COLUMN] = int(projected[k])
@@ -195,10 +210,13 @@ def train_epoch(stack: StackedModel, optimizer: StackedOptimizer,
 
 def stacked_epoch(stack: StackedModel, optimizer: StackedOptimizer, task, train_set,
                   batch_size: int, shuffles: list[torch.Generator],
-                  rows: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  rows: list[torch.Tensor] | None = None,
+                  data: MemberData | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One epoch of optimiser steps for every member: member k trains on the examples
     rows[k] of train_set (all of it when rows is None; the members' row sets have one size),
-    in the order its own generator shuffles[k] draws (as its lone run's, on those rows).
+    in the order its own generator shuffles[k] draws (as its lone run's, on those rows); with
+    `data` holding one bundle per member, on member k's own training set instead.
+    Each member's loss gets its own declared L2 terms (stack.penalty), as its lone run's.
     Returns the (K, ...) on-device sums of task.step and the (K,) counts of weight vectors
     max-norm projected."""
     device = train_set.x.device
@@ -214,8 +232,14 @@ def stacked_epoch(stack: StackedModel, optimizer: StackedOptimizer, task, train_
         idx = torch.stack([i if r is None else r[i] for i, r in zip(step, rows, strict=True)])
         idx = idx.to(device)  # (K, B)
         noise = stack.draw_noise(idx.shape[1], train_set.x.dtype)
-        loss, batch_sums = stack.task_step(task, train_set.x[idx], train_set.y[idx], True,
-                                           noise)
+        if data is not None and not data.shared:
+            x, y = data.gather("train", idx)
+        else:
+            x, y = train_set.x[idx], train_set.y[idx]
+        loss, batch_sums = stack.task_step(task, x, y, True, noise)
+        penalty = stack.penalty()
+        if penalty is not None:
+            loss = loss + penalty
         loss.sum().backward()  # each member's parameters get the gradient of its own loss
         optimizer.step()
         step_projected = optimizer.apply_max_norm()
@@ -226,15 +250,25 @@ def stacked_epoch(stack: StackedModel, optimizer: StackedOptimizer, task, train_
 
 
 @torch.no_grad()
-def evaluate(stack: StackedModel, task, split: str) -> list[dict]:
-    """Every member's scores on one split (the same examples for all), eval mode."""
-    data = task.train_eval if split == "train_eval" else getattr(task.data, split)
+def evaluate(stack: StackedModel, task, split: str, data: MemberData | None = None,
+             tasks: list | None = None) -> list[dict]:
+    """Every member's scores on one split, eval mode: the same examples for all, or with
+    `data` holding one bundle per member, each member's own; finished by `tasks` (each
+    member's own), or by `task` for all."""
+    shared = data is None or data.shared
+    examples = (task.train_eval if split == "train_eval" else getattr(task.data, split)) \
+        if shared else data.split(split)
+    n = examples.x.shape[0] if shared else examples.x.shape[1]
     sums = None
-    for i in range(0, len(data), CHUNK):
-        x, y = data.x[i : i + CHUNK], data.y[i : i + CHUNK]
-        part = stack.task_step(task, x, y, False, shared_batch=True)[1]
+    for i in range(0, n, CHUNK):
+        if shared:
+            x, y = examples.x[i : i + CHUNK], examples.y[i : i + CHUNK]
+        else:
+            x, y = examples.x[:, i : i + CHUNK], examples.y[:, i : i + CHUNK]
+        part = stack.task_step(task, x, y, False, shared_batch=shared)[1]
         sums = part if sums is None else sums + part
-    return [task.finish(s) for s in sums]
+    tasks = tasks or [task] * len(sums)
+    return [t.finish(s) for t, s in zip(tasks, sums, strict=True)]
 
 
 def train_alone(members: list[Member], reason: str) -> dict:
@@ -272,27 +306,41 @@ def train_members(members: list[Member]) -> dict:
     try:
         active = finish_stopped(members, results)
         stack, optimizer = stack_members(active) if active else (None, None)
+        data = MemberData([m.run.task for m in active])
         epoch = 0
         while active:
             start = time.perf_counter()
-            scores = train_epoch(stack, optimizer, active)
+            scores = train_epoch(stack, optimizer, active, data)
             seconds = time.perf_counter() - start
-            task = active[0].run.task
-            evals = {split: evaluate(stack, task, split) for split in ("train_eval", "val")}
+            # an epoch a member's Run does not record (trainer.eval_every) only counts: no
+            # scores, no copy of its weights (Run.end_epoch skips it the same way)
+            recorded = [not math.isfinite(s["loss"]) or m.run.records(m.run.epoch + 1)
+                        for m, s in zip(active, scores, strict=True)]
+            evals = {}
+            if any(recorded):
+                tasks = [m.run.task for m in active]
+                evals = {split: evaluate(stack, tasks[0], split, data, tasks)
+                         for split in ("train_eval", "val")}
             for k, m in enumerate(active):
-                m.take(stack, optimizer, k)
-                m.scores.give({split: evals[split][k] for split in evals})
+                if recorded[k]:
+                    m.take(stack, optimizer, k)
+                    m.scores.give({split: evals[split][k] for split in evals})
                 with m.job.logging(console=False):
                     try:
                         m.run.end_epoch(scores[k], seconds)
                     except DropbenchError as e:  # diverged: the others go on
                         m.failed = e
             epoch += 1
-            log.info("batch of %d: epoch %d in %.1f s", len(active), epoch,
-                     time.perf_counter() - start)
+            if any(recorded):
+                log.info("batch of %d: epoch %d in %.1f s", len(active), epoch,
+                         time.perf_counter() - start)
             still = finish_stopped(active, results)
             if still and len(still) < len(active):  # the stopped leave: a stack without them
+                for k, m in enumerate(active):  # the rebuilt stack starts from their models
+                    if m in still and not recorded[k]:
+                        m.take(stack, optimizer, k)
                 stack, optimizer = stack_members(still)
+                data = MemberData([m.run.task for m in still])
             active = still
     except KeyboardInterrupt:
         for m in members:
@@ -316,6 +364,9 @@ def finish_stopped(members: list[Member], results: dict) -> list[Member]:
             try:
                 if m.failed is not None:
                     raise m.failed
+                # the final scores draw from the streams where its lone run's training left
+                # them (the MC passes of a regression): the member's own
+                set_rng_state(m.stream.state())
                 summary = m.run.finish(stopped_early=m.run.epoch < m.run.cfg.trainer.epochs)
                 outcome = {"value": objective(summary)}
             except DropbenchError as e:

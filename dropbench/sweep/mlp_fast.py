@@ -85,6 +85,9 @@ class FastMLPStack:
             x, y = x.expand(self.size, *x.shape), y.expand(self.size, *y.shape)
         return self.mlp.losses(x, y, train)
 
+    def penalty(self) -> None:
+        return None  # a classification MLP declares no L2 term (fast_path_applies)
+
     def member_tensors(self, k: int) -> list[torch.Tensor]:
         """Member k's parameters in its model.parameters() order."""
         params, _ = self.mlp.member_tensors(k)

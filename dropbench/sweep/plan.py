@@ -18,6 +18,12 @@ from dropbench import registry
 MEMBER_KEYS = ("seed", "dropout.p", "dropout.p_input", "optim.lr", "optim.momentum",
                "optim.nesterov", "optim.weight_decay", "optim.max_norm", "optim.beta1",
                "optim.beta2", "optim.eps")
+# ... and, for a regression dataset (registered with regress=True), what only changes a
+# member's data bundle or its weight prior: each member trains and is scored on its own
+# tensors (member_data.py) with its own prior (StackedModel.penalty), so all the (p, tau) jobs
+# of every split of the UCI protocol can share stacks (the bundles must have one shape:
+# dataset.validation, which changes the training size, stays shared).
+REGRESSION_MEMBER_KEYS = ("dataset.split", "dataset.tau")
 # What the stacked epoch (dropbench/sweep/batch.py) implements: key -> allowed values.
 SUPPORTED = {
     "dropout.schedule": ("constant",),  # the stacked trainer keeps no schedule per member
@@ -68,11 +74,18 @@ def as_override(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def member_keys(cfg) -> tuple[str, ...]:
+    """The config keys members of this job's batch may differ in."""
+    dataset = registry.DATASETS.find(str(OmegaConf.select(cfg, "dataset.name", default="")))
+    regress = dataset is not None and dataset.declaration.regress
+    return MEMBER_KEYS + REGRESSION_MEMBER_KEYS if regress else MEMBER_KEYS
+
+
 def batch_key(cfg) -> str:
     """What members of one batch share: the config without the member keys."""
     shared = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     with open_dict(shared):
-        for key in MEMBER_KEYS:
+        for key in member_keys(cfg):
             parent, _, leaf = key.rpartition(".")
             node = OmegaConf.select(shared, parent) if parent else shared
             if node is not None and leaf in node:

@@ -11,7 +11,10 @@ when
   (RateDropout.noise: standard and spatial dropout), which the stack can draw and pass in;
 - nothing keeps state the stack would have to update per member inside the forward: no
   buffers (BatchNorm's running statistics), no module hooks of the trainer (a schedule of its
-  own, a loss term that is not 0, logged values: dropout/hooks.py).
+  own, a loss term that is not 0, logged values: dropout/hooks.py), except a loss term the
+  module also declares as data: `l2_coefficients()` -> {parameter name: reg} for a term
+  sum(reg * W**2) (the regression's weight prior, models/prior.py), which the stack adds per
+  member with each member's own coefficients.
 A job whose model does not stack runs alone, after one line saying which of these failed.
 """
 
@@ -38,6 +41,24 @@ def adds_nothing(module: nn.Module) -> bool:
     return not isinstance(term, torch.Tensor) and term == 0
 
 
+def stacks_regularizer(module: nn.Module) -> bool:
+    """A regularizer the stack reproduces: none, or one declared as L2 coefficients."""
+    return adds_nothing(module) or callable(getattr(module, "l2_coefficients", None))
+
+
+def l2_coefficients(model: nn.Module) -> dict[str, float]:
+    """{parameter name in model.named_parameters(): reg} of every declared L2 term of the
+    model's modules: the regularizer() the lone run adds is sum(reg * p**2) over these."""
+    out: dict[str, float] = {}
+    for path, module in model.named_modules():
+        declared = getattr(module, "l2_coefficients", None)
+        if callable(declared):
+            for name, reg in declared().items():
+                full = f"{path}.{name}" if path else name
+                out[full] = out.get(full, 0.0) + float(reg)
+    return out
+
+
 def why_not_stacked(models: list[nn.Module]) -> str | None:
     """Why these members' models cannot train as one stack, in a few words; None if they can."""
     first = models[0]
@@ -59,7 +80,7 @@ def why_not_stacked(models: list[nn.Module]) -> str | None:
                 return (f"dropout={m.dropout_scheme} at {path or 'the model'} draws its noise "
                         f"inside the layer; the stack draws only noise that multiplies an input")
         hooks = [h for h in TRAINER_HOOKS for m in modules if hasattr(m, h)
-                 and not (h == "regularizer" and adds_nothing(m))]
+                 and not (h == "regularizer" and stacks_regularizer(m))]
         if hooks:
             return (f"{path or 'the model'} ({type(module).__name__}) has {hooks[0]}, which the "
                     f"stack does not call")

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from dropbench.sweep.stackable import noise_slots
+from dropbench.sweep.stackable import l2_coefficients, noise_slots
 
 
 class NoiseSlot(nn.Module):
@@ -85,6 +85,7 @@ class StackedModel:
             for name in self.transposed:
                 self.params[name] = (self.params[name].detach().transpose(1, 2).contiguous()
                                      .requires_grad_())
+        self.l2 = self._l2_coefficients()
 
     @property
     def size(self) -> int:
@@ -117,6 +118,25 @@ class StackedModel:
     def parameters(self) -> list[torch.Tensor]:
         """The stacked parameters (K, ...), in the members' model.parameters() order."""
         return [self.params[name] for name in self.names]
+
+    def _l2_coefficients(self) -> dict[str, torch.Tensor]:
+        """{parameter name: (K,) reg}: each member's declared L2 terms (its weight prior,
+        which depends on its own rates, tau and training size); 0 where a member has none."""
+        per_member = [l2_coefficients(m) for m in self.models]
+        names = sorted(set().union(*per_member))
+        device = self.params[self.names[0]].device if self.names else None
+        return {name: torch.tensor([c.get(name, 0.0) for c in per_member], device=device,
+                                   dtype=self.params[name].dtype) for name in names}
+
+    def penalty(self) -> torch.Tensor | None:
+        """(K,): member k's sum over its L2 terms of reg_k * sum(W_k**2), the regularizer its
+        lone run adds to the loss (None when no member declares one)."""
+        total = None
+        for name, reg in self.l2.items():
+            w = self.params[name]
+            term = reg * w.pow(2).sum(dim=tuple(range(1, w.dim())))
+            total = term if total is None else total + term
+        return total
 
     # --- noise ----------------------------------------------------------------------------
     def draw_noise(self, batch_size: int, dtype=torch.float32) -> dict[str, torch.Tensor]:
