@@ -148,3 +148,21 @@ def test_the_protocol_batched_gives_the_basic_launchers_results(cli, tmp_path):
         assert "test_mc_ll" in scores
         for key in scores:
             assert math.isclose(ours[key], theirs[key], rel_tol=2e-4, abs_tol=1e-5), (run, key)
+
+
+def test_stacked_noise_rows_are_each_members_own_noise_bit_for_bit():
+    """One stacked_bernoulli_noise call gives row k exactly what bernoulli_noise draws from
+    generator k (odd sizes included: the draw takes (n + 1) // 2 words), and leaves every
+    generator where its own draw would."""
+    from dropbench.dropout.standard import bernoulli_noise, stacked_bernoulli_noise
+
+    ps = [0.05, 0.5, 0.9]
+    for shape in ((7, 3), (4, 50)):
+        stacked_gens = [torch.Generator().manual_seed(s) for s in range(3)]
+        own_gens = [torch.Generator().manual_seed(s) for s in range(3)]
+        rows = stacked_bernoulli_noise(shape, ps, torch.float32, "cpu", stacked_gens)
+        for k, p in enumerate(ps):
+            assert torch.equal(rows[k], bernoulli_noise(shape, p, torch.float32, "cpu",
+                                                        own_gens[k]))
+            assert torch.equal(stacked_gens[k].get_state(), own_gens[k].get_state())
+        assert 0.3 < (rows[1] == 0).float().mean() < 0.7  # the rate is each row's own

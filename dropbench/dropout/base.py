@@ -39,6 +39,10 @@ class RateDropout(nn.Module):
     # sweep (dropbench/sweep/stackable.py), which draws each member's noise from the member's
     # own stream and passes it into the stacked forward; None: its noise stays inside `drop`.
     noise = None
+    # stacked_noise(shape, ps, dtype, device, generators) -> (K, *shape): every member's
+    # `noise` at once, row k bit for bit noise(shape, ps[k], ..., generators[k]); None: the
+    # stack calls `noise` member by member.
+    stacked_noise = None
     # True: dropping attention probabilities with this module is exactly what
     # scaled_dot_product_attention's dropout_p does, so the fused kernel may do it
     # (models/transformer.py)

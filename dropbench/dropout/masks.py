@@ -35,3 +35,21 @@ def keep_mask(shape, keep: float, device=None, generator=None, bits: int = 31) -
     bits = bits.view(torch.int32)
     threshold = min(round(keep * 2**31), 2**31 - 1)
     return (bits.bitwise_and_(0x7FFFFFFF) < threshold)[:n].view(shape)
+
+
+def keep_masks(shape, keeps: list[float], generators: list, device=None) -> torch.Tensor:
+    """(K, *shape) bool: row k is keep_mask(shape, keeps[k], device, generators[k]), drawn
+    from the same generator with the same call, so bit for bit the same; only the
+    comparisons run once for all K (a stack of models draws each member's masks this way)."""
+    device = torch.device(device or "cpu")
+    if device.type != "cpu":
+        return torch.stack([keep_mask(shape, keep, device, generator)
+                            for keep, generator in zip(keeps, generators, strict=True)])
+    n = math.prod(shape)
+    words = torch.empty((len(keeps), (n + 1) // 2), dtype=torch.int64)
+    for row, generator in zip(words, generators, strict=True):
+        row.random_(generator=generator)  # as keep_mask's one draw of (n + 1) // 2 words
+    thresholds = torch.tensor([min(round(k * 2**31), 2**31 - 1) for k in keeps],
+                              dtype=torch.int32)
+    bits = words.view(torch.int32).bitwise_and_(0x7FFFFFFF)
+    return (bits < thresholds[:, None])[:, :n].reshape(len(keeps), *shape)

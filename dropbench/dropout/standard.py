@@ -6,13 +6,21 @@ import torch
 import torch.nn.functional as F
 
 from dropbench.dropout.base import Factories, RateDropout
-from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.masks import keep_mask, keep_masks
 
 
 def bernoulli_noise(shape, p: float, dtype, device, generator=None) -> torch.Tensor:
     """The factor x is multiplied by: 0 with probability p, else 1/(1-p), one per element."""
     keep = keep_mask(shape, 1 - p, device, generator=generator)
     return keep.to(dtype).mul_(1 / (1 - p))
+
+
+def stacked_bernoulli_noise(shape, ps: list[float], dtype, device,
+                            generators: list) -> torch.Tensor:
+    """(K, *shape): row k is bernoulli_noise(shape, ps[k], dtype, device, generators[k])."""
+    keep = keep_masks(shape, [1 - p for p in ps], generators, device)
+    scale = torch.tensor([1 / (1 - p) for p in ps], dtype=dtype, device=device)
+    return keep.to(dtype).mul_(scale.view(-1, *[1] * len(shape)))
 
 
 def bernoulli_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -27,6 +35,7 @@ def bernoulli_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch
 class BernoulliDropout(RateDropout):
     drop = staticmethod(bernoulli_dropout)
     noise = staticmethod(bernoulli_noise)
+    stacked_noise = staticmethod(stacked_bernoulli_noise)
     fuses_with_attention = True  # SDPA's dropout_p: inverted Bernoulli on the probabilities
 
 

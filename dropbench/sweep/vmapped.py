@@ -86,6 +86,7 @@ class StackedModel:
                 self.params[name] = (self.params[name].detach().transpose(1, 2).contiguous()
                                      .requires_grad_())
         self.l2 = self._l2_coefficients()
+        self._plan: list | None = None  # _noise_plan, once built
 
     @property
     def size(self) -> int:
@@ -141,24 +142,42 @@ class StackedModel:
     # --- noise ----------------------------------------------------------------------------
     def draw_noise(self, batch_size: int, dtype=torch.float32) -> dict[str, torch.Tensor]:
         """{slot: (K, batch_size, ...) noise} for one training step: member k's drawn from its
-        generator in its lone forward's order; slots where no member drops are left out."""
+        generator in its lone forward's order; slots where no member drops are left out.
+        Where every member drops with one module type that gives `stacked_noise`, one call
+        draws all K (each row from its member's generator, bit for bit its `noise`)."""
         device = self.params[self.names[0]].device
-        drawn: dict[str, list] = {path: [None] * self.size for path, _ in self.order}
-        for k, (model, generator) in enumerate(zip(self.models, self.generators, strict=True)):
-            for path, shape in self.order:
-                module = model.get_submodule(path)
-                p = float(getattr(module, "p", 0.0))
-                if p > 0:
-                    drawn[path][k] = module.noise((batch_size, *shape), p, dtype, device,
-                                                  generator)
         noise = {}
-        for path, per_member in drawn.items():
-            present = [t for t in per_member if t is not None]
-            if not present:
+        for path, shape, droppers in self._noise_plan():
+            if not droppers:
                 continue
-            ones = torch.ones_like(present[0])
+            full = (batch_size, *shape)
+            kinds = {type(m) for _, m, _ in droppers}
+            stacked = getattr(droppers[0][1], "stacked_noise", None)
+            if len(droppers) == self.size and len(kinds) == 1 and stacked is not None:
+                noise[path] = stacked(full, [p for _, _, p in droppers], dtype, device,
+                                      self.generators)
+                continue
+            per_member = [None] * self.size
+            for k, module, p in droppers:
+                per_member[k] = module.noise(full, p, dtype, device, self.generators[k])
+            ones = torch.ones_like(per_member[droppers[0][0]])
             noise[path] = torch.stack([ones if t is None else t for t in per_member])
         return noise
+
+    def _noise_plan(self) -> list[tuple[str, tuple, list]]:
+        """Per slot call, in forward order: (path, per-example shape, [(k, module, p)] of the
+        members that drop there). Built once: the stack trains no rate schedule."""
+        if self._plan is None:
+            self._plan = []
+            for path, shape in self.order:
+                droppers = []
+                for k, model in enumerate(self.models):
+                    module = model.get_submodule(path)
+                    p = float(getattr(module, "p", 0.0))
+                    if p > 0:
+                        droppers.append((k, module, p))
+                self._plan.append((path, shape, droppers))
+        return self._plan
 
     # --- the step -------------------------------------------------------------------------
     def task_step(self, task, x: torch.Tensor, y: torch.Tensor, train: bool,
