@@ -18,6 +18,7 @@ where `<folder>/reference/` holds them (../shared/data/uci has them; the downloa
 import json
 import logging
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -171,6 +172,7 @@ class Protocol:
         return returns
 
     def run(self) -> list:
+        self.started = time.perf_counter()
         g = self.grid
         pairs = [(p, tau) for p in g.rates for tau in g.taus]
         log.info("UCI protocol on %s: splits %s, %d (p, tau) pairs each, %d epochs%s",
@@ -207,6 +209,13 @@ class Protocol:
         self.write([results[k] for k in self.splits])
         return [select_returns, refit_returns]
 
+    def earlier_wall_s(self) -> float:
+        """The time earlier invocations of this study spent (a resume adds its own to it)."""
+        try:
+            return float(json.loads((self.sweep_dir / "protocol.json").read_text())["wall_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0.0
+
     @property
     def full(self) -> bool:
         return self.epochs == self.grid.epochs
@@ -225,6 +234,7 @@ class Protocol:
         ref = read_reference(self.folder)
         out = {
             "dataset": self.name, "splits": self.splits, "n_splits": self.grid.n_splits,
+            "wall_s": round(self.earlier_wall_s() + time.perf_counter() - self.started, 1),
             "epochs": self.epochs, "protocol_epochs": self.grid.epochs, "full": self.full,
             "grid": {"p": self.grid.rates, "tau": self.grid.taus},
             "completed": len(done), "failed": [r.split for r in results if r not in done],
