@@ -347,8 +347,8 @@ EXTENDED = {**FIRST, "trainer.epochs": "2", "trainer.progress": "true"}  # alway
 RELABELLED = {**EXTENDED, "dropout.p": "0.2"}  # always refused
 
 
-@pytest.mark.parametrize("n_examples", [pytest.param(3, id="few"),
-                                        pytest.param(25, id="many", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("n_examples", [pytest.param(3, id="few"), pytest.param(25, id="many")])
 def test_any_resume_is_refused_cleanly_or_recorded_truthfully(cli, tmp_path, n_examples):
     from hypothesis import HealthCheck, example, given
     from hypothesis import settings as hyp_settings

@@ -110,6 +110,7 @@ def assert_rows_close(ours: list[dict], theirs: list[dict], what: str) -> None:
             assert math.isclose(x, y, rel_tol=2e-4, abs_tol=1e-5), (what, key, x, y)
 
 
+@pytest.mark.slow
 def test_the_protocol_batched_gives_the_basic_launchers_results(cli, tmp_path):
     """The protocol on a tiny dataset (3 splits, 2 x 2 grid, dropout on): through the batched
     launcher (the default) every selection job of every split shares one stack, and
