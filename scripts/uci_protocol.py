@@ -88,10 +88,12 @@ def main() -> None:
         print(f"{name}: {results[name][1] / 60:.1f} min", flush=True)
     total = sum(seconds for _, seconds in results.values()) / 60
     how = ("`python scripts/uci_protocol.py" + (" --quick" if args.quick else "")
-           + f" --launcher {args.launcher}`")
+           + f" --datasets {args.datasets} --launcher {args.launcher}`")
+    missing = [name for name in DATASETS if name not in results]
     text = (f"{START}\n{table(results)}\n\nMade by {how} on the data in `../shared/data/uci` "
             f"(the published splits), {total:.1f} min in all on this project's 2-core CPU "
-            f"machine.\n{END}")
+            f"machine." + (f" Not run for this table: {', '.join(missing)}." if missing else "")
+            + f"\n{END}")
     doc = DOC.read_text()
     if START in doc and END in doc:
         doc = doc[:doc.index(START)] + text + doc[doc.index(END) + len(END):]
