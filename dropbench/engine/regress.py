@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from dropbench.data import batch_indices
+from dropbench.engine.batches import ExampleBatches
 from dropbench.engine.mc import CHUNK, mc_mode
 
 ROWS_PER_PASS_CHUNK = 65536  # rows of one batched forward: passes x split size
@@ -46,7 +46,7 @@ class SquaredError:
     columns: tuple[str, ...] = ()
 
 
-class RegressionTask:
+class RegressionTask(ExampleBatches):
     metric = "rmse"  # the headline metric (lower is better: dropbench/units.py)
     metrics = ("rmse", "ll")  # every metric column of metrics.csv and summary.json
     supports_mc = True
@@ -61,15 +61,6 @@ class RegressionTask:
         self.train_eval = data.train.head(train_eval_size)
         self.scale, self.shift, self.tau = data.y_std, data.y_mean, data.tau
         self.objective = SquaredError()
-
-    def num_train_batches(self) -> int:
-        return -(-len(self.data.train) // self.batch_size)
-
-    def train_batches(self, generator: torch.Generator):
-        train = self.data.train
-        for idx in batch_indices(len(train), self.batch_size, generator):
-            idx = idx.to(train.x.device)
-            yield train.x[idx], train.y[idx]
 
     def original(self, y: torch.Tensor) -> torch.Tensor:
         """Standardised targets or predictions back on the original scale (float64)."""

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import dropbench.engine.mc as mc
-from dropbench.data import batch_indices
+from dropbench.engine.batches import ExampleBatches
 from dropbench.engine.lm import LanguageModelTask
 from dropbench.engine.objectives import (
     CrossEntropy,
@@ -22,7 +22,7 @@ from dropbench.engine.objectives import (
 from dropbench.engine.regress import RegressionTask
 
 
-class ClassificationTask:
+class ClassificationTask(ExampleBatches):
     metric = "acc"
     supports_mc = True  # eval.mode=mc and eval.compare work (engine/mc.py)
 
@@ -35,18 +35,6 @@ class ClassificationTask:
         self.mc_samples = mc_samples  # > 0: score by the mean of this many stochastic passes
         # A fixed training subset scored in eval mode: the honest "train" side of the gap.
         self.train_eval = data.train.head(train_eval_size)
-
-    def num_train_batches(self) -> int:
-        return -(-len(self.data.train) // self.batch_size)
-
-    def train_batches(self, generator: torch.Generator):
-        train = self.data.train
-        for idx in batch_indices(len(train), self.batch_size, generator):
-            idx = idx.to(train.x.device)
-            x = train.x[idx]
-            if self.data.augment is not None:  # e.g. random crops and flips (data/augment.py)
-                x = self.data.augment(x)
-            yield x, train.y[idx]
 
     def step(self, model, batch):
         x, y = batch
