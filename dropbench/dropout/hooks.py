@@ -28,12 +28,12 @@ class RateSchedule:
         self.schedule, self.until, self.per_step = schedule, until, unit == "step"
         self.planned = [(m, m.p) for m in model.modules()
                         if getattr(m, "dropout_place", None) is not None]
-        self.factors: list[float] = []  # the factors used in the epoch so far
+        self.factor_sum, self.steps = 0.0, 0  # the factors the epoch's steps used so far
         self.current: float | None = None  # the factor the modules' rates hold now
 
     def set_epoch(self, epoch: int, epochs: int, steps: int = 1) -> None:
         """At the start of `epoch` of `epochs`, of `steps` each: the rate of its first step."""
-        self.factors = []
+        self.factor_sum, self.steps = 0.0, 0
         if self.per_step:
             epoch, epochs = epoch * steps, epochs * steps
         self.apply(rate_factor(self.schedule, self.until, epoch, epochs))
@@ -42,7 +42,7 @@ class RateSchedule:
         """Step `step` (0-based) of the run's `steps`: per-step schedules move here."""
         if self.per_step:
             self.apply(rate_factor(self.schedule, self.until, step, steps))
-            self.factors.append(self.current)
+            self.factor_sum, self.steps = self.factor_sum + self.current, self.steps + 1
 
     def apply(self, factor: float) -> None:
         if factor != self.current:
@@ -53,8 +53,8 @@ class RateSchedule:
     def logged_values(self) -> dict:
         """`rate_factor`, the mean factor over the epoch's steps, and per rate key the largest
         planned rate there times that mean: the rate the epoch used on average (metrics.csv)."""
-        used = self.factors or [self.current if self.current is not None else 1.0]
-        factor = sum(used) / len(used)
+        now = self.current if self.current is not None else 1.0
+        factor = self.factor_sum / self.steps if self.steps else now
         values = {"rate_factor": factor}
         for module, p in self.planned:
             key = f"rate.{module.dropout_place.key}"
