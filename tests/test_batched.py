@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from dropbench.sweep.plan import plan
-from dropbench.sweep.stacked import MemberSettings, StackedMLP
 
 TINY = ["model.hidden=[32]", "trainer.progress=false", "~hydra.callbacks.report"]
 # Two seeds x dropout on/off, on 100 digits so that early stopping ends members at different
@@ -51,58 +50,6 @@ def test_plan_batches_compatible_jobs_and_says_why_not_the_others(compose):
     assert "no other job" in units[3].alone_because  # its batch was full (max_batch=2)
     assert "no other job" in units[4].alone_because  # another architecture
     assert plan(jobs[:2], max_batch=1)[0].alone_because is not None
-
-
-def test_stacked_dropout_draws_each_members_mask_at_its_rate():
-    """Each member is masked at its own rate, from its own generator, as a lone run would."""
-    settings = [MemberSettings(0.0, [p], 0.1, 0.0, 0.0, None, torch.Generator().manual_seed(s))
-                for s, p in enumerate([0.0, 0.2, 0.7])]
-    linears = [[torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)] for _ in settings]
-    stack = StackedMLP(linears, torch.nn.ReLU(), settings, nesterov=False)
-    h = torch.ones(3, 200, 500)
-    out = stack.dropout(h, [0.0, 0.2, 0.7])
-    assert torch.equal(out[0], h[0])  # p = 0: untouched, and nothing drawn
-    for k, p in ((1, 0.2), (2, 0.7)):
-        dropped = (out[k] == 0).float().mean().item()
-        assert abs(dropped - p) < 0.01  # 100,000 draws: 5 sigma is under 0.008
-        assert torch.allclose(out[k][out[k] != 0], torch.tensor(1 / (1 - p)))
-    torch.manual_seed(1)  # member 1's stream, as its lone run would draw it
-    from dropbench.dropout.masks import keep_mask
-
-    assert torch.equal(out[1] != 0, keep_mask((200, 500), 0.8))
-
-
-@pytest.mark.parametrize("optim", [[(0.1, 0.9, 0.0)] * 3,  # one update over the whole stack
-                                   [(0.1, 0.9, 0.0), (0.3, 0.0, 0.01), (0.05, 0.5, 0.001)]])
-def test_stacked_sgd_step_is_each_members_own_sgd(optim):
-    """(lr, momentum, weight decay) per member: after three steps every member's weights equal
-    torch.optim.SGD's on a lone copy of its model fed the same gradients."""
-    torch.manual_seed(0)
-    settings = [MemberSettings(0.0, [0.0], lr, mom, wd, None, torch.Generator())
-                for lr, mom, wd in optim]
-    linears = [[torch.nn.Linear(6, 5), torch.nn.Linear(5, 3)] for _ in settings]
-    alone = [[torch.nn.Linear(6, 5), torch.nn.Linear(5, 3)] for _ in settings]
-    for src, dst in zip(linears, alone, strict=True):
-        for a, b in zip(src, dst, strict=True):
-            b.load_state_dict(a.state_dict())
-    stack = StackedMLP(linears, torch.nn.ReLU(), settings, nesterov=False)
-    opts = [torch.optim.SGD([p for m in layers for p in m.parameters()], lr=lr, momentum=mom,
-                            weight_decay=wd)
-            for layers, (lr, mom, wd) in zip(alone, optim, strict=True)]
-    x, y = torch.randn(4, 6), torch.randint(0, 3, (4,))
-    for _ in range(3):
-        loss, _ = stack.losses(x.expand(len(settings), 4, 6), y.expand(len(settings), 4), True)
-        loss.sum().backward()
-        stack.sgd_step()
-        for layers, opt in zip(alone, opts, strict=True):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(layers[1](torch.relu(layers[0](x))), y).backward()
-            opt.step()
-    for k, layers in enumerate(alone):
-        params, _ = stack.member_tensors(k)
-        ours = params[:2]  # the weights, in nn.Linear layout
-        for w, m in zip(ours, layers, strict=True):
-            torch.testing.assert_close(w, m.weight.detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_batched_sweep_matches_the_same_jobs_run_alone(cli, tmp_path):
@@ -195,31 +142,6 @@ def test_batched_members_have_the_distribution_of_lone_runs_over_seeds(cli, tmp_
     assert len(batched) == len(alone) == 6
     assert abs(sum(batched) / 6 - sum(alone) / 6) < 0.005
     assert max(abs(b - a) for b, a in zip(batched, alone, strict=True)) < 0.002
-
-
-def test_stacked_max_norm_is_each_members_own_with_its_count():
-    """Member k's weights after the stack's projection equal engine/optim.apply_max_norm on
-    its own layers at its own c, and the counts match (0 for a member without a cap)."""
-    from dropbench.engine.optim import apply_max_norm
-
-    torch.manual_seed(0)
-    caps = [None, 0.3, 1000.0]
-    settings = [MemberSettings(0.0, [0.0], 0.1, 0.0, 0.0, c, torch.Generator()) for c in caps]
-    linears = [[torch.nn.Linear(6, 5), torch.nn.Linear(5, 3)] for _ in settings]
-    alone = [torch.nn.Sequential(*(torch.nn.Linear(m.in_features, m.out_features)
-                                   for m in layers)) for layers in linears]
-    for layers, net in zip(linears, alone, strict=True):
-        for a, b in zip(layers, net, strict=True):
-            b.load_state_dict(a.state_dict())
-    stack = StackedMLP(linears, torch.nn.ReLU(), settings, nesterov=False)
-    counts = stack.apply_max_norm()
-    for k, (net, c) in enumerate(zip(alone, caps, strict=True)):
-        own = apply_max_norm(net, c)
-        assert counts[k].item() == (0 if own is None else own.item())
-        weights, _ = stack.member_tensors(k)
-        for w, m in zip(weights[:2], net, strict=True):
-            torch.testing.assert_close(w, m.weight.detach(), rtol=1e-6, atol=1e-7)
-    assert counts[1].item() == 8  # c = 0.3 is below every unit's norm at this init
 
 
 def test_the_launcher_takes_the_configs_the_sweeper_validated():

@@ -253,33 +253,6 @@ def test_a_batched_lenet_adam_sweep_resumes_as_it_runs_straight(cli, tmp_path):
             torch.testing.assert_close(w[name], v[name], rtol=1e-5, atol=1e-6)
 
 
-def test_the_mlp_fast_path_trains_each_member_as_its_lone_run(compose, tmp_path):
-    """The classification MLP with standard dropout and SGD goes through StackedMLP
-    (mlp_fast.py) behind the same interface; its members are their lone runs too."""
-    from dropbench.sweep.mlp_fast import FastMLPStack, fast_path_applies
-
-    cfgs = [compose([*SMALL, *MODELS["mlp"], *MEMBERS["sgd"][k], "optim.nesterov=false",
-                     f"seed={k}", f"dropout.p={p}", "dropout.p_input=0.2"])
-            for k, p in enumerate((0.0, 0.3, 0.6))]
-    data = load_data(cfgs[0].dataset, tmp_path, torch.device("cpu"))
-    members = [member(cfg, data, tmp_path) for cfg in cfgs]
-    runs = [r for r, _ in members]
-    assert fast_path_applies(runs)
-    fast = FastMLPStack(runs, [g for _, g in members])
-    sums, projected = stacked_epoch(fast, fast, runs[0].task, data.train, 16,
-                                    [r.shuffle for r in runs])
-    take(fast, fast, runs)
-    for k, cfg in enumerate(cfgs):
-        alone = lone_run(cfg, data, tmp_path)
-        scores = alone.train_epoch()
-        assert_same_weights(runs[k].model, alone.model)
-        assert runs[0].task.finish(sums[k])["acc"] == scores["acc"]
-        if cfg.optim.max_norm is not None:
-            assert projected[k].item() == scores["max_norm_projected"]
-    assert not fast_path_applies([lone_run(compose([*SMALL, *MODELS["lenet"]]), data,
-                                           tmp_path)])
-
-
 def test_a_rate_applied_outside_its_module_is_found():
     """A model that reads its dropout module's rate and drops elsewhere (as attention fused
     into scaled_dot_product_attention does) never calls the module: the stack says so."""

@@ -10,16 +10,14 @@ lr 0.01 momentum 0.9). Rows: wall seconds and CPU seconds per sweep; work = samp
 (12 x training images). The check compares the two launchers' results job by job.
 
 A second pair of rows times the training epochs alone, in this process: the 12 members'
-epochs as one stacked model (dropbench/sweep/stacked.py, the launcher's path for this MLP)
-and as 12 runs of the trainer's epoch (`Run.train_epoch`) one after another, on the same
-data. Their ratio is what stacking saves in the arithmetic itself; the launchers' ratio adds
-what it saves around it (data loading, model building, evaluation passes). A third row times
-the generic stack (dropbench/sweep/vmapped.py) on the same members: the launcher keeps the
-hand-written StackedMLP for this MLP (sweep/mlp_fast.py) because it measured a little faster.
+epochs as one stacked model (dropbench/sweep/vmapped.py, the launcher's stack) and as 12 runs
+of the trainer's epoch (`Run.train_epoch`) one after another, on the same data. Their ratio
+is what stacking saves in the arithmetic itself; the launchers' ratio adds what it saves
+around it (data loading, model building, evaluation passes).
 
 `sweep_cnn`: model=lenet on the real digits (1197 training images after the validation and
 test splits, with --scale a subset), standard dropout, 3 epochs; the launchers' rows, and
-the training-only rows: the generic stack against 12 trainer epochs one after another.
+the training-only rows: the stack against 12 trainer epochs one after another.
 """
 
 import json
@@ -27,7 +25,6 @@ import os
 import sys
 
 import torch
-from torch import nn
 
 from dropbench.bench.common import Settings, compose, trainer_epoch
 from dropbench.bench.harness import Check, Ratio, Row, measure_all, rotated, run_timed
@@ -56,8 +53,8 @@ def results(sweep_dir) -> list[dict]:
     return sorted(found, key=lambda s: sorted(s["overrides"]))
 
 
-def generic_stack_epochs(cfgs: list, data, warm_size: int):
-    """prepare() for one epoch of every member in the generic stack the batched launcher
+def stack_epochs(cfgs: list, data, warm_size: int):
+    """prepare() for one epoch of every member in the stack the batched launcher
     trains (models, optimisers and dropout streams as the lone runs have them)."""
     from dropbench.engine.optim import build_optimizer
     from dropbench.engine.tasks import TASKS
@@ -95,36 +92,6 @@ def member_configs(s: Settings, n_train: int) -> list:
             for p in RATES for seed in SEEDS]
 
 
-def stacked_epochs(cfgs: list, data, warm_size: int):
-    """prepare() for one stacked epoch of every member (models built as the lone runs build
-    them); warm: the same over the first warm_size examples."""
-    from dropbench.config import layer_rates
-    from dropbench.models.mlp import activation_module
-    from dropbench.sweep.stacked import MemberSettings, StackedMLP, stacked_mlp_epoch
-
-    def prepare():
-        linears, settings = [], []
-        for cfg in cfgs:
-            torch.manual_seed(cfg.seed)
-            model = build_model(cfg.model, cfg.dropout, data)
-            linears.append([m for m in model.modules() if isinstance(m, nn.Linear)])
-            settings.append(MemberSettings(
-                cfg.dropout.p_input, layer_rates(cfg.dropout.p, len(cfg.model.hidden)),
-                cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.max_norm,
-                torch.Generator().manual_seed(cfg.seed)))
-        cfg = cfgs[0]
-        stack = StackedMLP(linears, activation_module(cfg.model.activation), settings,
-                           cfg.optim.nesterov)
-
-        def epoch(train_set):
-            shuffles = [torch.Generator().manual_seed(c.seed) for c in cfgs]
-            stacked_mlp_epoch(stack, train_set, cfg.trainer.batch_size, shuffles)
-
-        return (lambda: epoch(data.train)), (lambda: epoch(data.train.head(warm_size)))
-
-    return prepare
-
-
 def one_after_another(s: Settings, cfgs: list, data, warm_size: int):
     """prepare() for the trainer's epoch of each member in turn."""
 
@@ -144,16 +111,12 @@ def training_only(s: Settings, n_train: int) -> tuple[list[Row], list[Ratio]]:
     warm = min(640, len(data.train))
     rows = measure_all([
         (Row("sweep", "training only: 12 members stacked, one process", "samples", work),
-         stacked_epochs(cfgs, data, warm)),
+         stack_epochs(cfgs, data, warm)),
         (Row("sweep", "training only: 12 trainer epochs one after another", "samples", work),
          one_after_another(s, cfgs, data, warm)),
-        (Row("sweep", "training only: 12 members in the generic stack", "samples", work),
-         generic_stack_epochs(cfgs, data, warm)),
     ], s.device, s.warmup, s.reps)
     return rows, [Ratio("sweep: training only, stacked speed / one after another",
-                        rows[0].key, rows[1].key, None, None),
-                  Ratio("sweep: training only, generic stack speed / StackedMLP",
-                        rows[2].key, rows[0].key, None, None)]
+                        rows[0].key, rows[1].key, None, None)]
 
 
 def both_launchers(s: Settings, case: str, args: list[str], work: int):
@@ -222,7 +185,7 @@ def sweep_cnn_case(s: Settings):
     one_epoch, warm = len(data.train) * len(cfgs), min(256, len(data.train))
     training = measure_all([
         (Row("sweep_cnn", "training only: 12 members stacked, one process", "samples",
-             one_epoch), generic_stack_epochs(cfgs, data, warm)),
+             one_epoch), stack_epochs(cfgs, data, warm)),
         (Row("sweep_cnn", "training only: 12 trainer epochs one after another", "samples",
              one_epoch), one_after_another(s, cfgs, data, warm)),
     ], s.device, s.warmup, s.reps)

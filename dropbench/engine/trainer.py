@@ -80,6 +80,9 @@ class Run:
         self.forward = maybe_compile(model, cfg.trainer.compile, device)  # what batches go through
         if device.type == "cpu":
             keep_freed_memory()  # no page faults for each step's big tensors (accel.py)
+        # read at every epoch of every member of a stack: plain numbers, not config lookups
+        t = cfg.trainer
+        self.epochs, self.eval_every, self.patience = t.epochs, t.eval_every, t.patience
         self.epoch = 0
         self.rows: list[dict] = []
         self.best = {"epoch": None, "val_loss": math.inf}
@@ -238,14 +241,13 @@ class Run:
 
     def wants_epoch(self) -> bool:
         """Another epoch to train: epochs left and patience not run out."""
-        t = self.cfg.trainer
-        return self.epoch < t.epochs and (t.patience is None or self.bad_epochs < t.patience)
+        return self.epoch < self.epochs and (self.patience is None
+                                             or self.bad_epochs < self.patience)
 
     def records(self, epoch: int) -> bool:
         """Whether epoch `epoch` (1-based) is scored and written: every trainer.eval_every-th
         epoch, and the last one."""
-        t = self.cfg.trainer
-        return epoch % t.eval_every == 0 or epoch >= t.epochs
+        return epoch % self.eval_every == 0 or epoch >= self.epochs
 
     def end_epoch(self, train: dict, train_seconds: float) -> None:
         """Score, checkpoint and log the epoch whose training gave `train` (loss, metric); an
@@ -253,11 +255,7 @@ class Run:
         checkpoint, whose generators repeat it exactly)."""
         start = time.perf_counter() - train_seconds
         if math.isfinite(train["loss"]) and not self.records(self.epoch + 1):
-            with interrupts_deferred():
-                self.epoch += 1
-                if self.scheduler:
-                    self.scheduler.step()
-                self.wall_s += train_seconds
+            self.count_epoch(train_seconds)
             return
         ckpt = self.dir / "checkpoints"
         if not math.isfinite(train["loss"]):
@@ -295,6 +293,14 @@ class Run:
             self.write_summary(status="running")
         log_epoch(row, self.cfg.trainer.epochs, task_metrics(self.task))
         self.session.sinks.epoch(row)
+
+    def count_epoch(self, train_seconds: float) -> None:
+        """An epoch trained but not recorded. Nothing is written, so an interrupt here leaves
+        no files disagreeing: a resume starts from the last checkpoint."""
+        self.epoch += 1
+        if self.scheduler:
+            self.scheduler.step()
+        self.wall_s += train_seconds
 
     def optimizer_check(self, val_loss: float) -> None:
         """Optimisers that react to validation (NT-ASGD's switch to averaging) see each epoch's."""

@@ -23,6 +23,8 @@ def activation_module(name: str) -> nn.Module:
 
 
 class MLP(nn.Module):
+    sequential = "net"  # forward(x) is self.net(x): a stack may run the layers as a chain
+
     def __init__(self, in_features: int, num_classes: int, model_cfg, dropout_cfg):
         super().__init__()
         hidden, activation = model_cfg.hidden, model_cfg.activation

@@ -5,14 +5,13 @@ seed and initialisation, its resume from checkpoints/last.pt), and its own `Run`
 checkpoints, logs and stops early after every epoch (trainer.py: begin / end_epoch / finish),
 so metrics.csv, summary.json, checkpoints and train.log are written as they would be alone.
 Only the training epochs are shared: one stacked forward/backward of the task's step per step
-(vmapped.py: any model that stackable.py accepts; mlp_fast.py: the classification MLP), each
-member's own optimiser update (stacked_optim.py), one batched pass over train_eval and val per
-epoch. A member that stops (patience, its own epoch count, divergence) leaves the stack, which
-is rebuilt without it. Members whose models cannot stack train alone, one after another.
+(vmapped.py: any model that stackable.py accepts), each member's own optimiser update
+(stacked_optim.py), one batched pass over train_eval and val per epoch. A member that stops
+(patience, its own epoch count, divergence) leaves the stack, which is rebuilt without it.
+Members whose models cannot stack train alone, one after another.
 """
 
 import logging
-import math
 import signal
 import time
 
@@ -30,7 +29,6 @@ from dropbench.errors import DropbenchError
 from dropbench.rundir import objective
 from dropbench.sweep.jobs import MemberJob
 from dropbench.sweep.member_data import MemberData, why_not_same_shapes
-from dropbench.sweep.mlp_fast import FastMLPStack, fast_path_applies
 from dropbench.sweep.stackable import optimizer_kind, why_not_stacked
 from dropbench.sweep.stacked_optim import StackedOptimizer
 from dropbench.sweep.vmapped import StackedModel
@@ -153,8 +151,6 @@ def trial_step_fails(members: list[Member]) -> str | None:
     and parameters: a model that passes the rules but draws random numbers or branches on
     values inside its forward (vmap refuses both) runs alone instead of failing the batch."""
     runs = [m.run for m in members]
-    if fast_path_applies(runs):
-        return None
     train_set = runs[0].task.data.train
     try:
         stack = StackedModel([r.model for r in runs], [torch.Generator() for _ in runs],
@@ -175,13 +171,7 @@ def trial_step_fails(members: list[Member]) -> str | None:
 
 
 def stack_members(members: list[Member]) -> tuple[StackedModel, StackedOptimizer]:
-    """The members' models and optimisers as one stack, from their current state: the
-    generic stack, or for the classification MLP with standard dropout and SGD the
-    hand-written StackedMLP, which measured a little faster (mlp_fast.py, docs/batched.md)."""
-    runs = [m.run for m in members]
-    if fast_path_applies(runs):
-        fast = FastMLPStack(runs, [m.stream.generator for m in members])
-        return fast, fast
+    """The members' models and optimisers as one stack, from their current state."""
     first = members[0].run
     stack = StackedModel([m.run.model for m in members],
                          [m.stream.generator for m in members], first.task.data.train.x[:1])
@@ -194,15 +184,21 @@ def stack_members(members: list[Member]) -> tuple[StackedModel, StackedOptimizer
 
 
 def train_epoch(stack: StackedModel, optimizer: StackedOptimizer, members: list[Member],
-                data: MemberData | None = None) -> list[dict]:
+                data: MemberData | None = None) -> list[dict | None]:
     """One epoch of every member, each on its own shuffled order of its training set; scores
-    finished by each member's own task (its target scale)."""
+    finished by each member's own task (its target scale), or None for a member whose Run
+    only counts this epoch (Run.count_epoch: not recorded, nothing non-finite)."""
     task = members[0].run.task
     data = MemberData([m.run.task for m in members]) if data is None else data
     sums, projected = stacked_epoch(stack, optimizer, task, task.data.train, task.batch_size,
                                     [m.run.shuffle for m in members], data=data)
-    scores = [m.run.task.finish(s) for m, s in zip(members, sums, strict=True)]
+    finite = torch.isfinite(sums).all(dim=1).tolist()
+    scores: list[dict | None] = []
     for k, m in enumerate(members):
+        if finite[k] and not m.run.records(m.run.epoch + 1):
+            scores.append(None)
+            continue
+        scores.append(m.run.task.finish(sums[k]))
         if m.run.cfg.optim.max_norm is not None:  # as Run.train_epoch reports it
             scores[k][rundir.MAX_NORM_COLUMN] = int(projected[k])
     return scores
@@ -313,18 +309,19 @@ def train_members(members: list[Member]) -> dict:
             scores = train_epoch(stack, optimizer, active, data)
             seconds = time.perf_counter() - start
             # an epoch a member's Run does not record (trainer.eval_every) only counts: no
-            # scores, no copy of its weights (Run.end_epoch skips it the same way)
-            recorded = [not math.isfinite(s["loss"]) or m.run.records(m.run.epoch + 1)
-                        for m, s in zip(active, scores, strict=True)]
+            # scores, no copy of its weights, no files (Run.end_epoch skips it the same way)
+            recorded = [s is not None for s in scores]
             evals = {}
             if any(recorded):
                 tasks = [m.run.task for m in active]
                 evals = {split: evaluate(stack, tasks[0], split, data, tasks)
                          for split in ("train_eval", "val")}
             for k, m in enumerate(active):
-                if recorded[k]:
-                    m.take(stack, optimizer, k)
-                    m.scores.give({split: evals[split][k] for split in evals})
+                if not recorded[k]:
+                    m.run.count_epoch(seconds)
+                    continue
+                m.take(stack, optimizer, k)
+                m.scores.give({split: evals[split][k] for split in evals})
                 with m.job.logging(console=False):
                     try:
                         m.run.end_epoch(scores[k], seconds)

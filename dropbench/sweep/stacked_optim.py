@@ -42,7 +42,18 @@ class StackedOptimizer:
         self.groups = [o.param_groups[0] for o in optimizers]
         self.max_norms, self.constrained, self.transposed = max_norms, constrained, transposed
         self.fused = True
-        self.state = {name: [torch.zeros_like(p) for p in params] for name in self.state_names}
+        # Adam's moments live in one (K, P) tensor per name, every parameter's state a view
+        # of its columns: the update is then a few operations over all parameters at once
+        self.sizes = [p[0].numel() for p in params]
+        if self.kind == "sgd":
+            self.state = {"momentum_buffer": [torch.zeros_like(p) for p in params]}
+        else:
+            self.flat = {name: params[0].new_zeros(len(optimizers), sum(self.sizes))
+                         for name in self.state_names}
+            self.state = {name: [view.view_as(p) for view, p in zip(
+                flat.split(self.sizes, dim=1), params, strict=True)]
+                for name, flat in self.flat.items()}
+        self._adam_hyper: tuple[list, dict] | None = None  # (the lrs it was made for, tensors)
         self.steps = torch.zeros(len(optimizers))
         for k, optimizer in enumerate(optimizers):
             self._load(k, optimizer)
@@ -122,23 +133,43 @@ class StackedOptimizer:
                 self.fused = False
         torch_sgd(*args, **kwargs)
 
+    def _adam_hyperparameters(self) -> dict[str, torch.Tensor]:
+        """Each member's Adam settings as (K, 1) tensors, made again only when an lr changed
+        (its LR schedule): the rest stay as the optimisers were built."""
+        lrs = [g["lr"] for g in self.groups]
+        if self._adam_hyper is None or self._adam_hyper[0] != lrs:
+            like = self.flat["exp_avg"][:, :1]
+            hyper = {key: per_member([g[key] for g in self.groups], like)
+                     for key in ("lr", "weight_decay", "eps")}
+            hyper["beta1"] = per_member([g["betas"][0] for g in self.groups], like)
+            hyper["beta2"] = per_member([g["betas"][1] for g in self.groups], like)
+            hyper["decoupled"] = per_member(self.decoupled, like)
+            hyper["any_decay"] = any(g["weight_decay"] for g in self.groups)
+            self._adam_hyper = (lrs, hyper)
+        return self._adam_hyper[1]
+
     def _adam(self) -> None:
-        for p, m, v in zip(self.params, self.state["exp_avg"], self.state["exp_avg_sq"],
-                           strict=True):
-            g, lr = p.grad, self.hyper("lr", p)
-            weight_decay = self.hyper("weight_decay", p)
-            decoupled = per_member(self.decoupled, p)
-            # AdamW shrinks the weights, Adam adds the L2 gradient (a factor of 1, a 0 term)
-            p.mul_(1 - lr * weight_decay * decoupled)
-            g = g.add(p * (weight_decay * (1 - decoupled)))
-            beta1 = per_member([g_["betas"][0] for g_ in self.groups], p)
-            beta2 = per_member([g_["betas"][1] for g_ in self.groups], p)
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).add_((1 - beta2) * g * g)
-            step = self.steps.to(p.device, p.dtype).view_as(beta1)
-            correction1, correction2 = 1 - beta1 ** step, 1 - beta2 ** step
-            denom = (v.sqrt() / correction2.sqrt()).add_(self.hyper("eps", p))
-            p.sub_((lr / correction1) * m / denom)
+        """torch.optim.Adam / AdamW's update of every member at once, on the (K, P) columns
+        of all parameters (the same arithmetic per element as torch's single-tensor Adam)."""
+        h = self._adam_hyperparameters()
+        k = len(self.groups)
+        g = torch.cat([p.grad.reshape(k, -1) for p in self.params], dim=1)
+        if h["any_decay"]:
+            flat = torch.cat([p.reshape(k, -1) for p in self.params], dim=1)
+            # Adam adds the L2 gradient; AdamW shrinks the weights (a factor of 1, a 0 term)
+            g = g.add(flat * (h["weight_decay"] * (1 - h["decoupled"])))
+            shrink = 1 - h["lr"] * h["weight_decay"] * h["decoupled"]
+            for p in self.params:
+                p.mul_(shrink.view(-1, *[1] * (p.dim() - 1)))
+        m, v = self.flat["exp_avg"], self.flat["exp_avg_sq"]
+        m.lerp_(g, 1 - h["beta1"])
+        v.mul_(h["beta2"]).add_((1 - h["beta2"]) * g * g)
+        step = self.steps.to(m.device, m.dtype).view(-1, 1)
+        correction1, correction2 = 1 - h["beta1"] ** step, 1 - h["beta2"] ** step
+        denom = (v.sqrt() / correction2.sqrt()).add_(h["eps"])
+        update = (h["lr"] / correction1) * m / denom
+        for p, columns in zip(self.params, update.split(self.sizes, dim=1), strict=True):
+            p.sub_(columns.view_as(p))
 
     # --- max-norm ---------------------------------------------------------------------------
     @torch.no_grad()
