@@ -57,7 +57,9 @@ def table(results: dict[str, tuple[dict, float]]) -> str:
              "| ours − published | test LL ours | the authors, same splits | published | "
              "ours − published | time |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, (s, seconds) in results.items():
+    order = sorted(results, key=lambda n: DATASETS.index(n) if n in DATASETS else len(DATASETS))
+    for name in order:
+        s, seconds = results[name]
         pub = s["published"]
         lines.append(
             f"| {name} | {s['completed']}/{len(s['splits'])} of {s['n_splits']} | "

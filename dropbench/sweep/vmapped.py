@@ -225,7 +225,8 @@ class StackedModel:
                   noise: dict | None = None, shared_batch: bool = False):
         """Every member's task.step: (K,) mean losses and (K, ...) sums. x, y: (K, B, ...) one
         batch per member, or (B, ...) one batch for all with shared_batch."""
-        self.template.train(train)
+        if self.template.training != train:  # train() walks every module: not per step
+            self.template.train(train)
         noise = noise or {}
         if self.chain is not None:
             if shared_batch:
