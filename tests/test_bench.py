@@ -87,3 +87,36 @@ def test_sweep_case_times_both_launchers_and_the_training_alone(tmp_path):
         "sweep: largest difference in best val loss, batched vs basic"]
     assert agree["value"] is not None and agree["met"] is True
     assert ratios["sweep: training only, stacked speed / one after another"]["value"] > 0
+
+
+def test_uci_case_says_what_it_lacks_without_the_yacht_data(tmp_path):
+    out = tmp_path / "bench.json"
+    main(["--cases", "uci", "--data-dir", str(tmp_path / "none"), "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert rows and all(not r["available"] for r in rows)
+    assert all("dropbench data download uci" in r["note"] for r in rows)
+
+
+@pytest.mark.slow
+def test_uci_case_times_the_protocol_three_ways(tmp_path):
+    """On a small yacht-shaped folder: both launchers (child processes), the plain loop, the
+    largest stack's peak RSS, and the two launchers' choices compared split by split."""
+    from tests.data_files import write_uci
+
+    write_uci(tmp_path / "data", n_rows=60, test_size=12, n_splits=2)
+    out = tmp_path / "bench.json"
+    threads = torch.get_num_threads()
+    try:
+        main(["--cases", "uci", "--data-dir", str(tmp_path / "data"), "--scale", "0.005",
+              "--reps", "1", "--threads", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    doc = json.loads(out.read_text())
+    timed = {r["name"]: r for r in doc["rows"] if r["available"]}
+    assert len(timed) == 4 and all(len(r["seconds"]) == 1 for r in timed.values())
+    assert all(timed[name]["peak_rss_mb"] > 100 for name in timed if "launcher" in name
+               or "largest" in name)
+    ratios = {r["label"]: r["value"] for r in doc["ratios"]}
+    assert ratios["uci: batched launcher speed / basic launcher"] > 0
+    agree = [c for c in doc["checks"] if c["label"].startswith("uci: splits where")]
+    assert agree[0]["value"] == 0 and agree[0]["met"] is True

@@ -11,6 +11,8 @@ Cases (docs/benchmarks.md has the measured output and the targets):
   sweep_cnn  the same for a 12-job LeNet sweep on the digits
   transformer  a ViT epoch on the MNIST sample and a Transformer LM on PTB-sized windows vs
            the same models in plain PyTorch (nn.TransformerEncoderLayer)
+  uci      the UCI protocol on real yacht data (--data-dir), 2 splits: batched launcher vs
+           basic launcher vs a plain loop, and the largest stack's peak RSS
 Peak RSS (and peak CUDA memory on a GPU) is recorded for every variant.
 """
 
@@ -24,7 +26,7 @@ import torch
 
 from dropbench.bench import harness
 
-CASES = ["startup", "mlp", "schemes", "cnn", "lm", "sweep", "sweep_cnn", "transformer"]
+CASES = ["startup", "mlp", "schemes", "cnn", "lm", "sweep", "sweep_cnn", "transformer", "uci"]
 
 
 def case_functions():
@@ -32,11 +34,12 @@ def case_functions():
     from dropbench.bench.startup import startup_case
     from dropbench.bench.sweep import sweep_case, sweep_cnn_case
     from dropbench.bench.transformer import transformer_case
+    from dropbench.bench.uci import uci_case
     from dropbench.bench.vision import cnn_case, mlp_case, scheme_case
 
     return {"startup": startup_case, "mlp": mlp_case, "schemes": scheme_case, "cnn": cnn_case,
             "lm": lm_case, "sweep": sweep_case, "sweep_cnn": sweep_cnn_case,
-            "transformer": transformer_case}
+            "transformer": transformer_case, "uci": uci_case}
 
 
 def run_bench(cases, settings) -> dict:
@@ -130,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads "
                    "(default: one per core that other processes leave free, as `dropbench "
                    "train`)")
+    p.add_argument("--data-dir", type=Path, default=None, help="a data_dir holding real data "
+                   "a case needs (uci: uci/yacht/data/, as `dropbench data download uci` "
+                   "writes it); default: dropbench's data_dir")
     p.add_argument("--out", default="bench.json", help="where to write the JSON results")
     p.add_argument("--markdown", help="also write the tables as markdown to this file")
     return p
@@ -137,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     from dropbench.bench.common import Settings
+    from dropbench.data.manage import default_data_dir
     from dropbench.engine import pick_device
     from dropbench.engine.accel import default_threads, keep_freed_memory
 
@@ -155,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                     else ""), flush=True)
     with tempfile.TemporaryDirectory(prefix="dropbench-bench-") as tmp:
         settings = Settings(device, Path(tmp), args.reps, args.warmup, args.scale, amp,
-                            args.compile)
+                            args.compile, (args.data_dir or default_data_dir()).resolve())
         result = run_bench(args.cases, settings)
     print_ratios(result["ratios"] + result["checks"])
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -24,6 +24,7 @@ class Settings:
     scale: float = 1.0  # multiplies every case's amount of work (tests use ~0.01)
     amp: str = "off"  # trainer.amp for dropbench; the references use the same autocast
     compile: bool = False  # trainer.compile for dropbench
+    data_dir: Path | None = None  # real data a case needs (uci: uci/yacht/data/ under it)
 
     def amount(self, full: int, minimum: int = 1) -> int:
         return max(minimum, round(full * self.scale))

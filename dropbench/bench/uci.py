@@ -1,0 +1,154 @@
+"""Case `uci`: Gal & Ghahramani's UCI protocol on yacht, splits 0 and 1 (24 selection trainings
+of the (p, tau) grid and 2 refits, 4,000 epochs each, every one scored with 10,000 MC passes),
+timed three ways side by side in interleaved rounds:
+
+- `dropbench train -m +experiment=gal_uci` with the batched launcher (the protocol's default:
+  each stage's jobs in one stack), a child process;
+- the same command with Hydra's basic launcher (one training after another), a child process;
+- a plain PyTorch loop training the same 26 nets one at a time in this process (the same
+  6-50-1 net, Adam, batch 128, the weight prior, and the MC passes the protocol needs:
+  validation for a selection training, test for a refit), with no files and no per-epoch
+  scores.
+
+It needs the real yacht data (`--data-dir DIR` holding uci/yacht/data/, as `dropbench data
+download uci` writes it); without it the rows say so. A last row runs the largest stack the
+protocol builds (every split's selection jobs, 240 members for yacht) for 40 epochs and 100 MC
+passes, for its peak RSS. The check compares the (p, tau) the two launchers choose on each split.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dropbench.bench.common import Settings
+from dropbench.bench.harness import Check, Ratio, Row, rotated, unavailable
+
+SPLITS = (0, 1)
+EPOCHS = 4000  # the protocol's: n_epochs.txt (40) x 100
+MC_PASSES = 10000
+TRAININGS = 13 * len(SPLITS)  # the 4 x 3 grid and one refit per split
+NAMES = {"batched": "26 trainings, batched launcher", "basic": "26 trainings, basic launcher",
+         "plain": "26 trainings, plain PyTorch loop one at a time"}
+LARGEST = "the largest stack (every split's selection jobs), peak RSS"
+
+
+def protocol_args(s: Settings, splits: list[int], epochs: int, sweep: Path,
+                  launcher: str) -> list[str]:
+    return ["train", "-m", "+experiment=gal_uci", "dataset.name=yacht",
+            f"data_dir={s.data_dir}", f"protocol.splits=[{','.join(map(str, splits))}]",
+            f"trainer.epochs={epochs}", "trainer.threads=1", f"hydra.sweep.dir={sweep}",
+            f"hydra/launcher={launcher}", "~hydra.callbacks.report"]
+
+
+def run_cli(args: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of `python -m dropbench.cli ARGS` in a child process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    log = cwd / "uci-cli.log"
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dropbench.cli", *args], cwd=cwd,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        last = (log.read_text().strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"dropbench {' '.join(args[:5])} ... failed: {last}")
+    return wall, usage.ru_maxrss / 1024  # Linux: kilobytes
+
+
+def choices(sweep: Path) -> list[tuple]:
+    with open(sweep / "protocol.csv") as f:
+        return [(row["split"], row["p"], row["tau"]) for row in csv.DictReader(f)]
+
+
+def read_grid(folder: Path, name: str) -> list[float]:
+    return [float(v) for v in (folder / name).read_text().split()]
+
+
+def plain_training(folder: Path, split: int, validation: bool, epochs: int, p: float,
+                   tau: float) -> None:
+    """One training of the protocol's net on a split in a plain loop, then its MC passes."""
+    from dropbench.data.uci import read_split, standardiser
+    from dropbench.models.prior import l2_strength
+
+    s = read_split(folder, split, validation)
+    xm, xs = standardiser(s.x_train)
+    ym, ys = standardiser(s.y_train)
+    x = torch.tensor((s.x_train - xm) / xs, dtype=torch.float32)
+    y = torch.tensor((s.y_train - ym) / ys, dtype=torch.float32)
+    scored = torch.tensor(((s.x_val if validation else s.x_test) - xm) / xs,
+                          dtype=torch.float32)
+    net = nn.Sequential(nn.Dropout(p), nn.Linear(x.shape[1], 50), nn.ReLU(), nn.Dropout(p),
+                        nn.Linear(50, 1))
+    reg = l2_strength(0.01, p, len(x), tau)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x)).split(128):
+            loss = nn.functional.mse_loss(net(x[idx]).squeeze(-1), y[idx])
+            loss = loss + reg * (net[1].weight.pow(2).sum() + net[4].weight.pow(2).sum())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():  # the MC passes, many per forward
+        per_forward = max(1, 65536 // len(scored))
+        for start in range(0, MC_PASSES, per_forward):
+            net(scored.repeat(min(per_forward, MC_PASSES - start), 1))
+
+
+def plain_protocol(folder: Path, epochs: int) -> None:
+    rates, taus = read_grid(folder, "dropout_rates.txt"), read_grid(folder, "tau_values.txt")
+    for split in SPLITS:
+        torch.manual_seed(split)
+        for p in rates:
+            for tau in taus:
+                plain_training(folder, split, True, epochs, p, tau)
+        plain_training(folder, split, False, epochs, rates[0], taus[0])
+
+
+def uci_case(s: Settings):
+    folder = s.data_dir / "uci" / "yacht" / "data" if s.data_dir else None
+    if folder is None or not (folder / "data.txt").exists():
+        why = (f"no yacht data in {s.data_dir}/uci/yacht/data: run `dropbench data download "
+               f"uci --data-dir DIR`, then `dropbench bench --data-dir DIR`")
+        return [unavailable("uci", name, "trainings", why)
+                for name in [*NAMES.values(), LARGEST]], []
+    epochs = s.amount(EPOCHS, minimum=20)
+    rows = {key: Row("uci", name, "trainings", TRAININGS) for key, name in NAMES.items()}
+    different = 0
+    for r in range(max(1, s.reps)):
+        for key in rotated(list(NAMES), r):
+            if key == "plain":
+                start = time.perf_counter()
+                plain_protocol(folder, epochs)
+                rows[key].seconds.append(time.perf_counter() - start)
+                continue
+            launcher = "batched_wide" if key == "batched" else "basic"
+            sweep = s.workdir / f"uci-{key}-{r}"
+            wall, rss = run_cli(protocol_args(s, list(SPLITS), epochs, sweep, launcher),
+                                s.workdir)
+            rows[key].seconds.append(wall)
+            rows[key].peak_rss_mb = max(rows[key].peak_rss_mb or 0.0, round(rss, 1))
+        batched, basic = (choices(s.workdir / f"uci-{k}-{r}") for k in ("batched", "basic"))
+        different += sum(a != b for a, b in zip(batched, basic, strict=True))
+    n_splits = int((folder / "n_splits.txt").read_text().split()[0])
+    few = s.amount(40, minimum=2)
+    largest = Row("uci", LARGEST, "trainings", 12 * n_splits)
+    # 100 MC passes: the 10,000 would only add each member's scoring time, not memory
+    wall, largest.peak_rss_mb = run_cli(
+        [*protocol_args(s, list(range(n_splits)), few, s.workdir / "uci-largest",
+                        "batched_wide"), "eval.mc_samples=100"], s.workdir)
+    largest.seconds.append(wall)
+    ratios = [Ratio("uci: batched launcher speed / basic launcher", rows["batched"].key,
+                    rows["basic"].key, ">=", 20.0),
+              Ratio("uci: batched launcher speed / plain loop one at a time",
+                    rows["batched"].key, rows["plain"].key, ">=", 10.0)]
+    agree = Check(f"uci: splits where batched and basic choose another (p, tau) "
+                  f"({len(SPLITS)} splits x {max(1, s.reps)} rounds)", "<=", 0, value=different)
+    return [*rows.values(), largest], [*ratios, agree]
