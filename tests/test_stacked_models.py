@@ -189,6 +189,28 @@ def test_each_member_draws_its_own_noise_at_its_own_rate():
     assert abs(torch.corrcoef(dropped)[0, 1].item()) < 0.02  # independent streams
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_the_mlp_chain_gives_what_vmap_gives(compose, tmp_path, train):
+    """The MLP declares its sequential forward, so the stack runs it as a chain of batched
+    products; LeNet does not qualify and goes through vmap. The chain's losses and sums equal
+    the vmapped functional_call's on the same members, batches and noise."""
+    cfgs = member_cfgs(compose, "mlp", "sgd")
+    data = load_data(cfgs[0].dataset, tmp_path, torch.device("cpu"))
+    runs = [r for r, _ in (member(cfg, data, tmp_path) for cfg in cfgs)]
+    stack = StackedModel([r.model for r in runs], [torch.Generator().manual_seed(k)
+                                                   for k in range(3)], data.train.x[:1])
+    assert stack.chain is not None
+    x, y = data.train.x[:10].expand(3, *data.train.x[:10].shape), data.train.y[:10].expand(3, 10)
+    noise = stack.draw_noise(10)
+    chained = stack.task_step(runs[0].task, x, y, train, noise)
+    stack.chain = None
+    vmapped = stack.task_step(runs[0].task, x, y, train, noise)
+    for ours, theirs in zip(chained, vmapped, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+    lenet = lone_run(compose([*SMALL, *MODELS["lenet"]]), data, tmp_path)
+    assert StackedModel([lenet.model], [torch.Generator()], data.train.x[:1]).chain is None
+
+
 def test_models_that_cannot_stack_say_why(compose, tmp_path):
     def models(*overrides):
         cfg = compose([*SMALL, *overrides])

@@ -79,7 +79,7 @@ def print_rows(rows, flush=False) -> None:
         cuda = f" {r.peak_cuda_mb:>8.0f}" if r.peak_cuda_mb is not None else ""
         rss = "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}"  # a subprocess's: not ours
         print(f"{r.case:<8} {r.name:<48} {r.work:>8} {min(r.seconds):>8.3f} {r.median:>8.3f} "
-              f"{max(r.seconds):>8.3f} {r.rate:>11,.0f} {r.unit:<7} {rss:>7}{cuda}",
+              f"{max(r.seconds):>8.3f} {shown_rate(r.rate):>11} {r.unit:<7} {rss:>7}{cuda}",
               flush=flush)
 
 
@@ -105,7 +105,7 @@ def markdown(result: dict) -> str:
             continue
         lines.append(f"| {r['case']} | {r['name']} | {r['work']:,} {r['unit']} | "
                      f"{r['min_s']:.3f} | {r['median_s']:.3f} | {r['max_s']:.3f} | "
-                     f"{r['rate']:,.0f} | "
+                     f"{shown_rate(r['rate'])} | "
                      + ("-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:,.0f}") + " |"
                      + (f" {r['peak_cuda_mb']:,.0f} |" if cuda else ""))
     lines += ["", "| ratio (from the medians) or check | value | target | met |",
@@ -116,6 +116,11 @@ def markdown(result: dict) -> str:
         met = {True: "yes", False: "**no**", None: ""}[r["met"]]
         lines.append(f"| {r['label']} | {value} | {target} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def shown_rate(rate: float) -> str:
+    """Thousands separated; three significant digits below 100 (trainings/s of the uci case)."""
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
 
 
 def build_parser() -> argparse.ArgumentParser:

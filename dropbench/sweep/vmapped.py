@@ -15,7 +15,7 @@ trains whatever a task trains: each member gets the mean loss of its own batch a
 on-device sums. What stacks at all is decided in stackable.py.
 
 A model whose forward is one nn.Sequential (it declares `sequential = "<attribute>"`, as the
-MLP does) made only of layers that act on stacked tensors as they are (`CHAIN_LAYERS`) is run
+MLP does) made only of linears, Flatten, noise slots and elementwise activations is run
 as a chain of batched products instead of under vmap: the same arithmetic with a fraction of
 vmap's per-step dispatch, which is most of a small network's step.
 """
