@@ -8,7 +8,8 @@ which has five of the nine datasets and the authors' per-split results). Each da
 one `dropbench train -m +experiment=gal_uci dataset.name=NAME` under --work (a rerun resumes
 it), and the table between the UCI markers of docs/uncertainty.md is rewritten from the
 sweeps' protocol.json, with the time each study took (protocol.json's wall_s: the training of
-every invocation, resumes added up). `--quick` runs splits 0 and 1 for 400 of the
+every invocation, resumes added up). A study whose protocol.json is complete is read, not run
+again. `--quick` runs splits 0 and 1 for 400 of the
 4,000 epochs: a smoke test of the pipeline, labelled as such, not a reproduction.
 """
 
@@ -32,6 +33,11 @@ def run(name: str, data_dir: Path, work: Path, quick: bool, launcher: str) -> tu
            f"hydra/launcher={launcher}", "trainer.threads=1", "~hydra.callbacks.report"]
     if quick:
         cmd += ["protocol.splits=[0,1]", "trainer.epochs=400"]
+    written = sweep / "protocol.json"
+    if written.exists():  # a finished study is read, not resumed: a resume adds its own time
+        summary = json.loads(written.read_text())
+        if summary["completed"] == len(summary["splits"]) and summary["full"] != quick:
+            return summary, summary["wall_s"]
     done = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{name}: {' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
