@@ -68,11 +68,35 @@ def read_job(run_dir: Path, sweep_dir: Path, now: float) -> Job:
                    note=f"its files hold values of the wrong type ({type(e).__name__})")
 
 
+# path -> ((mtime_ns, size), what was read from it): a sweep's progress line reads every job's
+# files each time a job ends, and a file that has not changed is not parsed again
+READ: dict[Path, tuple[tuple[int, int], object]] = {}
+
+
+def read_unless_unchanged(path: Path, read):
+    """read(path), or what it gave last time if the file's mtime and size are the same."""
+    try:
+        st = path.stat()
+    except OSError:
+        return read(path)
+    stamp = (st.st_mtime_ns, st.st_size)
+    seen = READ.get(path)
+    if seen is None or seen[0] != stamp:
+        seen = READ[path] = (stamp, read(path))
+    return seen[1]
+
+
+def recorded_overrides(path: Path) -> tuple[str, ...]:
+    recorded = read_yaml(path)
+    return tuple(job_identity(recorded if isinstance(recorded, list) else []))
+
+
 def read_job_files(run_dir: Path, sweep_dir: Path, now: float) -> Job:
     name = os.path.relpath(run_dir, sweep_dir)
-    recorded = read_yaml(run_dir / ".hydra" / "overrides.yaml")
-    overrides = job_identity(recorded if isinstance(recorded, list) else [])
-    epochs = configured_epochs(read_yaml(run_dir / ".hydra" / "config.yaml"))
+    overrides = list(read_unless_unchanged(run_dir / ".hydra" / "overrides.yaml",
+                                           recorded_overrides))
+    epochs = read_unless_unchanged(run_dir / ".hydra" / "config.yaml",
+                                   lambda path: configured_epochs(read_yaml(path)))
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
         updated = (run_dir / "summary.json").stat().st_mtime
@@ -87,7 +111,7 @@ def read_job_files(run_dir: Path, sweep_dir: Path, now: float) -> Job:
     rundir.check_format(summary, run_dir / rundir.SUMMARY)  # a newer dropbench's: refused
     job = Job(name, overrides, summary.get("status", "unknown"), epochs=epochs,
               metric=summary.get("metric"), note=first_line(summary.get("error")))
-    rows, bad_rows = read_rows(run_dir / "metrics.csv")
+    rows, bad_rows = read_unless_unchanged(run_dir / "metrics.csv", read_rows)
     job.epoch = summary.get("epochs_run") or len(rows)
     epochs_s = float(summary.get("wall_s") or sum(r.get("seconds", 0.0) for r in rows))
     job.epochs_s = job.elapsed_s = epochs_s

@@ -197,3 +197,29 @@ def test_real_sweep_prints_progress_and_status_reads_it(tmp_path, cli):
         assert {"completed", "2/2"} <= set(rows[ok].split())
     assert "failed (dataset.val_size=1600" in rows["dataset.val_size=1600"]
     assert status.stdout.splitlines()[-1] == "3/3 done (completed 2, failed 1)"
+
+
+def test_a_job_file_is_parsed_again_only_when_it_changes(tmp_path):
+    """The progress line reads every job's files as each job ends: an unchanged file is taken
+    from the last read, a rewritten one is read again."""
+    import os
+
+    from dropbench.status import read_unless_unchanged
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch\n1\n")
+    calls = []
+
+    def read(p):
+        calls.append(p)
+        return p.read_text()
+
+    assert read_unless_unchanged(path, read) == "epoch\n1\n"
+    assert read_unless_unchanged(path, read) == "epoch\n1\n" and len(calls) == 1
+    path.write_text("epoch\n1\n2\n")
+    assert read_unless_unchanged(path, read) == "epoch\n1\n2\n" and len(calls) == 2
+    stamp = path.stat().st_mtime_ns
+    path.write_text("epoch\n1\n3\n")  # same size: the new mtime tells
+    os.utime(path, ns=(stamp + 1000, stamp + 1000))
+    assert read_unless_unchanged(path, read) == "epoch\n1\n3\n" and len(calls) == 3
+    assert read_unless_unchanged(tmp_path / "gone.csv", lambda p: "missing") == "missing"
