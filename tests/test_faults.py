@@ -199,6 +199,7 @@ def test_resume_and_overwrite_together_are_refused(cli, tmp_path):
     assert snapshot(tmp_path / "run") == before
 
 
+@pytest.mark.slow
 def test_a_foreign_dir_is_never_a_run_nor_deleted(cli, tmp_path):
     foreign = tmp_path / "project"
     (foreign / "checkpoints").mkdir(parents=True)
@@ -269,6 +270,7 @@ def test_a_read_only_run_dir_is_refused_in_one_line(cli, tmp_path):
 
 
 # --- newer formats ------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("record", [rundir.SUMMARY, rundir.MANIFEST])
 def test_a_newer_format_is_refused_by_every_reader(cli, tmp_path, record):
     for name in ("run", "other"):

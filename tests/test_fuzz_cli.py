@@ -95,6 +95,7 @@ FUZZ = {"deadline": None, "derandomize": True,
         "suppress_health_check": [HealthCheck.function_scoped_fixture]}
 
 
+@pytest.mark.slow
 @settings(max_examples=12, **FUZZ)
 @given(overrides)
 def test_random_overrides_run_or_fail_in_one_line(tmp_path_factory, drawn):

@@ -78,6 +78,7 @@ def test_cosine_runs_cannot_be_extended(cli, tmp_path):
     assert snapshot(tmp_path / "run") == before
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_model_is_one_line(cli, tmp_path):
     assert cli("train", *TINY, "trainer.epochs=1", "hydra.run.dir=run").returncode == 0
     assert cli("train", "model.hidden=[24]", "trainer.progress=false", "trainer.epochs=1",
@@ -107,6 +108,7 @@ def wait_for(path: Path, timeout=180) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_lock(cli, tmp_path):
     proc = start_training(tmp_path, *TINY, "trainer.epochs=1000", "hydra.run.dir=run")
     try:
@@ -209,6 +211,7 @@ def test_manifest_records_command_git_versions_and_hardware(cli, tmp_path):
     assert summary(tmp_path / "run")["format_version"] == 1
 
 
+@pytest.mark.slow
 def test_changed_data_is_refused_on_resume(cli, tmp_path):
     from data_files import write_mnist
 
@@ -397,6 +400,7 @@ def test_resumed_sweep_finds_jobs_by_overrides_in_any_order(cli, tmp_path):
     assert len(list(sweep.glob("*/summary.json"))) == 4
 
 
+@pytest.mark.slow
 def test_sweep_job_whose_saved_config_differs_is_not_reused(cli, tmp_path):
     fixed = ["trainer.epochs=1", "model.hidden=[16]", "optim.lr=0.05", "hydra.sweep.dir=sweep",
              "~hydra.callbacks.report"]

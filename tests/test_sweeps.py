@@ -113,6 +113,7 @@ RESUME_ONLY = ["trainer.resume=true", "trainer.threads=2", "trainer.progress=tru
                "++trainer.overwrite=false"]
 
 
+@pytest.mark.slow
 def test_resume_with_every_resume_only_key_changed_trains_nothing_new(cli, tmp_path):
     first = cli("train", "-m", *SWEEP, "trainer.threads=1", "trainer.progress=false",
                 "~hydra.callbacks.report")
