@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -125,23 +126,38 @@ def peak_rss_mb() -> float:
     return kb / 1024 / (1024 if platform.system() == "Darwin" else 1)  # macOS reports bytes
 
 
-def run_timed(argv: list[str], cwd: Path, env: dict | None = None,
-              timeout: float = 3600) -> tuple[float, float]:
-    """Run a command to its end: (wall seconds, CPU seconds of the child and its children).
-    Raises RuntimeError with the command's last stderr line when it fails."""
-    import subprocess
+class Timed(NamedTuple):
+    wall: float  # seconds
+    cpu: float  # CPU seconds of the child and the children it waited for
+    # the child's peak RSS; Linux counts it from the fork, so it is never below this
+    # process's RSS at that moment (a child smaller than its parent reads as the parent)
+    peak_rss_mb: float
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise RuntimeError(f"{' '.join(argv[:6])} ... failed: {last}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+
+def run_timed(argv: list[str], cwd: Path, env: dict | None = None,
+              timeout: float = 3600) -> Timed:
+    """Run a command to its end and time it. Raises RuntimeError with the command's last line
+    of output when it fails or runs past `timeout` seconds."""
+    import subprocess
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryFile("w+") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                text=True)
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this child alone
+        wall = time.perf_counter() - start
+        killer.cancel()
+        if os.waitstatus_to_exitcode(status) != 0:
+            out.seek(0)
+            last = (out.read().strip().splitlines() or ["(no output)"])[-1]
+            why = f"ran past {timeout:g} s" if wall >= timeout else f"failed: {last}"
+            raise RuntimeError(f"{' '.join(argv[:6])} ... {why}")
+    rss = usage.ru_maxrss / (2**20 if platform.system() == "Darwin" else 2**10)  # B / kB
+    return Timed(wall, usage.ru_utime + usage.ru_stime, rss)
 
 
 def rotated(items: list, r: int) -> list:

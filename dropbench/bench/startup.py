@@ -47,7 +47,7 @@ def startup_case(s: Settings):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for r in range(max(1, s.reps)):
         for name in rotated(list(cmds), r):
-            seconds, cpu_seconds = run_timed(cmds[name], cwd=s.workdir, env=env)
+            seconds, cpu_seconds, _ = run_timed(cmds[name], cwd=s.workdir, env=env)
             trained = training_seconds(s) if name == TRAIN else 0.0
             wall[name].seconds.append(seconds - trained)
             cpu[name].seconds.append(cpu_seconds - trained)

@@ -131,8 +131,8 @@ def both_launchers(s: Settings, case: str, args: list[str], work: int):
     for r in range(max(1, s.reps)):
         for name in rotated(list(LAUNCHERS), r):
             out = s.workdir / f"{case}-{name}-{r}"
-            seconds, cpu_seconds = run_timed([*cli, LAUNCHERS[name], f"hydra.sweep.dir={out}"],
-                                             cwd=s.workdir, env=env)
+            seconds, cpu_seconds, _ = run_timed(
+                [*cli, LAUNCHERS[name], f"hydra.sweep.dir={out}"], cwd=s.workdir, env=env)
             wall[name].seconds.append(seconds)
             cpu[name].seconds.append(cpu_seconds)
         pairs = zip(results(s.workdir / f"{case}-batched-{r}"),

@@ -18,7 +18,6 @@ passes, for its peak RSS. The check compares the (p, tau) the two launchers choo
 
 import csv
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,14 +26,16 @@ import torch
 from torch import nn
 
 from dropbench.bench.common import Settings
-from dropbench.bench.harness import Check, Ratio, Row, rotated, unavailable
+from dropbench.bench.harness import Check, Ratio, Row, rotated, run_timed, unavailable
+from dropbench.data.uci import read_grid
+from dropbench.data.uci_download import data_folder
 
 SPLITS = (0, 1)
-EPOCHS = 4000  # the protocol's: n_epochs.txt (40) x 100
 MC_PASSES = 10000
 TRAININGS = 13 * len(SPLITS)  # the 4 x 3 grid and one refit per split
 NAMES = {"batched": "26 trainings, batched launcher", "basic": "26 trainings, basic launcher",
          "plain": "26 trainings, plain PyTorch loop one at a time"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the children train on one thread, as the loop
 LARGEST = "the largest stack (every split's selection jobs), peak RSS"
 
 
@@ -46,20 +47,8 @@ def protocol_args(s: Settings, splits: list[int], epochs: int, sweep: Path,
             f"hydra/launcher={launcher}", "~hydra.callbacks.report"]
 
 
-def run_cli(args: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of `python -m dropbench.cli ARGS` in a child process."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    log = cwd / "uci-cli.log"
-    start = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "dropbench.cli", *args], cwd=cwd,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        last = (log.read_text().strip().splitlines() or ["(no output)"])[-1]
-        raise RuntimeError(f"dropbench {' '.join(args[:5])} ... failed: {last}")
-    return wall, usage.ru_maxrss / 1024  # Linux: kilobytes
+def dropbench_cli(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "dropbench.cli", *args]
 
 
 def choices(sweep: Path) -> list[tuple]:
@@ -67,12 +56,8 @@ def choices(sweep: Path) -> list[tuple]:
         return [(row["split"], row["p"], row["tau"]) for row in csv.DictReader(f)]
 
 
-def read_grid(folder: Path, name: str) -> list[float]:
-    return [float(v) for v in (folder / name).read_text().split()]
-
-
-def plain_training(folder: Path, split: int, validation: bool, epochs: int, p: float,
-                   tau: float) -> None:
+def plain_training(folder: Path, split: int, validation: bool, epochs: int, width: int,
+                   p: float, tau: float) -> None:
     """One training of the protocol's net on a split in a plain loop, then its MC passes."""
     from dropbench.data.uci import read_split, standardiser
     from dropbench.models.prior import l2_strength
@@ -84,8 +69,8 @@ def plain_training(folder: Path, split: int, validation: bool, epochs: int, p: f
     y = torch.tensor((s.y_train - ym) / ys, dtype=torch.float32)
     scored = torch.tensor(((s.x_val if validation else s.x_test) - xm) / xs,
                           dtype=torch.float32)
-    net = nn.Sequential(nn.Dropout(p), nn.Linear(x.shape[1], 50), nn.ReLU(), nn.Dropout(p),
-                        nn.Linear(50, 1))
+    net = nn.Sequential(nn.Dropout(p), nn.Linear(x.shape[1], width), nn.ReLU(),
+                        nn.Dropout(p), nn.Linear(width, 1))
     reg = l2_strength(0.01, p, len(x), tau)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     net.train()
@@ -102,49 +87,52 @@ def plain_training(folder: Path, split: int, validation: bool, epochs: int, p: f
             net(scored.repeat(min(per_forward, MC_PASSES - start), 1))
 
 
-def plain_protocol(folder: Path, epochs: int) -> None:
-    rates, taus = read_grid(folder, "dropout_rates.txt"), read_grid(folder, "tau_values.txt")
+def plain_protocol(folder: Path, grid, epochs: int) -> None:
     for split in SPLITS:
         torch.manual_seed(split)
-        for p in rates:
-            for tau in taus:
-                plain_training(folder, split, True, epochs, p, tau)
-        plain_training(folder, split, False, epochs, rates[0], taus[0])
+        for p in grid.rates:
+            for tau in grid.taus:
+                plain_training(folder, split, True, epochs, grid.n_hidden, p, tau)
+        plain_training(folder, split, False, epochs, grid.n_hidden, grid.rates[0],
+                       grid.taus[0])
 
 
 def uci_case(s: Settings):
-    folder = s.data_dir / "uci" / "yacht" / "data" if s.data_dir else None
+    folder = data_folder(s.data_dir, "yacht") if s.data_dir else None
     if folder is None or not (folder / "data.txt").exists():
         why = (f"no yacht data in {s.data_dir}/uci/yacht/data: run `dropbench data download "
                f"uci --data-dir DIR`, then `dropbench bench --data-dir DIR`")
         return [unavailable("uci", name, "trainings", why)
                 for name in [*NAMES.values(), LARGEST]], []
-    epochs = s.amount(EPOCHS, minimum=20)
+    grid = read_grid(s.data_dir, "yacht", download=False)
+    epochs = s.amount(grid.epochs, minimum=20)
     rows = {key: Row("uci", name, "trainings", TRAININGS) for key, name in NAMES.items()}
     different = 0
     for r in range(max(1, s.reps)):
         for key in rotated(list(NAMES), r):
             if key == "plain":
                 start = time.perf_counter()
-                plain_protocol(folder, epochs)
+                plain_protocol(folder, grid, epochs)
                 rows[key].seconds.append(time.perf_counter() - start)
                 continue
             launcher = "batched_wide" if key == "batched" else "basic"
             sweep = s.workdir / f"uci-{key}-{r}"
-            wall, rss = run_cli(protocol_args(s, list(SPLITS), epochs, sweep, launcher),
-                                s.workdir)
-            rows[key].seconds.append(wall)
-            rows[key].peak_rss_mb = max(rows[key].peak_rss_mb or 0.0, round(rss, 1))
+            timed = run_timed(dropbench_cli(protocol_args(s, list(SPLITS), epochs, sweep,
+                                                          launcher)), s.workdir, ENV)
+            rows[key].seconds.append(timed.wall)
+            rows[key].peak_rss_mb = max(rows[key].peak_rss_mb or 0.0,
+                                        round(timed.peak_rss_mb, 1))
         batched, basic = (choices(s.workdir / f"uci-{k}-{r}") for k in ("batched", "basic"))
         different += sum(a != b for a, b in zip(batched, basic, strict=True))
-    n_splits = int((folder / "n_splits.txt").read_text().split()[0])
+    n_splits, per_split = grid.n_splits, len(grid.rates) * len(grid.taus)
     few = s.amount(40, minimum=2)
-    largest = Row("uci", LARGEST, "trainings", 12 * n_splits)
+    largest = Row("uci", LARGEST, "trainings", per_split * n_splits)
     # 100 MC passes: the 10,000 would only add each member's scoring time, not memory
-    wall, largest.peak_rss_mb = run_cli(
+    timed = run_timed(dropbench_cli(
         [*protocol_args(s, list(range(n_splits)), few, s.workdir / "uci-largest",
-                        "batched_wide"), "eval.mc_samples=100"], s.workdir)
-    largest.seconds.append(wall)
+                        "batched_wide"), "eval.mc_samples=100"]), s.workdir, ENV)
+    largest.seconds.append(timed.wall)
+    largest.peak_rss_mb = round(timed.peak_rss_mb, 1)
     ratios = [Ratio("uci: batched launcher speed / basic launcher", rows["batched"].key,
                     rows["basic"].key, ">=", 20.0),
               Ratio("uci: batched launcher speed / plain loop one at a time",
