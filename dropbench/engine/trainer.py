@@ -173,12 +173,12 @@ class Run:
         bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}", leave=False, disable=not show,
                    dynamic_ncols=True)
         opt = self.cfg.optim
-        hooks.set_epoch(self.model, self.epoch, self.cfg.trainer.epochs, steps)
+        hooks.set_epoch(self.model, self.epoch, self.epochs, steps)
         schedule = hooks.schedule_of(self.model)
         projected = 0  # weight vectors max-norm put back on its ball this epoch
         for i, batch in enumerate(task.train_batches(self.shuffle)):
             if schedule is not None:
-                schedule.set_step(self.epoch * steps + i, self.cfg.trainer.epochs * steps)
+                schedule.set_step(self.epoch * steps + i, self.epochs * steps)
             with self.autocast():
                 loss, batch_sums = task.train_step(self.forward, batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -230,7 +230,7 @@ class Run:
             start = time.perf_counter()
             train = self.train_epoch()
             self.end_epoch(train, time.perf_counter() - start)
-        return self.finish(stopped_early=self.epoch < self.cfg.trainer.epochs)
+        return self.finish(stopped_early=self.epoch < self.epochs)
 
     def begin(self) -> None:
         self.session.open(self.cfg, self.dir, self.device, self.epoch, self.rows)
@@ -291,7 +291,7 @@ class Run:
                                                          "model": best_weights})
             write_csv(self.dir / rundir.METRICS, self.rows)
             self.write_summary(status="running")
-        log_epoch(row, self.cfg.trainer.epochs, task_metrics(self.task))
+        log_epoch(row, self.epochs, task_metrics(self.task))
         self.session.sinks.epoch(row)
 
     def count_epoch(self, train_seconds: float) -> None:

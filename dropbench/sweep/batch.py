@@ -364,7 +364,7 @@ def finish_stopped(members: list[Member], results: dict) -> list[Member]:
                 # the final scores draw from the streams where its lone run's training left
                 # them (the MC passes of a regression): the member's own
                 set_rng_state(m.stream.state())
-                summary = m.run.finish(stopped_early=m.run.epoch < m.run.cfg.trainer.epochs)
+                summary = m.run.finish(stopped_early=m.run.epoch < m.run.epochs)
                 outcome = {"value": objective(summary)}
             except DropbenchError as e:
                 log.error("job #%s failed: %s", m.job.num, e)
