@@ -44,10 +44,10 @@ class StackedOptimizer:
         self.fused = True
         # Adam's moments live in one (K, P) tensor per name, every parameter's state a view
         # of its columns: the update is then a few operations over all parameters at once
-        self.sizes = [p[0].numel() for p in params]
         if self.kind == "sgd":
             self.state = {"momentum_buffer": [torch.zeros_like(p) for p in params]}
         else:
+            self.sizes = [p[0].numel() for p in params]
             self.flat = {name: params[0].new_zeros(len(optimizers), sum(self.sizes))
                          for name in self.state_names}
             self.state = {name: [view.view_as(p) for view, p in zip(
