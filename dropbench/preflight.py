@@ -15,6 +15,7 @@ in a callback into a warning and goes on).
 
 from hydra.experimental.callback import Callback
 
+from dropbench.composition import SweepComposer
 from dropbench.errors import DropbenchError, die
 from dropbench.user_errors import user_error
 
@@ -125,6 +126,7 @@ class ValidateConfig(Callback):
         # composed from here on copies that cache, so all jobs share the one sweep dir
         str(config.hydra.sweep.dir)
         loader = GlobalHydra.instance().config_loader()
+        SweepComposer(loader)  # a job like an earlier one but for its values: copied, not composed
         if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
             CheckedJobs(loader)
             self.on_run_start(config, whole_job=False)  # the values the sweeper leaves as given
