@@ -1,9 +1,10 @@
-"""The fast CPU keep-mask behind standard dropout: statistics on seeded draws, with tolerances."""
+"""The fast CPU keep-mask behind standard dropout: statistics on seeded draws, with tolerances;
+the float factors made from the same draw without a bool mask are its values, bit for bit."""
 
 import pytest
 import torch
 
-from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.masks import keep_factor_rows, keep_factors, keep_mask
 
 N = 1_000_000  # a kept fraction's standard error is <= 0.0005 here, so 0.003 is ~6 sigma
 
@@ -57,3 +58,31 @@ def test_extreme_keep_probabilities():
     torch.manual_seed(3)
     assert not keep_mask((10_000,), 1e-12).any()
     assert keep_mask((10_000,), 1 - 1e-12).all()
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (4, 6), (1,), (0, 4)])  # odd counts: half a draw
+@pytest.mark.parametrize("keep,factor", [(0.995, 1 / 0.995), (0.5, 2.0), (0.1, 1.0), (1e-12, 3.0),
+                                         (1 - 1e-12, 1.0), (0.7, 1 / 0.7)])
+def test_keep_factors_are_the_masks_factors_bit_for_bit(shape, keep, factor):
+    expected = keep_mask(shape, keep, generator=torch.Generator().manual_seed(5))
+    expected = expected.to(torch.float32).mul_(factor)
+    ours = keep_factors(shape, keep, factor, torch.float32, generator=torch.Generator()
+                        .manual_seed(5))
+    assert ours.dtype == torch.float32 and ours.shape == shape
+    assert torch.equal(ours.view(torch.int32), expected.view(torch.int32))
+    # float64 takes the bool mask's way: the same draw, the same values
+    wide = keep_factors(shape, keep, factor, torch.float64, generator=torch.Generator()
+                        .manual_seed(5))
+    mask = keep_mask(shape, keep, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(wide, mask.double().mul_(factor))
+
+
+def test_factor_rows_are_each_generators_own_factors():
+    keeps, factors = [0.9, 0.5, 0.995], [1 / 0.9, 2.0, 1.0]
+    rows = keep_factor_rows((5, 7), keeps, factors, torch.float32,
+                            [torch.Generator().manual_seed(s) for s in range(3)])
+    for s, (keep, factor) in enumerate(zip(keeps, factors, strict=True)):
+        alone = keep_factors((5, 7), keep, factor, torch.float32,
+                             generator=torch.Generator().manual_seed(s))
+        assert torch.equal(rows[s].view(torch.int32), alone.view(torch.int32))
+    assert not torch.equal(rows[0], rows[1])

@@ -11,7 +11,7 @@ import math
 import torch
 
 from dropbench.dropout.base import Factories, RateDropout
-from dropbench.dropout.masks import keep_mask  # fast on the CPU
+from dropbench.dropout.masks import keep_factors  # fast on the CPU
 
 SELU_ALPHA = 1.6732632423543772
 SELU_LAMBDA = 1.0507009873554805
@@ -26,7 +26,7 @@ def alpha_affine(p: float) -> tuple[float, float]:
 
 
 def alpha_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    keep = keep_mask(x.shape, 1.0 - p, x.device).to(x.dtype)  # 1 = kept
+    keep = keep_factors(x.shape, 1.0 - p, 1.0, x.dtype, x.device)  # 1 = kept
     a, b = alpha_affine(p)
     return a * (x * keep + ALPHA_PRIME * (1.0 - keep)) + b
 

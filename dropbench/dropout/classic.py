@@ -8,12 +8,11 @@ in where the 1/(1-p) factor lives (here: none in training, (1-p) at test)."""
 import torch
 
 from dropbench.dropout.base import Factories, RateDropout
-from dropbench.dropout.masks import keep_mask  # fast on the CPU
+from dropbench.dropout.masks import keep_factors  # fast on the CPU
 
 
 def classic_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    keep = keep_mask(x.shape, 1.0 - p, x.device).to(x.dtype)  # 1 = kept, probability 1-p
-    return x * keep
+    return x * keep_factors(x.shape, 1.0 - p, 1.0, x.dtype, x.device)  # 1: kept, prob. 1-p
 
 
 class ClassicDropout(RateDropout):

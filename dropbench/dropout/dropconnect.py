@@ -31,14 +31,14 @@ from torch import nn
 from dropbench.dropout.base import Factories
 from dropbench.dropout.catalog import INFERENCE
 from dropbench.dropout.masked_linear import per_example_linear
-from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.masks import keep_factors
 from dropbench.errors import DropbenchError
 
 
 def drop_connect(weight: torch.Tensor, p: float) -> torch.Tensor:
     """weight * Bernoulli(1-p) mask / (1-p); pass an expanded (B, ...) weight for per-example
     masks."""
-    keep = keep_mask(weight.shape, 1 - p, weight.device).to(weight.dtype)  # fast on the CPU
+    keep = keep_factors(weight.shape, 1 - p, 1.0, weight.dtype, weight.device)  # fast on CPU
     return weight * keep / (1.0 - p)
 
 

@@ -15,7 +15,7 @@ and earlier blocks get rates rising linearly from 0 (ranges.depth_rates; timm's 
 import torch
 
 from dropbench.dropout.base import Factories, RateDropout
-from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.masks import keep_factors
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -24,8 +24,7 @@ def drop_path(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     if not training or p == 0:
         return x
     per_example = (x.shape[0],) + (1,) * (x.dim() - 1)  # broadcasts over channels and positions
-    keep = keep_mask(per_example, 1 - p, x.device).to(x.dtype)
-    return x * keep.mul_(1 / (1 - p))
+    return x * keep_factors(per_example, 1 - p, 1 / (1 - p), x.dtype, x.device)
 
 
 class DropPath(RateDropout):

@@ -12,13 +12,13 @@ import torch
 
 from dropbench.dropout.base import Factories, RateDropout
 from dropbench.dropout.embedding import EmbeddingDropout
-from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.masks import keep_factors
 from dropbench.dropout.weight_drop import WeightDropRNN
 
 
 def locked_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """(T, B, H) -> (T, B, H): a (1, B, H) mask broadcast over time, kept units scaled 1/(1-p)."""
-    mask = keep_mask((1, *x.shape[1:]), 1 - p, x.device).to(x.dtype).mul_(1 / (1 - p))
+    mask = keep_factors((1, *x.shape[1:]), 1 - p, 1 / (1 - p), x.dtype, x.device)
     return x * mask
 
 

@@ -9,15 +9,14 @@ connected layer each unit is its own channel, so this is standard dropout there.
 import torch
 
 from dropbench.dropout.base import Factories, RateDropout
-from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.masks import keep_factors
 
 
 def spatial_noise(shape, p: float, dtype, device, generator=None) -> torch.Tensor:
     """The factor an input of `shape` (B, C, ...) is multiplied by: (B, C, 1, ...), 0 with
     probability p, else 1/(1-p)."""
     mask_shape = tuple(shape[:2]) + (1,) * (len(shape) - 2)  # one draw per channel
-    keep = keep_mask(mask_shape, 1 - p, device, generator=generator)  # masks.py: fast on CPU
-    return keep.to(dtype).div_(1 - p)
+    return keep_factors(mask_shape, 1 - p, 1 / (1 - p), dtype, device, generator)
 
 
 def spatial_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

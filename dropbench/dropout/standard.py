@@ -6,21 +6,19 @@ import torch
 import torch.nn.functional as F
 
 from dropbench.dropout.base import Factories, RateDropout
-from dropbench.dropout.masks import keep_mask, keep_masks
+from dropbench.dropout.masks import keep_factor_rows, keep_factors
 
 
 def bernoulli_noise(shape, p: float, dtype, device, generator=None) -> torch.Tensor:
     """The factor x is multiplied by: 0 with probability p, else 1/(1-p), one per element."""
-    keep = keep_mask(shape, 1 - p, device, generator=generator)
-    return keep.to(dtype).mul_(1 / (1 - p))
+    return keep_factors(shape, 1 - p, 1 / (1 - p), dtype, device, generator)
 
 
 def stacked_bernoulli_noise(shape, ps: list[float], dtype, device,
                             generators: list) -> torch.Tensor:
     """(K, *shape): row k is bernoulli_noise(shape, ps[k], dtype, device, generators[k])."""
-    keep = keep_masks(shape, [1 - p for p in ps], generators, device)
-    scale = torch.tensor([1 / (1 - p) for p in ps], dtype=dtype, device=device)
-    return keep.to(dtype).mul_(scale.view(-1, *[1] * len(shape)))
+    return keep_factor_rows(shape, [1 - p for p in ps], [1 / (1 - p) for p in ps], dtype,
+                            generators, device)
 
 
 def bernoulli_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

@@ -21,14 +21,13 @@ from torch import nn
 from dropbench.dropout.base import Factories
 from dropbench.dropout.embedding import SequenceEmbeddingDropout
 from dropbench.dropout.locked import LockedDropout
-from dropbench.dropout.masks import keep_mask
+from dropbench.dropout.masks import keep_factors
 from dropbench.dropout.recurrence import GRURecurrence, LSTMRecurrence
 
 
 def unit_mask(batch: int, hidden: int, p: float, like: torch.Tensor) -> torch.Tensor:
     """(B, H): each unit of each example kept with probability 1-p and scaled by 1/(1-p)."""
-    keep = keep_mask((batch, hidden), 1 - p, like.device).to(torch.float32)
-    return keep.mul_(1 / (1 - p))
+    return keep_factors((batch, hidden), 1 - p, 1 / (1 - p), torch.float32, like.device)
 
 
 class VariationalRecurrence:
