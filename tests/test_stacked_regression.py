@@ -167,3 +167,27 @@ def test_stacked_noise_rows_are_each_members_own_noise_bit_for_bit():
                                                         own_gens[k]))
             assert torch.equal(stacked_gens[k].get_state(), own_gens[k].get_state())
         assert 0.3 < (rows[1] == 0).float().mean() < 0.7  # the rate is each row's own
+
+
+def test_regression_scoring_with_member_dims_is_each_members_own():
+    """RegressionTask.score_outputs on stacked outputs (K, B, 1), the stack's way, gives row k
+    what it gives member k's outputs alone, and its loss is torch's mean squared error."""
+    from dropbench.engine.regress import RegressionTask
+
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(3, 9, 1, generator=gen, requires_grad=True)
+    y = torch.randn(3, 9, generator=gen)
+    losses, sums = RegressionTask.score_outputs(out, y)
+    assert losses.shape == (3,) and sums.shape == (3, 3)
+    losses.sum().backward()
+    for k in range(3):
+        alone = out[k].detach().clone().requires_grad_()
+        loss, own = RegressionTask.score_outputs(alone, y[k])
+        loss.backward()
+        assert loss.item() == pytest.approx(losses[k].item(), rel=1e-6)
+        assert torch.allclose(own, sums[k], rtol=1e-6)
+        assert torch.allclose(alone.grad, out.grad[k], rtol=1e-6)
+        assert loss.item() == pytest.approx(
+            torch.nn.functional.mse_loss(out[k].squeeze(-1), y[k]).item(), rel=1e-6)
+    shared = RegressionTask.score_outputs(out.detach(), y[0])[1]  # one batch for all members
+    assert torch.allclose(shared[1], RegressionTask.score_outputs(out[1].detach(), y[0])[1])

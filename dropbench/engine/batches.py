@@ -9,6 +9,12 @@ from dropbench.data import batch_indices
 class ExampleBatches:
     """For a task with `data` (train split, `augment`) and `batch_size`."""
 
+    # A task whose step scores model(x) with one function of the outputs and targets that
+    # also takes leading member dims declares it here: score_outputs(out, y) -> (loss, sums).
+    # A stack of models then scores all members with it instead of running the step under
+    # vmap (sweep/vmapped.py).
+    score_outputs = None
+
     def num_train_batches(self) -> int:
         return -(-len(self.data.train) // self.batch_size)
 

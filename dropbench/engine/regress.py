@@ -16,7 +16,6 @@ dense scheme draws them).
 import math
 
 import torch
-import torch.nn.functional as F
 
 from dropbench.engine.batches import ExampleBatches
 from dropbench.engine.mc import CHUNK, mc_mode
@@ -68,13 +67,20 @@ class RegressionTask(ExampleBatches):
 
     def step(self, model, batch):
         x, y = batch
-        pred = model(x).squeeze(-1)
-        loss = F.mse_loss(pred, y)  # the mean over the batch, as Keras' MSE
-        n = y.new_tensor(len(y), dtype=torch.float32)
+        return self.score_outputs(model(x), y)
+
+    @staticmethod
+    def score_outputs(out: torch.Tensor, y: torch.Tensor):
+        """The step's (loss, sums) from the model's outputs (B, 1) and targets (B,). Written
+        for leading member dims too: a stack of K models passes outputs (K, B, 1) and gets
+        each member's own (K,) losses and (K, 3) sums, without running the step under vmap."""
+        err = out.squeeze(-1) - y
+        loss = err.pow(2).mean(-1)  # the mean over the batch, as Keras' MSE
+        n = torch.full_like(loss, y.shape[-1], dtype=torch.float32)
         # standardised: the sums hold nothing of this task's target scale, so one step serves
         # members of a stack that standardise with different rows (finish converts)
-        sq_err = ((pred.detach() - y) ** 2).sum()
-        return loss, torch.stack([loss.detach() * n, sq_err.float(), n])
+        sq_err = err.detach().pow(2).sum(-1)
+        return loss, torch.stack([loss.detach() * n, sq_err.float(), n], dim=-1)
 
     train_step = step  # one pass: the training step is the step
 

@@ -17,7 +17,9 @@ on-device sums. What stacks at all is decided in stackable.py.
 A model whose forward is one nn.Sequential (it declares `sequential = "<attribute>"`, as the
 MLP does) made only of linears, Flatten, noise slots and elementwise activations is run
 as a chain of batched products instead of under vmap: the same arithmetic with a fraction of
-vmap's per-step dispatch, which is most of a small network's step.
+vmap's per-step dispatch, which is most of a small network's step. The task's step then runs
+under vmap on the outputs, or not at all where the task declares `score_outputs`, its scoring
+written for member dims (the regression task's).
 """
 
 import copy
@@ -232,6 +234,9 @@ class StackedModel:
             if shared_batch:
                 x = x.expand(self.size, *x.shape)
             out = self._chain_forward(x, noise)
+            score_outputs = getattr(task, "score_outputs", None)
+            if score_outputs is not None:  # the task's scoring takes member dims itself
+                return score_outputs(out, y)
 
             def scored(member_out, ys):  # the task's step on outputs already computed
                 return task.step(lambda _: member_out, (member_out, ys))
