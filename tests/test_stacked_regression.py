@@ -191,3 +191,34 @@ def test_regression_scoring_with_member_dims_is_each_members_own():
             torch.nn.functional.mse_loss(out[k].squeeze(-1), y[k]).item(), rel=1e-6)
     shared = RegressionTask.score_outputs(out.detach(), y[0])[1]  # one batch for all members
     assert torch.allclose(shared[1], RegressionTask.score_outputs(out[1].detach(), y[0])[1])
+
+
+def test_penalty_gradients_are_back_propagations_bit_for_bit(compose, tmp_path):
+    """stack.add_penalty_gradients adds exactly what back-propagating each member's
+    reg_k * sum(W_k**2) with its loss adds, as the lone run does."""
+    root = tmp_path / "data"
+    write_uci(root, n_rows=60, test_size=12, n_splits=3)
+    cfgs = uci_cfgs(compose, root, dropout=False)
+    bundles = [load_data(cfg.dataset, root, torch.device("cpu")) for cfg in cfgs]
+    members = [member(cfg, b, tmp_path / "m") for cfg, b in zip(cfgs, bundles, strict=True)]
+    runs = [r for r, _ in members]
+    stack, _ = stack_of(runs, [g for _, g in members], bundles[0])
+    data = MemberData([r.task for r in runs])
+    x, y = data.gather("train", torch.arange(16).expand(3, 16))
+    assert stack.l2  # every member declares its prior on both weight matrices
+
+    def loss():
+        return stack.task_step(runs[0].task, x, y, True)[0]
+
+    with_graph = loss()
+    for name, reg in stack.l2.items():  # the term as the lone run writes it, per member
+        w = stack.params[name]
+        with_graph = with_graph + reg * w.pow(2).sum(dim=tuple(range(1, w.dim())))
+    with_graph.sum().backward()
+    expected = [p.grad.clone() for p in stack.parameters()]
+    for p in stack.parameters():
+        p.grad = None
+    loss().sum().backward()
+    stack.add_penalty_gradients()
+    for p, grad in zip(stack.parameters(), expected, strict=True):
+        assert torch.equal(p.grad, grad)

@@ -212,7 +212,8 @@ def stacked_epoch(stack: StackedModel, optimizer: StackedOptimizer, task, train_
     rows[k] of train_set (all of it when rows is None; the members' row sets have one size),
     in the order its own generator shuffles[k] draws (as its lone run's, on those rows); with
     `data` holding one bundle per member, on member k's own training set instead.
-    Each member's loss gets its own declared L2 terms (stack.penalty), as its lone run's.
+    Each member's gradient gets its own declared L2 terms' (stack.add_penalty_gradients), as
+    its lone run's.
     Returns the (K, ...) on-device sums of task.step and the (K,) counts of weight vectors
     max-norm projected."""
     device = train_set.x.device
@@ -233,10 +234,8 @@ def stacked_epoch(stack: StackedModel, optimizer: StackedOptimizer, task, train_
         else:
             x, y = train_set.x[idx], train_set.y[idx]
         loss, batch_sums = stack.task_step(task, x, y, True, noise)
-        penalty = stack.penalty()
-        if penalty is not None:
-            loss = loss + penalty
         loss.sum().backward()  # each member's parameters get the gradient of its own loss
+        stack.add_penalty_gradients()
         optimizer.step()
         step_projected = optimizer.apply_max_norm()
         if step_projected is not None:

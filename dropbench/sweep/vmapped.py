@@ -172,15 +172,18 @@ class StackedModel:
         return {name: torch.tensor([c.get(name, 0.0) for c in per_member], device=device,
                                    dtype=self.params[name].dtype) for name in names}
 
-    def penalty(self) -> torch.Tensor | None:
-        """(K,): member k's sum over its L2 terms of reg_k * sum(W_k**2), the regularizer its
-        lone run adds to the loss (None when no member declares one)."""
-        total = None
+    @torch.no_grad()
+    def add_penalty_gradients(self) -> None:
+        """Add to the stacked gradients what member k's L2 terms reg_k * sum(W_k**2) add to
+        its lone run's when back-propagated with its loss: 2 reg_k W_k, bit for bit the same
+        (doubling is exact, so both round the one product), without their graph."""
         for name, reg in self.l2.items():
             w = self.params[name]
-            term = reg * w.pow(2).sum(dim=tuple(range(1, w.dim())))
-            total = term if total is None else total + term
-        return total
+            gradient = w * (2 * reg).view(-1, *[1] * (w.dim() - 1))
+            if w.grad is None:
+                w.grad = gradient
+            else:
+                w.grad.add_(gradient)
 
     # --- noise ----------------------------------------------------------------------------
     def draw_noise(self, batch_size: int, dtype=torch.float32) -> dict[str, torch.Tensor]:
