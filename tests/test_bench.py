@@ -2,12 +2,13 @@
 measured seconds. No timing assertions: speed claims live in docs/benchmarks.md."""
 
 import json
+import sys
 
 import pytest
 import torch
 
 from dropbench.bench import main
-from dropbench.bench.harness import Ratio, Row
+from dropbench.bench.harness import Ratio, Row, run_timed
 from dropbench.dropout import SCHEMES
 
 
@@ -120,3 +121,13 @@ def test_uci_case_times_the_protocol_three_ways(tmp_path):
     assert ratios["uci: batched launcher speed / basic launcher"] > 0
     agree = [c for c in doc["checks"] if c["label"].startswith("uci: splits where")]
     assert agree[0]["value"] == 0 and agree[0]["met"] is True
+
+
+def test_a_commands_peak_rss_is_its_own_not_this_processs(tmp_path):
+    """Linux starts an exec'd child's peak RSS at its parent's: run_timed must report a small
+    command as small while this process is large, and a large one as large."""
+    ballast = b"x" * 400_000_000  # touched: this process's RSS is now over 400 MB
+    small = run_timed([sys.executable, "-c", "print(1)"], tmp_path)
+    large = run_timed([sys.executable, "-c", "b = b'x' * 300_000_000"], tmp_path)
+    assert len(ballast) and small.peak_rss_mb < 100 and large.peak_rss_mb > 250  # MiB: 286 of them
+    assert small.wall > 0 and large.cpu > 0

@@ -128,36 +128,53 @@ def peak_rss_mb() -> float:
 
 class Timed(NamedTuple):
     wall: float  # seconds
-    cpu: float  # CPU seconds of the child and the children it waited for
-    # the child's peak RSS; Linux counts it from the fork, so it is never below this
-    # process's RSS at that moment (a child smaller than its parent reads as the parent)
-    peak_rss_mb: float
+    cpu: float  # CPU seconds of the command and the children it waited for
+    peak_rss_mb: float  # the command's peak RSS
+
+
+# Runs the command and writes its wall time, CPU time and peak RSS to a file. Linux starts a
+# process's peak RSS at its parent's when it execs: timed straight from this process (torch
+# loaded, a plain loop's tensors allocated) a small command reads as this process's size.
+# Started from this small Python instead, it reads as its own.
+MEASURE = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+command = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(command.pid, 0)
+wall = time.perf_counter() - start
+with open(sys.argv[1], "w") as out:
+    out.write(f"{wall} {usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 def run_timed(argv: list[str], cwd: Path, env: dict | None = None,
               timeout: float = 3600) -> Timed:
     """Run a command to its end and time it. Raises RuntimeError with the command's last line
     of output when it fails or runs past `timeout` seconds."""
+    import signal
     import subprocess
+    import sys
     import tempfile
-    import threading
 
-    with tempfile.TemporaryFile("w+") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                text=True)
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
-        _, status, usage = os.wait4(proc.pid, 0)  # the rusage of this child alone
-        wall = time.perf_counter() - start
-        killer.cancel()
-        if os.waitstatus_to_exitcode(status) != 0:
-            out.seek(0)
-            last = (out.read().strip().splitlines() or ["(no output)"])[-1]
-            why = f"ran past {timeout:g} s" if wall >= timeout else f"failed: {last}"
-            raise RuntimeError(f"{' '.join(argv[:6])} ... {why}")
-    rss = usage.ru_maxrss / (2**20 if platform.system() == "Darwin" else 2**10)  # B / kB
-    return Timed(wall, usage.ru_utime + usage.ru_stime, rss)
+    with tempfile.TemporaryDirectory() as tmp:
+        measured, log = Path(tmp) / "measured", Path(tmp) / "output"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([sys.executable, "-S", "-c", MEASURE, str(measured),
+                                     *argv], cwd=cwd, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # the command with its measurer
+                proc.wait()
+                raise RuntimeError(f"{' '.join(argv[:6])} ... ran past {timeout:g} s") from None
+        if proc.returncode != 0 or not measured.exists():
+            last = (log.read_text().strip().splitlines() or ["(no output)"])[-1]
+            raise RuntimeError(f"{' '.join(argv[:6])} ... failed: {last}")
+        wall, cpu, maxrss = (float(v) for v in measured.read_text().split())
+    rss = maxrss / (2**20 if platform.system() == "Darwin" else 2**10)  # B / kB
+    return Timed(wall, cpu, rss)
 
 
 def rotated(items: list, r: int) -> list:

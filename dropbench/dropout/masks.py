@@ -9,6 +9,7 @@ below round(keep * 2^31). That is about 4x faster for a whole dropout forward + 
 with the keep probability exact to 2^-31. On other devices the usual `rand < keep`.
 """
 
+import functools
 import math
 
 import torch
@@ -65,9 +66,17 @@ def keep_factor_rows(shape, keeps: list[float], factors: list[float], dtype, gen
     words = torch.empty((len(keeps), (n + 1) // 2), dtype=torch.int64)
     for row, generator in zip(words, generators, strict=True):
         row.random_(generator=generator)  # as keep_mask's one draw of (n + 1) // 2 words
+    thresholds, factor_bits = row_constants(tuple(keeps), tuple(factors))
+    return _factors(words.view(torch.int32), thresholds, factor_bits)[:, :n].reshape(
+        len(keeps), *shape)
+
+
+@functools.lru_cache(maxsize=64)
+def row_constants(keeps: tuple, factors: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, 1) thresholds and factor bits of keep_factor_rows, made once per stack's rates (a
+    stack draws with the same ones every step). Only read, never written."""
     thresholds = torch.tensor([threshold_of(k) for k in keeps], dtype=torch.int32)
-    rows = _factors(words.view(torch.int32), thresholds[:, None], float_bits(factors)[:, None])
-    return rows[:, :n].reshape(len(keeps), *shape)
+    return thresholds[:, None], float_bits(list(factors))[:, None]
 
 
 def threshold_of(keep: float) -> int:
