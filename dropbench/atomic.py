@@ -53,11 +53,45 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    columns: list[str] = []
-    for row in rows:  # union of keys, in first-seen order
-        columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
+    CsvRows().write(path, rows)
+
+
+class FormattedRows:
+    """Each row of a list that grows at its end, formatted once by `format_row`: a row that
+    changed since (compared by value) is formatted again, with every row after it."""
+
+    def __init__(self, format_row):
+        self.format_row = format_row
+        self.done: list[tuple[dict, str]] = []  # (a copy of the row, its text)
+
+    def __call__(self, rows: list[dict]) -> list[str]:
+        same = 0
+        while same < min(len(rows), len(self.done)) and self.done[same][0] == rows[same]:
+            same += 1
+        self.done[same:] = [(dict(row), self.format_row(row)) for row in rows[same:]]
+        return [text for _, text in self.done]
+
+
+class CsvRows:
+    """Writes a growing list of rows as one CSV file (the union of their keys as columns, in
+    first-seen order), atomically, formatting each row once: metrics.csv is written whole
+    after every recorded epoch, and formatting every earlier row again made a run's writes
+    quadratic in its epochs. A new column formats every row again."""
+
+    def __init__(self):
+        self.columns: list[str] = []
+        self.lines = FormattedRows(self.line)
+
+    def write(self, path: Path, rows: list[dict]) -> None:
+        columns: list[str] = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+        if columns != self.columns:
+            self.columns, self.lines = columns, FormattedRows(self.line)
+        header = self.line({c: c for c in columns})
+        atomic_write_bytes(path, (header + "".join(self.lines(rows))).encode())
+
+    def line(self, row: dict) -> str:
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n").writerow(row)
+        return buf.getvalue()

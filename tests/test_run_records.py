@@ -186,6 +186,26 @@ def test_checkpoints_hold_only_plain_data(cli, tmp_path):
         assert state["epoch"] == 1
 
 
+def test_last_pt_holds_the_rows_and_a_resume_restores_them(cli, tmp_path):
+    """last.pt keeps the rows as one JSON text (each row formatted once); a resume reads it,
+    and reads a checkpoint that holds the list of rows itself alike."""
+    from dropbench.engine.io import save_checkpoint
+
+    assert cli("train", *TINY, "trainer.epochs=2", "hydra.run.dir=run").returncode == 0
+    last = tmp_path / "run/checkpoints/last.pt"
+    state = torch.load(last, weights_only=True)
+    assert isinstance(state["rows"], str)
+    kept = json.loads(state["rows"])
+    assert [r["epoch"] for r in kept] == [1, 2]
+    assert [float(r["val_loss"]) for r in rows(tmp_path / "run")] == [r["val_loss"] for r in kept]
+    save_checkpoint(last, {**state, "rows": kept})  # the rows as a list of plain data
+    assert cli("train", *TINY, "trainer.epochs=3", "trainer.resume=true",
+               "hydra.run.dir=run").returncode == 0
+    assert [int(r["epoch"]) for r in rows(tmp_path / "run")] == [1, 2, 3]
+    resumed = json.loads(torch.load(last, weights_only=True)["rows"])
+    assert resumed[:2] == kept
+
+
 # --- manifest -------------------------------------------------------------------------------
 def test_manifest_records_command_git_versions_and_hardware(cli, tmp_path):
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]

@@ -23,7 +23,8 @@ def get_rng_state() -> dict:
     version, mt_state, gauss = random.getstate()
     np_state = np.random.get_state(legacy=False)
     return {
-        "python": [version, list(mt_state), gauss],
+        # Python's 625 words as one tensor: a checkpoint pickles one object, not 625
+        "python": [version, torch.tensor(mt_state, dtype=torch.int64), gauss],
         "numpy": {"key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
                   "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
                   "gauss": float(np_state["gauss"])},
@@ -34,7 +35,8 @@ def get_rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     version, mt_state, gauss = state["python"]
-    random.setstate((version, tuple(mt_state), gauss))
+    words = mt_state.tolist() if torch.is_tensor(mt_state) else mt_state  # or a list of ints
+    random.setstate((version, tuple(words), gauss))
     np_state = state["numpy"]
     np.random.set_state({"bit_generator": "MT19937",
                          "state": {"key": np_state["key"].numpy().astype(np.uint32),

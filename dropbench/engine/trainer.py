@@ -5,6 +5,7 @@ epoch writes checkpoints/last.pt first, then best.pt, metrics.csv and summary.js
 killed at any moment has a checkpoint for every row of its metrics.csv.
 """
 
+import json
 import logging
 import math
 import platform
@@ -22,7 +23,7 @@ from tqdm import tqdm
 
 import dropbench.engine.process as process
 from dropbench import rundir, units, version
-from dropbench.atomic import write_csv, write_json
+from dropbench.atomic import CsvRows, FormattedRows, write_json
 from dropbench.dropout import hooks
 from dropbench.dropout.describe import describe_dropout
 from dropbench.engine.accel import keep_freed_memory, maybe_compile, mixed_precision
@@ -85,6 +86,10 @@ class Run:
         self.epochs, self.eval_every, self.patience = t.epochs, t.eval_every, t.patience
         self.epoch = 0
         self.rows: list[dict] = []
+        self.metrics_csv = CsvRows()  # formats each row once
+        # the rows as last.pt holds them: one JSON text, each row formatted once (pickling
+        # every row's numbers again at every checkpoint made the saves quadratic in epochs)
+        self.rows_json = FormattedRows(json.dumps)
         self.best = {"epoch": None, "val_loss": math.inf}
         self.wall_s = 0.0
         self.bad_epochs = 0  # epochs since the best val loss (early stopping)
@@ -115,7 +120,7 @@ class Run:
             "rng": self.run_hooks.rng_state(),
             "shuffle": self.shuffle.get_state(),
             "scaler": self.scaler.state_dict(),
-            "rows": self.rows,
+            "rows": "[" + ",".join(self.rows_json(self.rows)) + "]",
             "best": self.best,
             "wall_s": self.wall_s,
         }
@@ -131,7 +136,9 @@ class Run:
             self.shuffle.set_state(state["shuffle"])
             if state.get("scaler"):  # empty when fp16 loss scaling is off
                 self.scaler.load_state_dict(state["scaler"])
-            self.epoch, self.rows = state["epoch"], state["rows"]
+            rows = state["rows"]  # one JSON text, or the list of rows as plain data
+            self.epoch, self.rows = state["epoch"], json.loads(rows) if isinstance(rows, str) \
+                else rows
             self.best, self.wall_s = state["best"], state["wall_s"]
         except (KeyError, ValueError, TypeError, RuntimeError) as e:
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -289,7 +296,7 @@ class Run:
             if improved:
                 save_checkpoint(self.dir / rundir.BEST, {"epoch": self.epoch,
                                                          "model": best_weights})
-            write_csv(self.dir / rundir.METRICS, self.rows)
+            self.metrics_csv.write(self.dir / rundir.METRICS, self.rows)
             self.write_summary(status="running")
         log_epoch(row, self.epochs, task_metrics(self.task))
         self.session.sinks.epoch(row)
