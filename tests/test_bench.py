@@ -114,7 +114,7 @@ def test_uci_case_times_the_protocol_three_ways(tmp_path):
         torch.set_num_threads(threads)
     doc = json.loads(out.read_text())
     timed = {r["name"]: r for r in doc["rows"] if r["available"]}
-    assert len(timed) == 4 and all(len(r["seconds"]) == 1 for r in timed.values())
+    assert len(timed) == 5 and all(len(r["seconds"]) == 1 for r in timed.values())
     assert all(timed[name]["peak_rss_mb"] > 100 for name in timed if "launcher" in name
                or "largest" in name)
     ratios = {r["label"]: r["value"] for r in doc["ratios"]}

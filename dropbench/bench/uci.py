@@ -13,7 +13,9 @@ timed three ways side by side in interleaved rounds:
 It needs the real yacht data (`--data-dir DIR` holding uci/yacht/data/, as `dropbench data
 download uci` writes it); without it the rows say so. A last row runs the largest stack the
 protocol builds (every split's selection jobs, 240 members for yacht) for 40 epochs and 100 MC
-passes, for its peak RSS. The check compares the (p, tau) the two launchers choose on each split.
+passes, for its peak RSS, and another a bare `import torch` for its peak RSS: what every
+command's peak starts from (this CUDA build maps and touches most of a gigabyte of libraries).
+The check compares the (p, tau) the two launchers choose on each split.
 """
 
 import csv
@@ -37,6 +39,7 @@ NAMES = {"batched": "26 trainings, batched launcher", "basic": "26 trainings, ba
          "plain": "26 trainings, plain PyTorch loop one at a time"}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the children train on one thread, as the loop
 LARGEST = "the largest stack (every split's selection jobs), peak RSS"
+TORCH_ALONE = "python -c 'import torch' alone, peak RSS"
 
 
 def protocol_args(s: Settings, splits: list[int], epochs: int, sweep: Path,
@@ -133,10 +136,15 @@ def uci_case(s: Settings):
                         "batched_wide"), "eval.mc_samples=100"]), s.workdir, ENV)
     largest.seconds.append(timed.wall)
     largest.peak_rss_mb = round(timed.peak_rss_mb, 1)
+    # what every row's peak RSS starts from: this torch build's own import
+    floor = Row("uci", TORCH_ALONE, "imports", 1)
+    timed = run_timed([sys.executable, "-c", "import torch"], s.workdir, ENV)
+    floor.seconds.append(timed.wall)
+    floor.peak_rss_mb = round(timed.peak_rss_mb, 1)
     ratios = [Ratio("uci: batched launcher speed / basic launcher", rows["batched"].key,
                     rows["basic"].key, ">=", 20.0),
               Ratio("uci: batched launcher speed / plain loop one at a time",
                     rows["batched"].key, rows["plain"].key, ">=", 10.0)]
     agree = Check(f"uci: splits where batched and basic choose another (p, tau) "
                   f"({len(SPLITS)} splits x {max(1, s.reps)} rounds)", "<=", 0, value=different)
-    return [*rows.values(), largest], [*ratios, agree]
+    return [*rows.values(), largest, floor], [*ratios, agree]
