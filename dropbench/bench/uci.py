@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from dropbench.bench.common import Settings
-from dropbench.bench.harness import Check, Ratio, Row, rotated, run_timed, unavailable
+from dropbench.bench.harness import Check, Ratio, Row, Timed, rotated, run_timed, unavailable
 from dropbench.data.uci import read_grid
 from dropbench.data.uci_download import data_folder
 
@@ -52,6 +52,12 @@ def protocol_args(s: Settings, splits: list[int], epochs: int, sweep: Path,
 
 def dropbench_cli(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "dropbench.cli", *args]
+
+
+def record(row: Row, timed: Timed) -> None:
+    """A command's time into its row, and its peak RSS (the largest over rounds)."""
+    row.seconds.append(timed.wall)
+    row.peak_rss_mb = max(row.peak_rss_mb or 0.0, round(timed.peak_rss_mb, 1))
 
 
 def choices(sweep: Path) -> list[tuple]:
@@ -122,9 +128,7 @@ def uci_case(s: Settings):
             sweep = s.workdir / f"uci-{key}-{r}"
             timed = run_timed(dropbench_cli(protocol_args(s, list(SPLITS), epochs, sweep,
                                                           launcher)), s.workdir, ENV)
-            rows[key].seconds.append(timed.wall)
-            rows[key].peak_rss_mb = max(rows[key].peak_rss_mb or 0.0,
-                                        round(timed.peak_rss_mb, 1))
+            record(rows[key], timed)
         batched, basic = (choices(s.workdir / f"uci-{k}-{r}") for k in ("batched", "basic"))
         different += sum(a != b for a, b in zip(batched, basic, strict=True))
     n_splits, per_split = grid.n_splits, len(grid.rates) * len(grid.taus)
@@ -134,13 +138,10 @@ def uci_case(s: Settings):
     timed = run_timed(dropbench_cli(
         [*protocol_args(s, list(range(n_splits)), few, s.workdir / "uci-largest",
                         "batched_wide"), "eval.mc_samples=100"]), s.workdir, ENV)
-    largest.seconds.append(timed.wall)
-    largest.peak_rss_mb = round(timed.peak_rss_mb, 1)
+    record(largest, timed)
     # what every row's peak RSS starts from: this torch build's own import
     floor = Row("uci", TORCH_ALONE, "imports", 1)
-    timed = run_timed([sys.executable, "-c", "import torch"], s.workdir, ENV)
-    floor.seconds.append(timed.wall)
-    floor.peak_rss_mb = round(timed.peak_rss_mb, 1)
+    record(floor, run_timed([sys.executable, "-c", "import torch"], s.workdir, ENV))
     ratios = [Ratio("uci: batched launcher speed / basic launcher", rows["batched"].key,
                     rows["basic"].key, ">=", 20.0),
               Ratio("uci: batched launcher speed / plain loop one at a time",

@@ -212,8 +212,8 @@ def stacked_epoch(stack: StackedModel, optimizer: StackedOptimizer, task, train_
     rows[k] of train_set (all of it when rows is None; the members' row sets have one size),
     in the order its own generator shuffles[k] draws (as its lone run's, on those rows); with
     `data` holding one bundle per member, on member k's own training set instead.
-    Each member's gradient gets its own declared L2 terms' (stack.add_penalty_gradients), as
-    its lone run's.
+    Each member's gradient gets the gradient of its own declared L2 terms
+    (stack.add_penalty_gradients), as its lone run's.
     Returns the (K, ...) on-device sums of task.step and the (K,) counts of weight vectors
     max-norm projected."""
     device = train_set.x.device

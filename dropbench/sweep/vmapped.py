@@ -98,6 +98,11 @@ class StackedModel:
                 self.params[name] = (self.params[name].detach().transpose(1, 2).contiguous()
                                      .requires_grad_())
         self.l2 = self._l2_coefficients()
+        # the gradient's factors 2 reg_k, shaped to broadcast over each stacked weight
+        self.l2_gradient_factors = {}
+        for name, reg in self.l2.items():
+            shape = (-1, *[1] * (self.params[name].dim() - 1))
+            self.l2_gradient_factors[name] = (2 * reg).view(shape)
         self._plan: list | None = None  # _noise_plan, once built
         self.chain = self._chain()
 
@@ -177,9 +182,9 @@ class StackedModel:
         """Add to the stacked gradients what member k's L2 terms reg_k * sum(W_k**2) add to
         its lone run's when back-propagated with its loss: 2 reg_k W_k, bit for bit the same
         (doubling is exact, so both round the one product), without their graph."""
-        for name, reg in self.l2.items():
+        for name, factor in self.l2_gradient_factors.items():
             w = self.params[name]
-            gradient = w * (2 * reg).view(-1, *[1] * (w.dim() - 1))
+            gradient = w * factor
             if w.grad is None:
                 w.grad = gradient
             else:
