@@ -19,7 +19,8 @@ from dropbench.jobdir import job_overrides, override_key
 from dropbench.rundir import flatten
 
 VOLATILE = ("started", "ended", "pid")  # manifest fields that differ between any two sessions
-LAST_ROW_FIELDS = ("train_loss", "train_eval_loss", "val_loss", "val_{m}")
+# metrics.csv columns that say when an epoch ran, not how it scored: left out of "last"
+NOT_SCORES = ("epoch", "lr", "seconds")
 
 
 def summary_fields(m: str) -> tuple[str, ...]:
@@ -84,8 +85,11 @@ def metrics_table(a: dict, b: dict) -> list[str]:
     fields += tuple(k for k in sorted(a["summary"].keys() | b["summary"].keys())
                     if k.startswith(rundir.SCORE_PREFIXES) and k not in fields)
     rows = [(f, a["summary"].get(f), b["summary"].get(f)) for f in fields]
-    rows += [(f"last {f.format(m=m)}", a["last"].get(f.format(m=m)), b["last"].get(f.format(m=m)))
-             for f in LAST_ROW_FIELDS]
+    # every score of the last metrics row, in the file's column order: the metrics, and what
+    # some runs add (R-Drop's train_kl, max-norm projections, a learnt dropout rate)
+    columns = [*a["last"], *(c for c in b["last"] if c not in a["last"])]
+    rows += [(f"last {c}", a["last"].get(c), b["last"].get(c)) for c in columns
+             if c not in NOT_SCORES]
     shown = [(name, show(_number(x)), show(_number(y))) for name, x, y in rows
              if x is not None or y is not None]
     width = max([len(n) for n, _, _ in shown] + [6])

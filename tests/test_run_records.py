@@ -445,6 +445,16 @@ def test_diff_names_what_differs_in_runs_and_sweeps(cli, tmp_path):
     test_acc = next(line.split() for line in r.stdout.splitlines() if "test_acc" in line)
     assert [float(x) for x in test_acc[1:]] == pytest.approx(
         [summary(tmp_path / d)["test_acc"] for d in "ab"], abs=1e-6)
+    # the last metrics row's scores, those only one run records too (R-Drop's train_kl)
+    assert cli("train", *base, "objective=rdrop", "hydra.run.dir=c").returncode == 0
+    r = cli("diff", "a", "c")
+    last = {line.split()[1]: line.split()[2:] for line in r.stdout.splitlines()
+            if line.strip().startswith("last ")}
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "train_kl"} <= last.keys()
+    assert "epoch" not in last and "seconds" not in last
+    with open(tmp_path / "c" / "metrics.csv") as f:
+        kl = float(list(csv.DictReader(f))[-1]["train_kl"])
+    assert last["train_kl"][0] == "-" and float(last["train_kl"][1]) == pytest.approx(kl, rel=1e-5)
 
     sweep = ["-m", *base, "~hydra.callbacks.report"]
     assert cli("train", *sweep, "dropout.p=0,0.5", "optim.lr=0.05",
