@@ -4,16 +4,11 @@ examples (classification, regression); language models read windows instead (lm.
 import torch
 
 from dropbench.data import batch_indices
+from dropbench.engine.task import Task
 
 
-class ExampleBatches:
+class ExampleBatches(Task):
     """For a task with `data` (train split, `augment`) and `batch_size`."""
-
-    # A task whose step scores model(x) with one function of the outputs and targets that
-    # also takes leading member dims declares it here: score_outputs(out, y) -> (loss, sums).
-    # A stack of models then scores all members with it instead of running the step under
-    # vmap (sweep/vmapped.py).
-    score_outputs = None
 
     def num_train_batches(self) -> int:
         return -(-len(self.data.train) // self.batch_size)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from dropbench import rundir
 from dropbench.engine.mc import mc_mode
 from dropbench.engine.objectives import CrossEntropy
+from dropbench.engine.task import Task
 from dropbench.errors import DropbenchError
 
 EVAL_BATCH_SIZE = 10  # the usual choice for PTB valid/test since Zaremba et al.'s code
@@ -74,9 +75,8 @@ def detach(state):
     return type(state)(detach(s) for s in state)
 
 
-class LanguageModelTask:
+class LanguageModelTask(Task):
     metric = "ppl"
-
     supports_mc = True  # eval.mode=mc and eval.compare work (Gal's MC perplexity)
 
     def __init__(self, data, batch_size: int, bptt: int, train_eval_tokens: int,

@@ -124,7 +124,7 @@ def classification_scale(model: nn.Module, split) -> dict:
 
 def check_supported(eval_cfg, task) -> None:
     """Fail before training when MC evaluation is asked of a task that cannot do it."""
-    if (eval_cfg.mode == "mc" or eval_cfg.compare) and not getattr(task, "supports_mc", False):
+    if (eval_cfg.mode == "mc" or eval_cfg.compare) and not task.supports_mc:
         raise DropbenchError(f"eval.mode=mc and eval.compare=true are not implemented for "
                              f"{type(task).__name__}; use eval.mode=scale eval.compare=false")
 

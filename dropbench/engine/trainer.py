@@ -194,7 +194,7 @@ class Run:
             if opt.clip is not None:
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt.clip)
-            with scaled_lr(self.optimizer, getattr(task, "lr_scale", 1.0)):
+            with scaled_lr(self.optimizer, task.lr_scale):
                 self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
             self.scaler.update()
             if opt.max_norm is not None:
@@ -210,7 +210,7 @@ class Run:
         return scores
 
     def epoch_row(self, train: dict, seconds: float) -> dict:
-        metrics = task_metrics(self.task)
+        metrics = self.task.metrics
         row = {"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
                "seconds": round(seconds, 4), "train_loss": train["loss"],
                **{f"train_{m}": train[m] for m in metrics}}
@@ -298,7 +298,7 @@ class Run:
                                                          "model": best_weights})
             self.metrics_csv.write(self.dir / rundir.METRICS, self.rows)
             self.write_summary(status="running")
-        log_epoch(row, self.epochs, task_metrics(self.task))
+        log_epoch(row, self.epochs, self.task.metrics)
         self.session.sinks.epoch(row)
 
     def count_epoch(self, train_seconds: float) -> None:
@@ -317,22 +317,21 @@ class Run:
                      self.epoch + 1)
 
     def finish(self, stopped_early: bool) -> dict:
-        m, metrics = self.task.metric, task_metrics(self.task)
+        m, metrics = self.task.metric, self.task.metrics
         best_path = self.dir / rundir.BEST
         if best_path.exists():
             best_row = next(r for r in self.rows if r["epoch"] == self.best["epoch"])
             self.summary.update({rundir.BEST_VAL_LOSS: best_row["val_loss"],
                                  **{rundir.best_val_key(k): best_row[f"val_{k}"]
                                     for k in metrics}})
-            if getattr(self.task, "tests_last_epoch", False):  # the protocol's final weights
+            if self.task.tests_last_epoch:  # the protocol's final weights
                 self.summary["tested_epoch"] = self.epoch
             else:
                 self.model.load_state_dict(load_checkpoint(best_path)["model"])
                 self.summary["tested_epoch"] = self.best["epoch"]
         with self.autocast():
             test = self.evaluate("test")
-            if hasattr(self.task, "final_scores"):  # e.g. a regression's MC test scores
-                self.summary.update(self.task.final_scores(self.model, self.cfg.eval))
+            self.summary.update(self.task.final_scores(self.model, self.cfg.eval))
             if self.cfg.eval.compare:
                 self.summary["eval_compare"] = self.task.compare(self.model, self.cfg.eval)
         self.write_summary(status="completed", stopped_early=stopped_early,
@@ -341,12 +340,6 @@ class Run:
         log.info("completed: best epoch %s, test loss %.4f, test %s %s",
                  self.best["epoch"], test["loss"], m, units.shown(m, test[m]))
         return self.summary
-
-
-def task_metrics(task) -> tuple[str, ...]:
-    """The metric columns a task scores: its headline metric, and more where it has them (a
-    regression: rmse and ll)."""
-    return tuple(getattr(task, "metrics", (task.metric,)))
 
 
 def log_epoch(row: dict, epochs: int, metrics) -> None:

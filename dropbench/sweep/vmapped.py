@@ -242,9 +242,8 @@ class StackedModel:
             if shared_batch:
                 x = x.expand(self.size, *x.shape)
             out = self._chain_forward(x, noise)
-            score_outputs = getattr(task, "score_outputs", None)
-            if score_outputs is not None:  # the task's scoring takes member dims itself
-                return score_outputs(out, y)
+            if task.score_outputs is not None:  # the task's scoring takes member dims itself
+                return task.score_outputs(out, y)
 
             def scored(member_out, ys):  # the task's step on outputs already computed
                 return task.step(lambda _: member_out, (member_out, ys))
