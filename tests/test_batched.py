@@ -78,6 +78,17 @@ def test_batched_sweep_matches_the_same_jobs_run_alone(cli, tmp_path):
     assert len(epochs_run) > 1, "members should stop at different epochs"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_sweep_trains_stacked(cli, tmp_path):
+    """On CUDA the members draw from CUDA generators, the trial step's throwaway ones too:
+    the batch stacks instead of falling back to running each member alone."""
+    r = cli("train", "-m", "hydra/launcher=batched", *SWEEP, "device=cuda",
+            "hydra.sweep.dir=gpu")
+    assert r.returncode == 0, r.stderr
+    assert "4 in 1 stacked batches" in r.stdout + r.stderr
+    assert [s["batched_members"] for s in summaries(tmp_path / "gpu")] == [4] * 4
+
+
 def test_batched_sweep_resumes_and_reports(cli, tmp_path):
     args = ["train", "-m", "hydra/launcher=batched", "dropout.p=0,0.5", *TINY,
             "hydra.sweep.dir=sweep"]

@@ -90,6 +90,33 @@ def test_sweep_case_times_both_launchers_and_the_training_alone(tmp_path):
     assert ratios["sweep: training only, stacked speed / one after another"]["value"] > 0
 
 
+def test_members_case_times_each_stack_size_both_ways(tmp_path):
+    from dropbench.bench.common import Settings
+    from dropbench.bench.members import SIZES, member_configs
+
+    cfgs = member_configs(Settings(torch.device("cpu"), tmp_path), 6, 64)
+    assert [c.seed for c in cfgs] == list(range(6))
+    assert [c.dropout.p for c in cfgs] == [0, 0.25, 0.5, 0.75, 0, 0.25]  # copies, not one
+    assert all(c.model.hidden == [50] and c.dataset.train_subset == 64 for c in cfgs)
+
+    out = tmp_path / "bench.json"
+    threads = torch.get_num_threads()
+    try:
+        main(["--cases", "members", "--scale", "0.01", "--reps", "1", "--warmup", "0",
+              "--threads", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    doc = json.loads(out.read_text())
+    rows = {r["name"]: r for r in doc["rows"]}
+    for size in SIZES:
+        stacked, alone = rows[f"{size} stacked"], rows[f"{size} trainer epochs one after another"]
+        assert stacked["work"] == alone["work"] == size * 64  # the digits subset, per member
+        assert len(stacked["seconds"]) == len(alone["seconds"]) == 1
+    ratios = {r["label"]: r["value"] for r in doc["ratios"]}
+    assert all(ratios[f"members: {size} stacked, speed / one after another"] > 0
+               for size in SIZES)
+
+
 def test_uci_case_says_what_it_lacks_without_the_yacht_data(tmp_path):
     out = tmp_path / "bench.json"
     main(["--cases", "uci", "--data-dir", str(tmp_path / "none"), "--out", str(out)])

@@ -9,6 +9,7 @@ Cases (docs/benchmarks.md has the measured output and the targets):
   lm       LSTM LMs (Zaremba small/medium shapes) vs word_language_model and an LSTMCell loop
   sweep    12-job MLP sweep: batched launcher vs basic launcher, and the training alone
   sweep_cnn  the same for a 12-job LeNet sweep on the digits
+  members  one epoch of 1, 16 and 256 small MLPs on the digits: stacked vs one after another
   transformer  a ViT epoch on the MNIST sample and a Transformer LM on PTB-sized windows vs
            the same models in plain PyTorch (nn.TransformerEncoderLayer)
   uci      the UCI protocol on real yacht data (--data-dir), 2 splits: batched launcher vs
@@ -26,11 +27,13 @@ import torch
 
 from dropbench.bench import harness
 
-CASES = ["startup", "mlp", "schemes", "cnn", "lm", "sweep", "sweep_cnn", "transformer", "uci"]
+CASES = ["startup", "mlp", "schemes", "cnn", "lm", "sweep", "sweep_cnn", "members", "transformer",
+         "uci"]
 
 
 def case_functions():
     from dropbench.bench.lm import lm_case
+    from dropbench.bench.members import members_case
     from dropbench.bench.startup import startup_case
     from dropbench.bench.sweep import sweep_case, sweep_cnn_case
     from dropbench.bench.transformer import transformer_case
@@ -39,6 +42,7 @@ def case_functions():
 
     return {"startup": startup_case, "mlp": mlp_case, "schemes": scheme_case, "cnn": cnn_case,
             "lm": lm_case, "sweep": sweep_case, "sweep_cnn": sweep_cnn_case,
+            "members": members_case,
             "transformer": transformer_case, "uci": uci_case}
 
 

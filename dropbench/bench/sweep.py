@@ -63,12 +63,13 @@ def stack_epochs(cfgs: list, data, warm_size: int):
     from dropbench.sweep.vmapped import StackedModel
 
     def prepare():
+        device = data.train.x.device
         models, optimizers, streams = [], [], []
         for cfg in cfgs:
             torch.manual_seed(cfg.seed)
-            models.append(build_model(cfg.model, cfg.dropout, data))
+            models.append(build_model(cfg.model, cfg.dropout, data).to(device))
             optimizers.append(build_optimizer(cfg.optim, models[-1]))
-            streams.append(torch.Generator().manual_seed(cfg.seed))
+            streams.append(torch.Generator(device).manual_seed(cfg.seed))
         stack = StackedModel(models, streams, data.train.x[:1])
         optimizer = StackedOptimizer(stack.parameters(), optimizers,
                                      [c.optim.max_norm for c in cfgs], [],

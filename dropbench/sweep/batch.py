@@ -152,8 +152,9 @@ def trial_step_fails(members: list[Member]) -> str | None:
     values inside its forward (vmap refuses both) runs alone instead of failing the batch."""
     runs = [m.run for m in members]
     train_set = runs[0].task.data.train
-    try:
-        stack = StackedModel([r.model for r in runs], [torch.Generator() for _ in runs],
+    try:  # throwaway streams on the data's device: a CUDA stack draws from CUDA generators
+        stack = StackedModel([r.model for r in runs],
+                             [torch.Generator(train_set.x.device) for _ in runs],
                              train_set.x[:1])
         uncalled = stack.uncalled_slots()
         if uncalled:
