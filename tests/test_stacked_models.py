@@ -292,3 +292,29 @@ def test_a_rate_applied_outside_its_module_is_found():
     assert why_not_stacked(models) is None  # the rules alone cannot see it
     stack = StackedModel(models, [torch.Generator(), torch.Generator()], torch.zeros(1, 3))
     assert stack.uncalled_slots() == ["drop"]
+
+
+def test_classification_scoring_with_member_dims_is_each_members_own():
+    """ClassificationTask.score_outputs on stacked logits (K, B, C), the stack's way, gives
+    row k what the lone step gives member k: its cross-entropy, gradient and sums, with each
+    member's own labels or one batch's for all."""
+    from dropbench.engine.tasks import ClassificationTask
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 9, 5, generator=gen, requires_grad=True)
+    y = torch.randint(0, 5, (3, 9), generator=gen)
+    losses, sums = ClassificationTask.score_outputs(logits, y)
+    assert losses.shape == (3,) and sums.shape == (3, 3)
+    losses.sum().backward()
+    for k in range(3):
+        alone = logits[k].detach().clone().requires_grad_()
+        loss, own = ClassificationTask.step(None, lambda x: x, (alone, y[k]))
+        loss.backward()
+        assert loss.item() == pytest.approx(losses[k].item(), rel=1e-6)
+        torch.testing.assert_close(own, sums[k], rtol=1e-6, atol=0)
+        torch.testing.assert_close(alone.grad, logits.grad[k], rtol=1e-5, atol=1e-8)
+    shared_losses, shared = ClassificationTask.score_outputs(logits.detach(), y[0])
+    for k in range(3):
+        loss, own = ClassificationTask.step(None, lambda x: x, (logits[k].detach(), y[0]))
+        assert loss.item() == pytest.approx(shared_losses[k].item(), rel=1e-6)
+        torch.testing.assert_close(own, shared[k], rtol=1e-6, atol=0)

@@ -44,6 +44,19 @@ class ClassificationTask(ExampleBatches):
         correct = (logits.argmax(1) == y).sum().float()
         return loss, torch.stack([loss.detach() * n, correct, n])
 
+    @staticmethod
+    def score_outputs(logits: torch.Tensor, y: torch.Tensor):
+        """`step`'s (loss, sums) from logits (..., B, C) and labels (..., B) or (B,), written
+        for leading member dims: a stack of K models passes (K, B, C) logits and gets each
+        member's own (K,) losses and (K, 3) sums without running the step under vmap. The
+        same quantities as `step`, the loss as the mean of the examples' cross-entropies."""
+        y = y.expand(logits.shape[:-1])
+        losses = F.cross_entropy(logits.flatten(0, -2), y.flatten(), reduction="none")
+        loss = losses.view(y.shape).mean(-1)
+        n = torch.full_like(loss, y.shape[-1])
+        correct = (logits.argmax(-1) == y).sum(-1).float()
+        return loss, torch.stack([loss.detach() * n, correct, n], dim=-1)
+
     def train_step(self, model, batch):
         """The objective's loss over its passes of the batch (one pass: `step` exactly)."""
         x, y = batch
