@@ -3,6 +3,9 @@ run dir, with the results of the same job run alone."""
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,6 +133,31 @@ def test_every_job_lands_in_the_one_default_sweep_dir(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     sweeps = [p.parent.parent for p in (tmp_path / "multirun").glob("*/*/*/summary.json")]
     assert len(sweeps) == 4 and len(set(sweeps)) == 1, sweeps
+
+
+def test_a_batch_trains_with_one_thread_count_and_records_it(tmp_path):
+    """The members of a batch train in one stack, so with one thread count: the first job's
+    choice. Every member's summary.json and manifest.json record that count, even when the
+    machine's load would have given later members another (faked here: 2, 1, 2, 1)."""
+    fake = ("import itertools, sys; import dropbench.engine.accel as accel; "
+            "counts = itertools.cycle([2, 1]); accel.default_threads = lambda: next(counts); "
+            "import dropbench.engine, dropbench.sweep.batch as batch; "
+            "dropbench.engine.default_threads = batch.default_threads = accel.default_threads; "
+            "from dropbench.cli import main; sys.argv[0] = 'dropbench'; main()")
+    env = {**os.environ, "DROPBENCH_DATA": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+    r = subprocess.run([sys.executable, "-c", fake, "train", "-m", "hydra/launcher=batched",
+                        "dropout.p=0,0.5", "seed=0,1", "trainer.epochs=1", *TINY,
+                        "hydra.sweep.dir=s"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    runs = list(jobs(tmp_path / "s").values())
+    assert len(runs) == 4
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert summary["batched_members"] == 4
+        assert summary["process"]["threads"] == 2
+        assert [s["threads"] for s in manifest["sessions"]] == [2]
 
 
 def test_max_batch_must_be_positive(cli):

@@ -90,20 +90,22 @@ def clear_results(run_dir: Path) -> None:
 
 
 def train(cfg, run_dir, overrides=(), hydra_cfg=None, start=None, data=None,
-          run_hooks: RunHooks = ALONE):
+          run_hooks: RunHooks = ALONE, threads: int | None = None):
     """Train one run in `run_dir` and return its summary (also written to summary.json).
 
     A batched sweep (dropbench/sweep/) passes the dataset it loaded once for all its members,
     a `start(run)` that keeps the prepared Run to train it together with the others (the run
     dir then stays locked until that process ends), and the `run_hooks` through which the Run
-    records the member's own random stream and answers from the batch's scores."""
+    records the member's own random stream and answers from the batch's scores, and the torch
+    threads the batch trains with (`threads`; None: trainer.threads, else one per free core)."""
     run_dir = Path(run_dir)
     lock = RunDirLock(run_dir).acquire()
     deferred = False
     try:
         # a deferred run trains after this returns: its process settings must stay in force
         with process.process_state() if start is None else contextlib.nullcontext():
-            result = _train(cfg, run_dir, overrides, hydra_cfg, lock, start, data, run_hooks)
+            result = _train(cfg, run_dir, overrides, hydra_cfg, lock, start, data, run_hooks,
+                            threads)
         deferred = start is not None and not isinstance(result, dict)
         return result
     finally:
@@ -112,7 +114,7 @@ def train(cfg, run_dir, overrides=(), hydra_cfg=None, start=None, data=None,
 
 
 def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, data,
-           run_hooks: RunHooks):
+           run_hooks: RunHooks, threads: int | None):
     plan = plan_start(run_dir, cfg)
     if plan == "done":
         log.info("%s already holds a completed run; nothing to do", run_dir)
@@ -124,7 +126,8 @@ def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, da
         clear_results(run_dir)
         write_config(run_dir, cfg, overrides, hydra_cfg)
     try:
-        run = prepare(cfg, run_dir, overrides, hydra_cfg, lock, plan == "resume", data, run_hooks)
+        run = prepare(cfg, run_dir, overrides, hydra_cfg, lock, plan == "resume", data, run_hooks,
+                      threads)
         return (start or fit)(run)
     except RunDirRefused as e:
         if lock.claimed:  # e.g. a best.pt damaged mid-run: the run changed, and failed
@@ -139,13 +142,13 @@ def _train(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, start, da
 
 
 def prepare(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, resume: bool,
-            data=None, run_hooks: RunHooks = ALONE) -> Run:
+            data=None, run_hooks: RunHooks = ALONE, threads: int | None = None) -> Run:
     """The Run for `run_dir`: seeded, data loaded, model built, resumed from its checkpoint
     when asked (after checking the data and the checkpoint fit); its session, recorded in
     manifest.json and fed to the loggers, opens when training begins."""
     validate(cfg)
     refuse_no_op_scheme(cfg.model, cfg.dropout, overrides)  # a named scheme must drop
-    torch.set_num_threads(cfg.trainer.threads or default_threads())
+    torch.set_num_threads(threads or cfg.trainer.threads or default_threads())
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     if data is None:  # loading draws nothing from the seeded generators

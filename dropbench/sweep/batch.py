@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from dropbench import rundir
 from dropbench.data import batch_indices
 from dropbench.engine import fit, record_failure, train
+from dropbench.engine.accel import default_threads
 from dropbench.engine.mc import CHUNK  # examples per evaluation pass, as the task's
 from dropbench.engine.optim import weight_matrices
 from dropbench.engine.seeding import get_rng_state, set_rng_state
@@ -85,9 +86,10 @@ class Member:
     def run_hooks(self) -> RunHooks:
         return RunHooks(rng_state=self.stream.state, known_scores=self.scores.take)
 
-    def prepare(self, data):
-        """Prepare the job's run (train() stops short of its epochs, the dir kept locked);
-        returns train()'s answer: the Run, or the summary of a run already complete."""
+    def prepare(self, data, threads: int):
+        """Prepare the job's run (train() stops short of its epochs, the dir kept locked) to
+        train with `threads` torch threads; returns train()'s answer: the Run, or the summary
+        of a run already complete."""
 
         def keep(run):
             self.stream.capture(run.device)  # the seeded streams it will draw from
@@ -95,7 +97,7 @@ class Member:
             return run
 
         return train(self.job.cfg, self.job.dir, self.job.overrides, data=data, start=keep,
-                     run_hooks=self.run_hooks())
+                     run_hooks=self.run_hooks(), threads=threads)
 
     @torch.no_grad()
     def take(self, stack: StackedModel, optimizer: StackedOptimizer, k: int) -> None:
@@ -116,13 +118,15 @@ def prepare_members(jobs: list[MemberJob]) -> tuple[list[Member], dict]:
     of the jobs that failed or were already complete). Each data bundle is loaded once, for
     every member whose dataset config asks for it (a regression member's split and tau)."""
     members, done, bundles = [], {}, {}
+    threads = None  # the batch trains with one thread count: chosen once, by its first job
     for job in jobs:
         job.start()
         member = Member(job)
         key = data_key(job.cfg)
         with job.logging():
             try:
-                result = member.prepare(bundles.get(key))
+                threads = threads or job.cfg.trainer.threads or default_threads()
+                result = member.prepare(bundles.get(key), threads)
             except Exception as e:  # as Hydra's run_job: the job fails, the sweep goes on
                 log.error("job #%s failed: %s", job.num, e)
                 done[job.num] = job.end(error=e)
