@@ -41,11 +41,14 @@ MODELS = {
 
 
 def write_run(run_dir, *, dropout: dict, seed: int, model="mlp", metric="acc", epochs=20,
-              quality=0.0, extra=None, mc=False):
+              quality=0.0, extra=None, mc=False, val_is=None):
     """One run dir. `quality` moves the validation curve (higher is better); seed noise on
-    top. Classifiers: accuracy in [0, 1]; language models: loss about 5.3-5.7 nats."""
+    top. Classifiers: accuracy in [0, 1]; language models: loss about 5.3-5.7 nats;
+    regressions (rmse): the standardised MSE falling over two decades, validated on the
+    training rows with val_is="train" (a UCI refit)."""
     rng = np.random.default_rng([seed, zlib.crc32(json.dumps(dropout, sort_keys=True).encode())])
-    config = {"dataset": {"name": "textdir" if metric == "ppl" else "digits"},
+    dataset = {"ppl": "textdir", "rmse": "uci"}.get(metric, "digits")
+    config = {"dataset": {"name": dataset},
               "model": MODELS[model], "dropout": dropout,
               "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
               "trainer": {"epochs": epochs, "batch_size": 32}, "seed": seed, "device": "cpu",
@@ -59,6 +62,12 @@ def write_run(run_dir, *, dropout: dict, seed: int, model="mlp", metric="acc", e
         val = 2.3 * np.exp(-e / 3) + 0.3 - quality / 10 + 0.002 * e + noise(0.01)
         rows = {"train_eval_acc": np.clip(1 - train_eval / 2.5, 0, 1),
                 "val_acc": np.clip(0.9 + quality / 20 - val / 10 + noise(0.003), 0, 1)}
+    elif metric == "rmse":
+        train_eval = 0.9 * np.exp(-e / 10) + 0.004 + abs(noise(0.0005))
+        val = (train_eval if val_is == "train"
+               else 0.9 * np.exp(-e / 10) + 0.03 - quality / 100 + abs(noise(0.002)))
+        rows = {"train_eval_rmse": 2.5 * np.sqrt(train_eval), "val_rmse": 2.5 * np.sqrt(val),
+                "train_eval_ll": -1.0 - train_eval, "val_ll": -1.0 - val}
     else:
         train_eval = 5.6 - 0.3 * (1 - np.exp(-e / 2)) + noise(0.005)
         val = 5.65 - 0.12 * (1 - np.exp(-e / 2)) - quality / 100 + noise(0.004)
@@ -76,6 +85,8 @@ def write_run(run_dir, *, dropout: dict, seed: int, model="mlp", metric="acc", e
                f"best_val_{metric}": float(frame.loc[best, f"val_{metric}"]),
                "test_loss": float(frame.loc[best, "val_loss"]), f"test_{metric}": float(test),
                "n_params": 1000, "device": "cpu", "overrides": []}
+    if val_is is not None:
+        summary["val_is"] = val_is
     if mc:
         summary["eval_compare"] = {
             "curve": [{"samples": t, f"test_{metric}": float(test - 0.02 / t)}
@@ -170,8 +181,21 @@ def twelve(root):
     return sweep(root, configurations, seeds=(0, 1))
 
 
+def uci_selection(root):
+    """The UCI protocol's selection runs of one split: four rates, validated on held-out rows."""
+    return sweep(root, [(dropout_config("standard", p=p, p_input=p), {"quality": p * 10})
+                        for p in (0.005, 0.01, 0.05, 0.1)], seeds=(0,), metric="rmse",
+                 epochs=100)
+
+
+def uci_refit(root):
+    """One refit of the UCI protocol: its validation split is its training data."""
+    return sweep(root, [(dropout_config("standard", p=0.005, p_input=0.005), {})], seeds=(0,),
+                 metric="rmse", epochs=100, val_is="train")
+
+
 SWEEPS = {f.__name__: f for f in (demo, single_run, mlp_rates, schemes, language_model, cnn,
-                                  preset, twelve)}
+                                  preset, twelve, uci_selection, uci_refit)}
 
 
 # --- what legible means, on matplotlib's own extents ---------------------------------------------

@@ -255,6 +255,33 @@ def test_overfitting_curves_pick_few_groups_when_many(tmp_path):
     assert plots.overfitting_groups(col.runs, groups) == groups[:4]
 
 
+def test_runs_validated_on_their_training_data_get_no_overfitting_curve_or_gap(tmp_path):
+    """A UCI refit (summary.json val_is=train) scores "validation" on its training rows: its
+    train-eval and validation curves coincide, so it gets no overfitting curve and no gap, and
+    a note says why, while a run with a held-out validation split keeps both."""
+    for i, p in enumerate([0.0, 0.5]):
+        run = make_run(tmp_path / "refit" / str(i), p=p)
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "val_is": "train"}))
+    figures, notes = figures_for(tmp_path / "refit")
+    assert "overfitting_curves" not in figures and "gap_vs_rate" not in figures
+    assert "rate_sweep" in figures and "curves_grid" in figures
+    assert any("2 of 2 configurations are validated on their own training data" in n
+               for n in notes)
+    out = write_report([tmp_path / "refit"])
+    table = pd.read_csv(out / "summary.csv")
+    assert table["final_gap_loss_mean"].isna().all() and table["final_gap_acc_mean"].isna().all()
+    assert "| 83.00 | 0.3000 | 90.00 | – | – |" in (out / "summary.md").read_text()
+
+    make_run(tmp_path / "refit" / "2", p=0.25)  # held-out validation: curves and gap again
+    figures, notes = figures_for(tmp_path / "refit")
+    curves = figures["overfitting_curves"]
+    assert len(curves.axes[0].lines) == 2  # one configuration: train-eval and validation
+    assert legend_texts(curves)[0] == "p=0.25"
+    assert "gap_vs_rate" in figures
+    assert any("2 of 3 configurations are validated" in n for n in notes)
+
+
 def test_mc_figure_from_eval_block_against_weight_scaling(tmp_path):
     curve = [{"samples": t, "test_acc": acc} for t, acc in [(1, 0.90), (10, 0.95), (100, 0.96)]]
     make_run(tmp_path / "a", test_acc=0.955,

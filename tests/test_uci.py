@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from dropbench import units
 from dropbench.data import uci, uci_download
 from dropbench.engine import regress
 from dropbench.errors import DropbenchError
@@ -291,6 +292,13 @@ def test_cli_trains_a_regression_and_writes_its_scores(cli, tmp_path):
     # 25 epochs of a linear target: far better than the spread of the targets
     y = np.loadtxt(tmp_path / "data" / "uci" / "yacht" / "data" / "data.txt")[:, 3]
     assert s["test_mc_rmse"] < 0.5 * y.std()
+    # the last line names the tested epoch where it is not the best one, and the MC scores
+    last = next(line for line in (run / "train.log").read_text().splitlines()
+                if "completed:" in line)
+    if s["best_epoch"] != 25:
+        assert "tested at epoch 25 (the last)" in last
+    assert (f"MC dropout (T=300): test rmse {units.shown('rmse', s['test_mc_rmse'])}, test ll "
+            f"{units.shown('ll', s['test_mc_ll'])}") in last and "(weight scaling)" in last
 
 
 # --- real data --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from dropbench import units
 from dropbench.engine.batches import ExampleBatches
 from dropbench.engine.mc import CHUNK, mc_mode
 
@@ -159,6 +160,13 @@ class RegressionTask(ExampleBatches):
             v = self.mc_scores(model, self.data.val, [t])[t]
             scores.update(val_mc_rmse=v["rmse"], val_mc_ll=v["ll"])
         return scores
+
+    def describe_final(self, scores: dict) -> str:
+        """The MC scores after the weight-scaled ones the log line gives first: the numbers
+        the paper reports."""
+        return (f" (weight scaling); MC dropout (T={scores['mc_samples']}): test rmse "
+                f"{units.shown('rmse', scores['test_mc_rmse'])}, test ll "
+                f"{units.shown('ll', scores['test_mc_ll'])}")
 
     def compare(self, model, eval_cfg) -> dict:
         """Weight scaling vs. MC on the test split, and MC's scores vs. T (eval.compare)."""

@@ -28,3 +28,7 @@ class Task:
         """summary.json's scores beyond the test split's loss and metrics (a regression's MC
         test scores); none by default."""
         return {}
+
+    def describe_final(self, scores: dict) -> str:
+        """final_scores' headline for the run's last log line, e.g. `; MC (T=10000): ...`."""
+        return ""

@@ -331,14 +331,18 @@ class Run:
                 self.summary["tested_epoch"] = self.best["epoch"]
         with self.autocast():
             test = self.evaluate("test")
-            self.summary.update(self.task.final_scores(self.model, self.cfg.eval))
+            final = self.task.final_scores(self.model, self.cfg.eval)
+            self.summary.update(final)
             if self.cfg.eval.compare:
                 self.summary["eval_compare"] = self.task.compare(self.model, self.cfg.eval)
         self.write_summary(status="completed", stopped_early=stopped_early,
                            **{rundir.TEST_LOSS: test["loss"],
                               **{rundir.test_key(k): test[k] for k in metrics}})
-        log.info("completed: best epoch %s, test loss %.4f, test %s %s",
-                 self.best["epoch"], test["loss"], m, units.shown(m, test[m]))
+        tested = ("" if self.summary.get("tested_epoch") in (None, self.best["epoch"])
+                  else f", tested at epoch {self.summary['tested_epoch']} (the last)")
+        log.info("completed: best epoch %s%s, test loss %.4f, test %s %s%s",
+                 self.best["epoch"], tested, test["loss"], m, units.shown(m, test[m]),
+                 self.task.describe_final(final))
         return self.summary
 
 

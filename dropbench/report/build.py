@@ -12,6 +12,7 @@ from dropbench.report.collect import (
     Collection,
     assign_groups,
     collect,
+    validated_on_training_data,
     varying_settings,
 )
 from dropbench.report.labels import Labels, configuration_labels, differing
@@ -74,15 +75,26 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
     labels = figure_labels(runs, groups, by)
     names = labels.names
     figures, notes = {}, []
-    shown = plots.overfitting_groups(runs, groups)
-    figures["overfitting_curves"] = plots.overfitting_curves(epochs, shown, m, names)
-    if len(shown) < len(groups):
-        notes.append(f"Overfitting curves show {len(shown)} of {len(groups)} configurations "
+    # a configuration validated on its training data has no overfitting curve: the two coincide
+    blind = validated_on_training_data(runs)
+    held_out = [g for g in groups if not blind[runs["group"] == g].all()]
+    shown = plots.overfitting_groups(runs[~blind], held_out)
+    if shown:
+        figures["overfitting_curves"] = plots.overfitting_curves(epochs, shown, m, names)
+    if len(held_out) < len(groups):
+        notes.append(f"{len(groups) - len(held_out)} of {len(groups)} configurations are "
+                     f"validated on their own training data (summary.json val_is=train: a UCI "
+                     f"protocol refit, or dataset.validation=false), so their train-eval and "
+                     f"validation curves coincide and their \"best val\" scores are training "
+                     f"scores: the overfitting curves and the gap leave them out.")
+    if len(shown) < len(held_out):
+        notes.append(f"Overfitting curves show {len(shown)} of {len(held_out)} configurations "
                      f"(no-dropout ones and the lowest validation loss); the grid shows all.")
     rate = rate_column(by)
     if rate and plots.is_rate_sweep(runs, rate, by):
         figures["rate_sweep"] = plots.rate_sweep(runs, rate, by, m)
-        figures["gap_vs_rate"] = plots.gap_vs_rate(runs, rate, by, m)
+        if held_out:
+            figures["gap_vs_rate"] = plots.gap_vs_rate(runs[~blind], rate, by, m)
     else:
         if len(groups) > 1:
             figures["by_configuration"] = plots.by_configuration(runs, groups, m, names)

@@ -125,6 +125,18 @@ def metric_of(summary: dict, metrics: pd.DataFrame) -> str:
     return names[0]
 
 
+# summary.json's `val_is` of a run validated on its own training rows (a UCI protocol refit,
+# dataset.validation=false): its train-eval and validation curves coincide
+TRAINING_AS_VALIDATION = "train"
+
+
+def validated_on_training_data(runs: pd.DataFrame) -> pd.Series:
+    """Per run: whether its validation split is its training data."""
+    if "val_is" not in runs:
+        return pd.Series(False, index=runs.index)
+    return runs["val_is"].eq(TRAINING_AS_VALIDATION)
+
+
 def gap(worse_side: float, better_side: float, metric: str) -> float:
     """How much worse validation is than train-eval: positive means overfitting."""
     if metric in HIGHER_IS_BETTER:
@@ -147,7 +159,8 @@ def dropout_is_off(config: dict) -> bool:
 
 
 def derived_fields(summary: dict, metrics: pd.DataFrame, m: str) -> dict:
-    """Best epoch and final gap, also for a run still running (no best_* in its summary yet)."""
+    """Best epoch and final gap, also for a run still running (no best_* in its summary yet).
+    A run whose validation split is its training data has no gap: the two coincide."""
     best_row = metrics.loc[metrics["val_loss"].idxmin()]  # the trainer's rule: lowest val loss
     last = metrics.iloc[-1]
     fields = {
@@ -156,10 +169,12 @@ def derived_fields(summary: dict, metrics: pd.DataFrame, m: str) -> dict:
         rundir.BEST_VAL_LOSS: summary.get(rundir.BEST_VAL_LOSS, best_row["val_loss"]),
         "epochs_run": summary.get("epochs_run", len(metrics)),
         "wall_s": summary.get("wall_s", metrics["seconds"].sum() if "seconds" in metrics else None),
-        rundir.final_gap_key("loss"): gap(last["val_loss"], last["train_eval_loss"], "loss"),
     }
     if f"val_{m}" in metrics:
         fields[rundir.best_val_key(m)] = summary.get(rundir.best_val_key(m), best_row[f"val_{m}"])
+    if summary.get("val_is") == TRAINING_AS_VALIDATION:
+        return fields
+    fields[rundir.final_gap_key("loss")] = gap(last["val_loss"], last["train_eval_loss"], "loss")
     if f"val_{m}" in metrics and f"train_eval_{m}" in metrics:
         fields[rundir.final_gap_key(m)] = gap(last[f"val_{m}"], last[f"train_eval_{m}"], m)
     return fields

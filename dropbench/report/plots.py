@@ -102,6 +102,13 @@ def wrap(text: str, inches: float) -> str:
     return "\n".join(textwrap.wrap(text, max(12, int(inches * CHARS_PER_INCH))))
 
 
+def fitted_ylabel(ax, text: str) -> str:
+    """An axis's y label wrapped onto as many lines as the panel's height needs (a
+    regression's "loss (MSE of the standardised target), log scale" is longer than a panel
+    is tall)."""
+    return wrap(text, ax.get_position().height * ax.figure.get_figheight())
+
+
 def title(fig: Figure, text: str) -> None:
     fig.suptitle(wrap(text, fig.get_figwidth()), fontsize=9)
 
@@ -125,7 +132,7 @@ def log_axis_if_wide(ax, values) -> bool:
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0,) if span > 100 else (1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_ylabel(f"{ax.get_ylabel()}, log scale")
+    ax.set_ylabel(fitted_ylabel(ax, f"{ax.get_ylabel()}, log scale".replace("\n", " ")))
     return True
 
 
@@ -191,7 +198,7 @@ def overfitting_curves(epochs: pd.DataFrame, groups: list[str], m: str,
                 ax.fill_between(c["epoch"], c[f"{column}_min"] * scale,
                                 c[f"{column}_max"] * scale, color=styles[g]["color"],
                                 alpha=0.12, linewidth=0)
-        ax.set(xlabel="epoch", ylabel=ylabel)
+        ax.set(xlabel="epoch", ylabel=fitted_ylabel(ax, ylabel))
         epoch_axis(ax)
     log_axis_if_wide(axes[0, 0], curves[["train_eval_loss", "val_loss"]])
     if m != "acc":
@@ -372,7 +379,7 @@ def curves_grid(epochs: pd.DataFrame, groups: list[str],
     ncols = min(4, len(groups)) if len(groups) != 5 else 3
     nrows = -(-len(groups) // ncols)
     width = max(3.0, 7.0 / ncols)  # a single panel still leaves room for the title
-    fig, axes = new_figure(ncols, nrows, width=width, height=2.5, sharex=True, sharey=True)
+    fig, axes = new_figure(ncols, nrows, width=width, height=3.0, sharex=True, sharey=True)
     curves = mean_curves(epochs, [f"{s}_loss" for s in SPLITS])
     for ax, g in zip(axes.flat, groups, strict=False):
         c = curves[curves["group"] == g]
@@ -393,7 +400,8 @@ def curves_grid(epochs: pd.DataFrame, groups: list[str],
         visible[-1].xaxis.set_tick_params(labelbottom=True)
     loss = curves[[c for c in curves if c.endswith("_loss")]]
     wide = log_axis_if_wide(axes[0, 0], loss)  # shared: every panel follows
-    fig.supylabel(units.loss_label(m) + (", log scale" if wide else ""), fontsize=9)
+    fig.supylabel(wrap(units.loss_label(m) + (", log scale" if wide else ""),
+                       fig.get_figheight() - 0.4), fontsize=9)
     if wide:
         axes[0, 0].set_ylabel("")
     legend_below(fig, list(axes.flat[0].get_legend_handles_labels()[0]))
