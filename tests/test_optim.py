@@ -44,10 +44,16 @@ def test_max_norm_caps_each_units_incoming_weights():
 
 def test_metrics_count_the_weight_vectors_max_norm_projected(cli, tmp_path):
     """A binding constraint shows in metrics.csv; a loose one shows zeros; none, no column."""
+    warned = {}
     for name, c in (("tight", "0.05"), ("loose", "1000"), ("off", "null")):
         r = cli("train", "trainer.epochs=2", "trainer.progress=false", f"optim.max_norm={c}",
                 f"hydra.run.dir={name}")
         assert r.returncode == 0, r.stderr
+        warned[name] = [line for line in (r.stdout + r.stderr).splitlines()
+                        if "never acted" in line]
+    # a radius no weight vector reached regularised nothing: one warning line says so
+    assert not warned["tight"] and not warned["off"]
+    assert len(warned["loose"]) == 1 and "optim.max_norm=1000 never acted" in warned["loose"][0]
     rows = {name: list(csv.DictReader(open(tmp_path / name / "metrics.csv")))
             for name in ("tight", "loose", "off")}
     assert all(int(row["max_norm_projected"]) > 0 for row in rows["tight"])

@@ -122,6 +122,13 @@ def project_onto_ball(w: torch.Tensor, norms: torch.Tensor, c) -> torch.Tensor:
 
 
 @torch.no_grad()
+def largest_weight_norm(model: nn.Module) -> float:
+    """The largest norm of a unit's incoming weight vector: what max-norm compares to c."""
+    return max((torch.linalg.vector_norm(w.flatten(1), dim=1).max().item()
+                for w in weight_matrices(model)), default=0.0)
+
+
+@torch.no_grad()
 def apply_max_norm(model: nn.Module, c: float | None) -> torch.Tensor | None:
     """Project each unit's incoming weight vector back onto the ball of radius c. Returns how
     many vectors it projected, as a tensor on the device (no sync per step); None without a

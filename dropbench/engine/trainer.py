@@ -34,6 +34,7 @@ from dropbench.engine.optim import (
     build_scheduler,
     evaluation_weights,
     l1_penalty,
+    largest_weight_norm,
     scaled_lr,
 )
 from dropbench.engine.seeding import get_rng_state, set_rng_state
@@ -316,6 +317,16 @@ class Run:
                      "averaging from epoch %d on", val_loss, self.cfg.optim.nonmono,
                      self.epoch + 1)
 
+    def warn_if_max_norm_idle(self) -> None:
+        """A max-norm radius that no weight vector reached regularised nothing: the run is the
+        run without it. Say so, with the largest norm the net has, so a user can pick one."""
+        radius = self.cfg.optim.max_norm
+        if radius is None or any(row.get(rundir.MAX_NORM_COLUMN) for row in self.rows):
+            return
+        log.warning("optim.max_norm=%g never acted: in no recorded epoch did a weight vector "
+                    "reach that norm (the largest is %.3g now), so it constrained nothing; a "
+                    "radius below that does", radius, largest_weight_norm(self.model))
+
     def finish(self, stopped_early: bool) -> dict:
         m, metrics = self.task.metric, self.task.metrics
         best_path = self.dir / rundir.BEST
@@ -338,6 +349,7 @@ class Run:
         self.write_summary(status="completed", stopped_early=stopped_early,
                            **{rundir.TEST_LOSS: test["loss"],
                               **{rundir.test_key(k): test[k] for k in metrics}})
+        self.warn_if_max_norm_idle()
         tested = ("" if self.summary.get("tested_epoch") in (None, self.best["epoch"])
                   else f", tested at epoch {self.summary['tested_epoch']} (the last)")
         log.info("completed: best epoch %s%s, test loss %.4f, test %s %s%s",
