@@ -231,7 +231,7 @@ def data_command(args) -> None:
     for name, ok, detail in results:
         print(f"{name:<10} {'ok' if ok else 'MISSING':<8} {detail}")
     if not all(ok for _, ok, _ in results):
-        sys.exit(1)
+        sys.exit(2)  # data that is not there is an error the lines above say how to fix
 
 
 # --- report ------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def test_list_version_and_hydra_passthrough(cli):
 
 def test_data_verify_reports_missing_mnist(cli, tmp_path):
     r = cli("data", "verify", "--data-dir", tmp_path / "empty")
-    assert r.returncode == 1
+    assert r.returncode == 2
     assert "digits" in r.stdout and "MISSING" in r.stdout
 
 

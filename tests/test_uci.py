@@ -4,6 +4,7 @@ log-likelihood, the download's md5 check, bad input, and a CLI run on files of t
 import copy
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +249,26 @@ def test_embedded_md5_list_covers_the_nine_published_folders():
 def test_embedded_md5_list_matches_the_shared_copy():
     for path in sorted((REAL / "yacht" / "data").iterdir()):
         assert uci_download.md5sum(path) == uci_download.uci_md5.MD5[f"yacht/data/{path.name}"]
+
+
+@pytest.mark.skipif(REAL is None, reason="the shared UCI data is not here")
+def test_verify_names_the_datasets_present_the_missing_and_the_damaged(cli, tmp_path):
+    """A data dir with some of the nine: verify names those it verified and those it lacks,
+    with the fix for this data dir, and exits 2; a file that fails its md5 is named."""
+    root = tmp_path / "d"
+    shutil.copytree(REAL, root / "uci")
+    r = cli("data", "verify", "uci", "--data-dir", root)
+    assert r.returncode == 2, r.stderr
+    present = [name for name, folder in uci_download.FOLDERS.items() if (REAL / folder).is_dir()]
+    missing = [name for name in uci_download.FOLDERS if name not in present]
+    assert f"{len(present)} of 9 datasets present and md5 verified ({', '.join(present)})" \
+        in r.stdout
+    assert f"missing: {', '.join(missing)}" in r.stdout
+    assert f"dropbench data download uci --data-dir {root}" in r.stdout
+    labels = root / "uci" / "yacht" / "data" / "data.txt"
+    labels.write_text(labels.read_text()[:-20])
+    r = cli("data", "verify", "uci", "--data-dir", root)
+    assert f"yacht: {labels} fails its md5" in r.stdout and "yacht," not in r.stdout
 
 
 # --- config and the CLI -----------------------------------------------------------------------

@@ -70,19 +70,36 @@ def download_uci(name: str, root: Path, base_url: str = BASE_URL) -> str:
 
 
 def download_all(root: Path, download: bool = True) -> str:
-    """`dropbench data download uci` (and verify, without downloading): all nine datasets."""
-    done = []
-    for name in FOLDERS:
-        if download:
+    """`dropbench data download uci` (and verify, without downloading): all nine datasets.
+    Verifying names every dataset that is there and every one that is not."""
+    if download:
+        for name in FOLDERS:
             download_uci(name, root)
-        else:
-            target = data_folder(root, name)
-            for file_name, digest in files_of(folder_of(name)).items():
-                if not (target / file_name).is_file():
-                    raise DropbenchError(f"{target / file_name} is missing; run `dropbench "
-                                         f"data download uci`")
-                if md5sum(target / file_name) != digest:
-                    raise DropbenchError(f"{target / file_name} fails its md5; delete it and "
-                                         f"run `dropbench data download uci`")
-        done.append(name)
-    return f"{len(done)} datasets ({', '.join(done)}) in {root / 'uci'}, md5 verified"
+    problems = {name: problem for name in FOLDERS if (problem := dataset_problem(root, name))}
+    present = [name for name in FOLDERS if name not in problems]
+    if not problems:
+        return f"{len(present)} datasets ({', '.join(present)}) in {root / 'uci'}, md5 verified"
+    fix = f"`dropbench data download uci --data-dir {root}`"
+    there = (f"{len(present)} of {len(FOLDERS)} datasets present and md5 verified "
+             f"({', '.join(present)}); " if present else "")
+    missing = [name for name, problem in problems.items() if problem == "missing"]
+    damaged = [name for name, problem in problems.items() if problem != "missing"]
+    parts = ([f"missing: {', '.join(missing)}"] if missing else []) + [
+        f"{name}: {problems[name]}" for name in damaged]
+    raise DropbenchError(f"{there}{'; '.join(parts)}; run {fix}" + (
+        " (it replaces a file that fails its md5)" if damaged else ""))
+
+
+def dataset_problem(root: Path, name: str) -> str | None:
+    """What keeps dataset `name` from being used: "missing" (no file of it), a file missing
+    or failing its md5, or None when every file is there and verified."""
+    target = data_folder(root, name)
+    files = files_of(folder_of(name))
+    if not any((target / file_name).is_file() for file_name in files):
+        return "missing"
+    for file_name, digest in files.items():
+        if not (target / file_name).is_file():
+            return f"{target / file_name} is missing"
+        if md5sum(target / file_name) != digest:
+            return f"{target / file_name} fails its md5"
+    return None
