@@ -5,6 +5,7 @@ CIFAR-10 pickles, text) and then damaged the way a broken copy or a wrong file w
 import gzip
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,30 @@ def test_damaged_mnist_is_refused_naming_file_and_fix(tmp_path, damage):
     message = str(refused.value)
     assert MNIST_DAMAGE[damage] in message and "\n" not in message
     assert str(raw) in message and "dropbench data download mnist" in message
+
+
+def test_a_failed_mnist_download_says_what_to_do_and_leaves_no_empty_folders(tmp_path,
+                                                                             monkeypatch):
+    """Offline, torchvision makes root/MNIST/raw and then finds no mirror: the line says the
+    machine may have no internet and how to bring the files over, and the folders it made
+    are gone again."""
+    import torchvision.datasets
+
+    from dropbench.data.vision import mnist_splits
+
+    def offline(root, train, download):
+        (Path(root) / "MNIST" / "raw").mkdir(parents=True)
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried 2 mirrors.")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    root = tmp_path / "data"
+    with pytest.raises(DropbenchError) as failed:
+        mnist_splits(root, download=True)
+    message = str(failed.value)
+    assert "\n" not in message and "no mirror answered" in message
+    assert "Error downloading train-images-idx3-ubyte.gz" in message
+    assert "may have no internet" in message and str(root / "MNIST" / "raw") in message
+    assert not root.exists()
 
 
 def gzip_all(raw):

@@ -138,11 +138,19 @@ def mnist_splits(root: Path, download: bool):
     if download and not all((raw / f).is_file() for f in MNIST_FILES):
         from torchvision.datasets import MNIST
 
+        made = [d for d in (root, raw.parent, raw) if not d.exists()]  # by the download, if any
         try:  # torchvision fetches and checks the archives (md5), then unpacks them
             MNIST(str(root), train=True, download=True)
         except (RuntimeError, OSError) as e:
-            raise DropbenchError(f"could not download MNIST ({type(e).__name__}: offline?); "
-                                 + mnist_missing_message(root)) from e
+            for folder in reversed(made):  # a failed download leaves no empty folders behind
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            cause = (str(e).strip().splitlines() or [""])[0][:120]
+            raise DropbenchError(
+                f"could not download MNIST: no mirror answered ({type(e).__name__}: {cause}); "
+                f"this machine may have no internet. Where there is, run `dropbench data "
+                f"download mnist --data-dir DIR` and copy DIR/MNIST/raw to {raw}, or put "
+                f"{', '.join(MNIST_FILES)} (or their .gz archives) there") from e
     if not all((raw / f).is_file() for f in MNIST_FILES):
         raise DropbenchError(mnist_missing_message(root))
     splits = []
