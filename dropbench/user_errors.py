@@ -42,8 +42,11 @@ def user_error(e: Exception) -> str | None:
             return message
     unknown = re.match(r"Could not override '([^']+)'", text)
     if unknown and "not in" in str(e.__cause__ or text):
-        return (f"unknown config key '{unknown.group(1)}'; `dropbench train --cfg job` shows "
-                f"every key (prefix a new key with + to add it)")
+        key = unknown.group(1)
+        near = nearest_key(key)
+        hint = f" (did you mean '{near}'?)" if near else ""
+        return (f"unknown config key '{key}'{hint}; `dropbench train --cfg job` shows every "
+                f"key (prefix a new key with + to add it)")
     if isinstance(e.__cause__, OmegaConfBaseException):
         text += "\n" + str(e.__cause__)
     full_key = re.search(r"full_key: (\S+)", text)
@@ -54,6 +57,32 @@ def user_error(e: Exception) -> str | None:
     if full_key and full_key.group(1) not in message:
         message = f"{full_key.group(1)}: {message}"
     return message + " (check the override against `dropbench train --cfg job`)"
+
+
+def nearest_key(key: str) -> str | None:
+    """The schema's key closest to a misspelt one (`datset` -> `dataset`, `trainer.epoch` ->
+    `trainer.epochs`), or None. Follows the typed config nodes (config.Config); the nodes one
+    schema per option fills (model, dropout, objective) name their keys in their own errors."""
+    import dataclasses
+    import difflib
+    import typing
+
+    from dropbench.config import Config
+
+    *path, leaf = key.split(".")
+    schema = Config
+    for part in path:
+        fields = {f.name: f for f in dataclasses.fields(schema)}
+        if part not in fields:
+            return None
+        hinted = typing.get_type_hints(schema)[part]
+        inner = [t for t in typing.get_args(hinted) if dataclasses.is_dataclass(t)]
+        schema = hinted if dataclasses.is_dataclass(hinted) else (inner[0] if inner else None)
+        if schema is None:
+            return None
+    names = [f.name for f in dataclasses.fields(schema)]
+    found = difflib.get_close_matches(leaf, names, n=1, cutoff=0.6)
+    return ".".join([*path, found[0]]) if found else None
 
 
 @dataclass(frozen=True)

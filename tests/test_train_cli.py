@@ -90,6 +90,9 @@ def test_completed_run_is_never_overwritten(cli, tmp_path):
         (["model.activation=swish"], "model.activation='swish' is unknown"),
         (["dataset=mnist", "dataset.download=false"], "t10k-images-idx3-ubyte"),
         (["optim.name=lbfgs"], "optim.name='lbfgs' is unknown"),
+        (["datset=mnist"], "unknown config key 'datset' (did you mean 'dataset'?)"),
+        (["trainer.epoch=3"], "unknown config key 'trainer.epoch' (did you mean 'trainer.epochs'"),
+        (["zzz=1"], "unknown config key 'zzz'; `dropbench train --cfg job` shows every key"),
     ],
 )
 def test_bad_input_ends_with_one_clear_line(cli, tmp_path, args, fragment):
