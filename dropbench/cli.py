@@ -38,7 +38,7 @@ def _train_task(cfg):
 
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN:
-        OUTPUT["sweep dir"] = str(hc.sweep.dir)
+        OUTPUT["sweep dir"] = str(Path(hc.sweep.dir).absolute())  # as `run dir`: absolute
     else:
         OUTPUT["run dir"] = str(hc.runtime.output_dir)
     if cfg.trainer.threads is None:
@@ -118,7 +118,8 @@ def sweep_output() -> dict[str, str]:
     """{"sweep dir": DIR} of a sweep whose jobs ran in other processes, as the sweep's report
     callback saw it start (nothing when that callback is off)."""
     report = sys.modules.get("dropbench.report.callback")
-    return {"sweep dir": str(report.STARTED[-1])} if report and report.STARTED else {}
+    return ({"sweep dir": str(Path(report.STARTED[-1]).absolute())} if report and report.STARTED
+            else {})
 
 
 def failure_line(e: Exception) -> tuple[str, int]:

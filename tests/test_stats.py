@@ -63,6 +63,9 @@ def test_too_few_seeds_and_no_spread_are_said_plainly():
         "too few runs to test (n < 2)"
     flat = stats.welch(np.array([0.9, 0.9]), np.array([0.8, 0.8]))
     assert math.isnan(flat.p) and "no spread" in stats.verdict(flat, math.nan, True)
+    assert math.isnan(flat.ci_low) and math.isnan(flat.ci_high)  # no zero-width "certainty"
+    same_moves = stats.paired(np.array([0.9, 0.95, 0.97]), np.array([0.9, 0.95, 0.97]))
+    assert same_moves.diff == 0 and math.isnan(same_moves.ci_low) and math.isnan(same_moves.p)
     two = stats.welch(np.array([0.90, 0.91]), np.array([0.80, 0.81]))
     assert stats.verdict(two, two.p, True).endswith("(n < 3: treat with caution)")
 

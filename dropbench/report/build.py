@@ -255,7 +255,8 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
     clear_old_figures(out)
 
     metrics = list(dict.fromkeys(col.runs["metric"]))
-    md = ["# dropbench report\n", f"{len(col.runs)} runs in {len(groups)} configurations "
+    md = ["# dropbench report\n", f"{counted(len(col.runs), 'run')} in "
+          f"{counted(len(groups), 'configuration')} "
           f"(grouped by {', '.join(by) or 'nothing: one configuration'}); mean ± sample std "
           "over seeds, n = runs.\n"]
     figure_parts, table_parts, notes = [], [], []
@@ -316,6 +317,11 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
     title = f"dropbench report: {', '.join(map(str, paths))}"
     (out / "report.html").write_text(html.page(title, sections), encoding="utf-8")
     return out
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def common_dir(paths: list[Path]) -> Path:

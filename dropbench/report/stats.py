@@ -43,8 +43,9 @@ def welch(a: np.ndarray, b: np.ndarray) -> Comparison:
         return Comparison(diff, math.nan, math.nan, math.nan, False, len(a), len(b))
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
-    if se == 0.0:  # every seed gave the same number on both sides: no noise to test against
-        return Comparison(diff, diff, diff, math.nan, False, len(a), len(b))
+    if se == 0.0:  # every seed gave the same number on both sides: no noise to test against,
+        # and no interval either (a zero-width one would read as certainty)
+        return Comparison(diff, math.nan, math.nan, math.nan, False, len(a), len(b))
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     return _t_result(diff, se, df, False, len(a), len(b))
 
@@ -55,8 +56,8 @@ def paired(a: np.ndarray, b: np.ndarray) -> Comparison:
     if len(d) < 2:
         return Comparison(d.mean(), math.nan, math.nan, math.nan, True, len(a), len(b))
     se = d.std(ddof=1) / math.sqrt(len(d))
-    if se == 0.0:
-        return Comparison(d.mean(), d.mean(), d.mean(), math.nan, True, len(a), len(b))
+    if se == 0.0:  # every seed moved by the same amount: as above, no interval
+        return Comparison(d.mean(), math.nan, math.nan, math.nan, True, len(a), len(b))
     return _t_result(d.mean(), se, len(d) - 1, True, len(a), len(b))
 
 
