@@ -109,7 +109,7 @@ def test_members_case_times_each_stack_size_both_ways(tmp_path):
     doc = json.loads(out.read_text())
     rows = {r["name"]: r for r in doc["rows"]}
     for size in SIZES:
-        stacked, alone = rows[f"{size} stacked"], rows[f"{size} trainer epochs one after another"]
+        stacked, alone = rows[f"{size} members stacked"], rows[f"{size} members one after another"]
         assert stacked["work"] == alone["work"] == size * 64  # the digits subset, per member
         assert len(stacked["seconds"]) == len(alone["seconds"]) == 1
     ratios = {r["label"]: r["value"] for r in doc["ratios"]}

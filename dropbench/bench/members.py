@@ -48,8 +48,9 @@ def members_case(s: Settings):
             data = load_data(cfgs[0].dataset, s.workdir / "data", s.device)
         work = size * len(data.train)
         variants += [
-            (Row("members", f"{size} stacked", "samples", work), stack_epochs(cfgs, data, warm)),
-            (Row("members", f"{size} trainer epochs one after another", "samples", work),
+            (Row("members", f"{size} members stacked", "samples", work),
+             stack_epochs(cfgs, data, warm)),
+            (Row("members", f"{size} members one after another", "samples", work),
              one_after_another(s, cfgs, data, warm)),
         ]
     rows = measure_all(variants, s.device, s.warmup, s.reps)

@@ -255,10 +255,13 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
     clear_old_figures(out)
 
     metrics = list(dict.fromkeys(col.runs["metric"]))
+    # the keys whose values tell the configurations apart (a key only some schemes have is
+    # not named for being absent from the others)
+    shown_by = differing(col.runs.drop_duplicates("group"), by) or by
     md = ["# dropbench report\n", f"{counted(len(col.runs), 'run')} in "
           f"{counted(len(groups), 'configuration')} "
-          f"(grouped by {', '.join(by) or 'nothing: one configuration'}); mean ± sample std "
-          "over seeds, n = runs.\n"]
+          f"(grouped by {', '.join(shown_by) or 'nothing: one configuration'}); mean ± sample "
+          "std over seeds, n = runs.\n"]
     figure_parts, table_parts, notes = [], [], []
     for m in metrics:
         suffix = f"_{m}" if len(metrics) > 1 else ""
