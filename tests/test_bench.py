@@ -26,15 +26,20 @@ def test_rates_and_ratios_come_from_the_medians():
     assert Ratio("gone", "c/fast", "c/missing", ">=", 1).compute(rows).value is None
 
 
-def test_tiny_bench_run_writes_consistent_json(tmp_path, capsys):
+def bench_doc(tmp_path, *args) -> dict:
+    """`dropbench bench ARGS --threads 1` in this process, as the JSON document it writes."""
     out = tmp_path / "bench.json"
     threads = torch.get_num_threads()
     try:
-        main(["--cases", "mlp", "schemes", "--scale", "0.002", "--reps", "2", "--warmup", "1",
-              "--threads", "1", "--out", str(out)])
+        main([*args, "--threads", "1", "--out", str(out)])
     finally:
         torch.set_num_threads(threads)  # --threads changes the whole test process
-    doc = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_tiny_bench_run_writes_consistent_json(tmp_path, capsys):
+    doc = bench_doc(tmp_path, "--cases", "mlp", "schemes", "--scale", "0.002", "--reps", "2",
+                    "--warmup", "1")
     assert {"machine", "settings", "rows", "ratios", "wall_s"} <= set(doc)
     assert doc["machine"]["threads"] == 1 and doc["settings"]["reps"] == 2
     rows = {f"{r['case']}/{r['name']}": r for r in doc["rows"]}
@@ -71,14 +76,8 @@ def test_cli_subcommand(cli):
 def test_sweep_case_times_both_launchers_and_the_training_alone(tmp_path):
     """The sweep case runs the 12-job sweep through both launchers (as subprocesses) and the
     training epochs in this process, and checks the launchers' results agree."""
-    out = tmp_path / "bench.json"
-    threads = torch.get_num_threads()
-    try:
-        main(["--cases", "sweep", "--scale", "0.01", "--reps", "1", "--warmup", "0",
-              "--threads", "1", "--out", str(out)])
-    finally:
-        torch.set_num_threads(threads)
-    doc = json.loads(out.read_text())
+    doc = bench_doc(tmp_path, "--cases", "sweep", "--scale", "0.01", "--reps", "1", "--warmup",
+                    "0")
     names = {r["name"] for r in doc["rows"] if r["available"] and len(r["seconds"]) == 1}
     assert {"12 jobs, batched launcher", "12 jobs, basic launcher",
             "training only: 12 members stacked, one process",
@@ -99,14 +98,8 @@ def test_members_case_times_each_stack_size_both_ways(tmp_path):
     assert [c.dropout.p for c in cfgs] == [0, 0.25, 0.5, 0.75, 0, 0.25]  # copies, not one
     assert all(c.model.hidden == [50] and c.dataset.train_subset == 64 for c in cfgs)
 
-    out = tmp_path / "bench.json"
-    threads = torch.get_num_threads()
-    try:
-        main(["--cases", "members", "--scale", "0.01", "--reps", "1", "--warmup", "0",
-              "--threads", "1", "--out", str(out)])
-    finally:
-        torch.set_num_threads(threads)
-    doc = json.loads(out.read_text())
+    doc = bench_doc(tmp_path, "--cases", "members", "--scale", "0.01", "--reps", "1",
+                    "--warmup", "0")
     rows = {r["name"]: r for r in doc["rows"]}
     for size in SIZES:
         stacked, alone = rows[f"{size} members stacked"], rows[f"{size} members one after another"]
@@ -132,14 +125,8 @@ def test_uci_case_times_the_protocol_three_ways(tmp_path):
     from tests.data_files import write_uci
 
     write_uci(tmp_path / "data", n_rows=60, test_size=12, n_splits=2)
-    out = tmp_path / "bench.json"
-    threads = torch.get_num_threads()
-    try:
-        main(["--cases", "uci", "--data-dir", str(tmp_path / "data"), "--scale", "0.005",
-              "--reps", "1", "--threads", "1", "--out", str(out)])
-    finally:
-        torch.set_num_threads(threads)
-    doc = json.loads(out.read_text())
+    doc = bench_doc(tmp_path, "--cases", "uci", "--data-dir", str(tmp_path / "data"),
+                    "--scale", "0.005", "--reps", "1")
     timed = {r["name"]: r for r in doc["rows"] if r["available"]}
     assert len(timed) == 5 and all(len(r["seconds"]) == 1 for r in timed.values())
     assert all(timed[name]["peak_rss_mb"] > 100 for name in timed if "launcher" in name
