@@ -12,7 +12,8 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from dropbench import rundir
 from dropbench.data.mnist_sample import DEFAULT_TRAIN, SAMPLE_VAL_SIZE
 from dropbench.report import plots
-from dropbench.report.build import write_report
+from dropbench.report.build import figure_labels, overfitting_configurations, write_report
+from dropbench.report.collect import assign_groups, collect
 from dropbench.report.labels import NO_DROPOUT, configuration_labels
 from dropbench.report.tables import markdown
 from dropbench.rundir import MAX_NORM_COLUMN, best_val_key, final_gap_key, test_key
@@ -171,7 +172,7 @@ def study_section(study, work: Path, figures_dir: Path) -> list[str]:
         small_data_figure(summary, figures_dir / "small_data.png")
         shown.append("small_data.png")
     lines += [f"![{study.title}: {name}](results/{name})\n" for name in shown]
-    left_out = curves_left_out(report, study.by)
+    left_out = curves_left_out(work / study.name, study.by)
     if "overfitting_curves" in study.figures and left_out:
         lines.append(f"*The overfitting curves show at most four configurations (those "
                      f"without dropout, then the lowest validation loss); left out here: "
@@ -179,13 +180,13 @@ def study_section(study, work: Path, figures_dir: Path) -> list[str]:
     return lines
 
 
-def curves_left_out(report: Path, by: list[str]) -> list[str]:
-    """The configurations the report's overfitting curves leave out (plots.py shows four),
-    named as in the tables."""
-    runs = pd.read_csv(report / "runs.csv")
-    groups = list(dict.fromkeys(runs["group"]))
-    shown = plots.overfitting_groups(runs, groups)
-    names = configuration_labels(runs, by, order=groups).names
+def curves_left_out(study_dir: Path, by: list[str]) -> list[str]:
+    """The configurations the report's overfitting curves leave out (it shows four), named
+    as in the tables: chosen by the report's own rule, on its own order and names."""
+    col = collect([study_dir])
+    groups = assign_groups(col, by)
+    names = figure_labels(col.runs, groups, by).names
+    shown, _ = overfitting_configurations(col.runs, groups, names)
     return [names[g] for g in groups if g not in shown]
 
 

@@ -282,6 +282,24 @@ def test_runs_validated_on_their_training_data_get_no_overfitting_curve_or_gap(t
     assert any("2 of 3 configurations are validated" in n for n in notes)
 
 
+def test_the_reference_without_dropout_is_the_plainest_one(tmp_path):
+    """Among configurations without dropout, figures refer to the one that sets the fewest
+    other keys: plain `none`, not `none max_norm=1`, which sorts first."""
+    for seed in (0, 1):
+        make_run(tmp_path / f"a{seed}", p=0.0, name="none", seed=seed,
+                 extra_config={"optim": {"max_norm": 1}})
+        make_run(tmp_path / f"b{seed}", p=0.0, name="none", seed=seed)
+        make_run(tmp_path / f"c{seed}", p=0.5, seed=seed)
+    col = collect([tmp_path])
+    by = varying_settings(col.runs, col.config_columns)
+    groups = assign_groups(col, by)
+    figures, _, labels = build_figures(col, groups, by, "acc")
+    off = plots.without_dropout(col.runs, groups, labels.names)
+    assert [labels.names[g] for g in off][0] == "none" and len(off) == 2
+    assert labels.names[groups[0]] != "none"  # the group order alone would pick the other
+    assert legend_texts(figures["by_configuration"])[-1] == "mean of none"
+
+
 def test_mc_figure_from_eval_block_against_weight_scaling(tmp_path):
     curve = [{"samples": t, "test_acc": acc} for t, acc in [(1, 0.90), (10, 0.95), (100, 0.96)]]
     make_run(tmp_path / "a", test_acc=0.955,

@@ -26,8 +26,8 @@ CAPTIONS = {
     "error bars are ± 1 sample standard deviation over seeds, not a confidence interval (the "
     "table against the baseline gives 95 % intervals).",
     "by_configuration": "Best validation and test metric of every configuration: each seed "
-    "as a dot, the mean ± 1 sample standard deviation as a bar; the dotted line is the first "
-    "configuration without dropout.",
+    "as a dot, the mean ± 1 sample standard deviation as a bar; the dotted line is the "
+    "configuration without dropout that sets the fewest other keys.",
     "gap_vs_rate": "Generalisation gap at the last epoch against the dropout rate: how much worse "
     "validation is than train-eval (positive = overfitting).",
     "curves_grid": "Loss per epoch for every configuration: train with dropout active "
@@ -66,6 +66,16 @@ def figure_labels(runs: pd.DataFrame, groups: list[str], by: list[str]) -> Label
     return configuration_labels(runs, by, order=groups)
 
 
+def overfitting_configurations(runs: pd.DataFrame, groups: list[str],
+                               names: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(the configurations the overfitting curves show, those with a held-out validation
+    split): a configuration validated on its training data has no overfitting curve, the
+    two coincide."""
+    blind = validated_on_training_data(runs)
+    held_out = [g for g in groups if not blind[runs["group"] == g].all()]
+    return plots.overfitting_groups(runs[~blind], held_out, names=names), held_out
+
+
 def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
     """({name: Figure}, notes on figures left out, the configuration labels) for the runs
     scored with metric m."""
@@ -75,10 +85,8 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
     labels = figure_labels(runs, groups, by)
     names = labels.names
     figures, notes = {}, []
-    # a configuration validated on its training data has no overfitting curve: the two coincide
+    shown, held_out = overfitting_configurations(runs, groups, names)
     blind = validated_on_training_data(runs)
-    held_out = [g for g in groups if not blind[runs["group"] == g].all()]
-    shown = plots.overfitting_groups(runs[~blind], held_out)
     if shown:
         figures["overfitting_curves"] = plots.overfitting_curves(epochs, shown, m, names)
     if len(held_out) < len(groups):

@@ -164,11 +164,22 @@ def epoch_axis(ax) -> None:
 
 
 # --- 1. overfitting curves ------------------------------------------------------------------
-def overfitting_groups(runs: pd.DataFrame, groups: list[str], limit: int = 4) -> list[str]:
-    """All groups when few; else the no-dropout ones plus the best (lowest val loss) others."""
+def without_dropout(runs: pd.DataFrame, groups: list[str],
+                    names: dict[str, str] | None = None) -> list[str]:
+    """The configurations without dropout, the plainest first when named: the one whose name
+    sets the fewest other keys (`none` before `none max_norm=1`), so a figure's reference is
+    the run without dropout or any other regulariser where there is one."""
+    off = [g for g in groups if runs.loc[runs["group"] == g, "dropout_off"].all()]
+    return sorted(off, key=lambda g: len(names[g].split())) if names else off
+
+
+def overfitting_groups(runs: pd.DataFrame, groups: list[str], limit: int = 4,
+                       names: dict[str, str] | None = None) -> list[str]:
+    """All groups when few; else the no-dropout ones (the plainest two) plus the best (lowest
+    val loss) others."""
     if len(groups) <= limit:
         return groups
-    off = [g for g in groups if runs.loc[runs["group"] == g, "dropout_off"].all()][:2]
+    off = without_dropout(runs, groups, names)[:2]
     best = runs.groupby("group")[rundir.BEST_VAL_LOSS].mean().sort_values().index
     chosen = off + [g for g in best if g not in off][: limit - len(off)]
     return [g for g in groups if g in chosen]
@@ -340,7 +351,7 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
     fig, axes = new_figure(2, width=3.2 + 0.035 * longest,
                            height=1.3 + 0.32 * len(groups), sharey=True)
     rows = np.arange(len(groups))[::-1]  # the first configuration on top
-    off = [g for g in groups if runs.loc[runs["group"] == g, "dropout_off"].all()]
+    off = without_dropout(runs, groups, names)
     for ax, (column, xlabel) in zip(axes[0], panels, strict=True):
         values = pd.to_numeric(runs[column], errors="coerce") * scale if column in runs \
             else pd.Series(np.nan, index=runs.index)
