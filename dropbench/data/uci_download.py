@@ -74,8 +74,9 @@ def download_all(root: Path, download: bool = True) -> str:
     Verifying names every dataset that is there and every one that is not."""
     if download:
         for name in FOLDERS:
-            download_uci(name, root)
-    problems = {name: problem for name in FOLDERS if (problem := dataset_problem(root, name))}
+            download_uci(name, root)  # fetches what is missing, md5-checks every file or raises
+    problems = {} if download else {
+        name: problem for name in FOLDERS if (problem := dataset_problem(root, name))}
     present = [name for name in FOLDERS if name not in problems]
     if not problems:
         return f"{len(present)} datasets ({', '.join(present)}) in {root / 'uci'}, md5 verified"
