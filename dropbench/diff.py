@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from dropbench import rundir
+from dropbench import rundir, units
 from dropbench.errors import DropbenchError
 from dropbench.jobdir import job_overrides, override_key
 from dropbench.rundir import flatten
@@ -90,11 +90,20 @@ def metrics_table(a: dict, b: dict) -> list[str]:
     columns = [*a["last"], *(c for c in b["last"] if c not in a["last"])]
     rows += [(f"last {c}", a["last"].get(c), b["last"].get(c)) for c in columns
              if c not in NOT_SCORES]
-    shown = [(name, show(_number(x)), show(_number(y))) for name, x, y in rows
+    shown = [(name, score(name, _number(x)), score(name, _number(y))) for name, x, y in rows
              if x is not None or y is not None]
     width = max([len(n) for n, _, _ in shown] + [6])
     return ["final metrics:", f"  {'':<{width}}  {'A':>14}  {'B':>14}"] + [
         f"  {name:<{width}}  {x:>14}  {y:>14}" for name, x, y in shown]
+
+
+def score(name: str, value) -> str:
+    """A score as the logs and reports show it: an accuracy (a fraction in the files) in
+    percent, at full precision, so that two runs' small differences still show."""
+    metric = name.rsplit("_", 1)[-1]  # the files name a score {split}_{metric}
+    if metric in units.PERCENT and isinstance(value, float):
+        return f"{format(100 * value, '.6g')} %"
+    return show(value)
 
 
 def _number(value):

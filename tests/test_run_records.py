@@ -4,6 +4,7 @@ manifest, process state per run and `dropbench diff`."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -442,9 +443,10 @@ def test_diff_names_what_differs_in_runs_and_sweeps(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "dropout.p: 0.5 -> 0.2" in r.stdout
     assert "session1.command:" in r.stdout and "final metrics:" in r.stdout
-    test_acc = next(line.split() for line in r.stdout.splitlines() if "test_acc" in line)
-    assert [float(x) for x in test_acc[1:]] == pytest.approx(
-        [summary(tmp_path / d)["test_acc"] for d in "ab"], abs=1e-6)
+    # accuracy in percent, as the logs show it (the files keep the fraction)
+    test_acc = next(line for line in r.stdout.splitlines() if line.split()[:1] == ["test_acc"])
+    assert [float(x) for x in re.findall(r"([\d.]+) %", test_acc)] == pytest.approx(
+        [100 * summary(tmp_path / d)["test_acc"] for d in "ab"], abs=1e-3)
     # the last metrics row's scores, those only one run records too (R-Drop's train_kl)
     assert cli("train", *base, "objective=rdrop", "hydra.run.dir=c").returncode == 0
     r = cli("diff", "a", "c")
