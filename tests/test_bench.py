@@ -118,6 +118,34 @@ def test_uci_case_says_what_it_lacks_without_the_yacht_data(tmp_path):
     assert all("dropbench data download uci" in r["note"] for r in rows)
 
 
+@pytest.mark.parametrize("validation", [True, False])
+def test_uci_case_counts_the_random_words_a_protocol_training_draws(compose, tmp_path,
+                                                                    monkeypatch, validation):
+    """The floor row's count: a lone selection training (and a refit) of the protocol, on a
+    small yacht-shaped folder, draws exactly as many words for its dropout factors (training
+    batches and final MC passes) as `training_words` says."""
+    import dropbench.dropout.standard as standard
+    from dropbench.bench.uci import training_words
+    from dropbench.engine import train
+    from tests.data_files import write_uci
+
+    folder = write_uci(tmp_path / "data", n_rows=60, test_size=12, n_splits=2)
+    drawn = []
+    keep_factors = standard.keep_factors
+
+    def counted(shape, *args, **kwargs):
+        drawn.append((torch.Size(shape).numel() + 1) // 2)  # keep_factors' one draw
+        return keep_factors(shape, *args, **kwargs)
+
+    monkeypatch.setattr(standard, "keep_factors", counted)
+    cfg = compose(["+experiment=gal_uci", "dataset.name=yacht", f"data_dir={tmp_path / 'data'}",
+                   "dataset.split=1", f"dataset.validation={str(validation).lower()}",
+                   "trainer.epochs=3", "trainer.batch_size=16", "model.hidden=[8]",
+                   "eval.mc_samples=7000", "trainer.threads=1"])
+    train(cfg, tmp_path / "run")
+    assert sum(drawn) == training_words(folder, 1, validation, 3, 8, passes=7000, batch_size=16)
+
+
 @pytest.mark.slow
 def test_uci_case_times_the_protocol_three_ways(tmp_path):
     """On a small yacht-shaped folder: both launchers (child processes), the plain loop, the
@@ -128,7 +156,7 @@ def test_uci_case_times_the_protocol_three_ways(tmp_path):
     doc = bench_doc(tmp_path, "--cases", "uci", "--data-dir", str(tmp_path / "data"),
                     "--scale", "0.005", "--reps", "1")
     timed = {r["name"]: r for r in doc["rows"] if r["available"]}
-    assert len(timed) == 5 and all(len(r["seconds"]) == 1 for r in timed.values())
+    assert len(timed) == 6 and all(len(r["seconds"]) == 1 for r in timed.values())
     assert all(timed[name]["peak_rss_mb"] > 100 for name in timed if "launcher" in name
                or "largest" in name)
     ratios = {r["label"]: r["value"] for r in doc["ratios"]}

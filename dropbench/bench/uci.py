@@ -15,6 +15,8 @@ download uci` writes it); without it the rows say so. A last row runs the larges
 protocol builds (every split's selection jobs, 240 members for yacht) for 40 epochs and 100 MC
 passes, for its peak RSS, and another a bare `import torch` for its peak RSS: what every
 command's peak starts from (this CUDA build maps and touches most of a gigabyte of libraries).
+One more row draws, in bulk, as many random words as the 26 trainings' dropout masks take
+from their members' generators: a floor under any launcher that draws each member's own masks.
 The check compares the (p, tau) the two launchers choose on each split.
 """
 
@@ -39,6 +41,7 @@ NAMES = {"batched": "26 trainings, batched launcher", "basic": "26 trainings, ba
          "plain": "26 trainings, plain PyTorch loop one at a time"}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the children train on one thread, as the loop
 LARGEST = "the largest stack (every split's selection jobs), peak RSS"
+BITS = "the 26 trainings' dropout bits alone, drawn in bulk"
 TORCH_ALONE = "python -c 'import torch' alone, peak RSS"
 
 
@@ -96,6 +99,49 @@ def plain_training(folder: Path, split: int, validation: bool, epochs: int, widt
             net(scored.repeat(min(per_forward, MC_PASSES - start), 1))
 
 
+def training_words(folder: Path, split: int, validation: bool, epochs: int, width: int,
+                   passes: int = MC_PASSES, batch_size: int = 128) -> int:
+    """How many 64-bit words one protocol training's dropout factors draw from its generator:
+    one word per two factors (masks.keep_factors), per dropout layer (input and hidden) and
+    forward, over the training batches and the final MC passes (a selection training scores
+    validation and test, a refit test: RegressionTask.final_scores)."""
+    from dropbench.data.uci import read_split
+    from dropbench.engine.regress import ROWS_PER_PASS_CHUNK
+
+    s = read_split(folder, split, validation)
+    n, features = s.x_train.shape
+
+    def per_forward(rows: int) -> int:
+        return (rows * features + 1) // 2 + (rows * width + 1) // 2
+
+    def mc(rows: int) -> int:
+        per_chunk = max(1, ROWS_PER_PASS_CHUNK // rows)
+        return sum(per_forward(min(per_chunk, passes - i) * rows)
+                   for i in range(0, passes, per_chunk))
+
+    batches = sum(per_forward(min(batch_size, n - i)) for i in range(0, n, batch_size))
+    scored = mc(len(s.x_test)) + (mc(len(s.x_val)) if validation else 0)
+    return epochs * batches + scored
+
+
+def protocol_words(folder: Path, grid, epochs: int) -> int:
+    """The 26 trainings' words: the (p, tau) grid's selection trainings and a refit per split."""
+    selection = len(grid.rates) * len(grid.taus)
+    return sum(selection * training_words(folder, split, True, epochs, grid.n_hidden)
+               + training_words(folder, split, False, epochs, grid.n_hidden)
+               for split in SPLITS)
+
+
+def draw_words(total: int) -> float:
+    """Seconds to draw `total` 64-bit words from one torch CPU generator in large blocks."""
+    generator = torch.Generator().manual_seed(0)
+    block = torch.empty(min(total, 1 << 22), dtype=torch.int64)
+    start = time.perf_counter()
+    for i in range(0, total, len(block)):
+        block[: min(len(block), total - i)].random_(generator=generator)
+    return time.perf_counter() - start
+
+
 def plain_protocol(folder: Path, grid, epochs: int) -> None:
     for split in SPLITS:
         torch.manual_seed(split)
@@ -116,6 +162,10 @@ def uci_case(s: Settings):
     grid = read_grid(s.data_dir, "yacht", download=False)
     epochs = s.amount(grid.epochs, minimum=20)
     rows = {key: Row("uci", name, "trainings", TRAININGS) for key, name in NAMES.items()}
+    words = protocol_words(folder, grid, epochs)
+    bits = Row("uci", BITS, "trainings", TRAININGS,
+               note=f"{words / 1e6:.0f} M words of torch's CPU generator: what no launcher "
+                    f"drawing the members' own masks goes below")
     different = 0
     for r in range(max(1, s.reps)):
         for key in rotated(list(NAMES), r):
@@ -129,6 +179,7 @@ def uci_case(s: Settings):
             timed = run_timed(dropbench_cli(protocol_args(s, list(SPLITS), epochs, sweep,
                                                           launcher)), s.workdir, ENV)
             record(rows[key], timed)
+        bits.seconds.append(draw_words(words))
         batched, basic = (choices(s.workdir / f"uci-{k}-{r}") for k in ("batched", "basic"))
         different += sum(a != b for a, b in zip(batched, basic, strict=True))
     n_splits, per_split = grid.n_splits, len(grid.rates) * len(grid.taus)
@@ -148,4 +199,4 @@ def uci_case(s: Settings):
                     rows["batched"].key, rows["plain"].key, ">=", 10.0)]
     agree = Check(f"uci: splits where batched and basic choose another (p, tau) "
                   f"({len(SPLITS)} splits x {max(1, s.reps)} rounds)", "<=", 0, value=different)
-    return [*rows.values(), largest, floor], [*ratios, agree]
+    return [*rows.values(), bits, largest, floor], [*ratios, agree]
