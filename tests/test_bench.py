@@ -70,6 +70,12 @@ def test_cli_subcommand(cli):
     result = cli("bench", "--help")
     assert result.returncode == 0, result.stderr
     assert "--cases" in result.stdout and "--device" in result.stdout
+    # the whole description, cases included: every case the option accepts is explained
+    from dropbench.bench import CASES
+
+    described = {line.split()[0] for line in result.stdout.splitlines()
+                 if line.startswith("  ") and not line.strip().startswith("-")}
+    assert set(CASES) <= described
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
 """`dropbench bench` / `python scripts/bench.py`: dropbench's real training loop against the
-plain PyTorch loops a user would write, and against the matrix-multiply limit, in one process
-on synthetic data of the real shapes. Prints a table and writes bench.json.
+plain PyTorch loops a user would write, and against the matrix-multiply limit, in one process,
+on synthetic data of the real shapes or on the real data a case names. Prints a table and
+writes bench.json.
 
 Cases (docs/benchmarks.md has the measured output and the targets):
+  startup  what the CLI costs before and after any training, next to `import torch`
   mlp      MNIST MLP 784-1024-1024-10: dropbench vs examples/mnist vs a naive loop vs matmuls
   schemes  the MLP's step time with every registered dense scheme vs. no dropout
   cnn      the CIFAR-10 conv net (model=alexnet): none, standard, spatial, dropblock
@@ -13,7 +15,8 @@ Cases (docs/benchmarks.md has the measured output and the targets):
   transformer  a ViT epoch on the MNIST sample and a Transformer LM on PTB-sized windows vs
            the same models in plain PyTorch (nn.TransformerEncoderLayer)
   uci      the UCI protocol on real yacht data (--data-dir), 2 splits: batched launcher vs
-           basic launcher vs a plain loop, and the largest stack's peak RSS
+           basic launcher vs a plain loop, the largest stack's peak RSS, and the time to draw
+           the trainings' dropout bits alone
 Peak RSS (and peak CUDA memory on a GPU) is recorded for every variant.
 """
 
@@ -128,7 +131,8 @@ def shown_rate(rate: float) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dropbench bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="dropbench bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--reps", type=int, default=3, help="timed repetitions per variant")
