@@ -293,19 +293,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "unexpected error (for `train`, as HYDRA_FULL_ERROR=1 does)")
     sub = parser.add_subparsers(dest="command",
                                 metavar="{train,demo,list,data,report,status,diff,bench}")
-    sub.add_parser("train", help="train a run or a sweep (Hydra overrides follow)")
-    demo = sub.add_parser("demo", help="overfitting with vs without dropout, offline, in a "
-                          "minute: runs, report and a verdict")
+    def command(name: str, summary: str, func=None) -> argparse.ArgumentParser:
+        """A subcommand whose `-h` opens with the line the command list shows for it."""
+        parser = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:])
+        if func is not None:
+            parser.set_defaults(func=func)
+        return parser
+
+    command("train", "train a run or a sweep (Hydra overrides follow)")
+    demo = command("demo", "overfitting with vs without dropout, offline, in a minute: runs, "
+                   "report and a verdict", demo_command)
     demo.add_argument("--out", help="where the runs and report go (default: outputs/demo-TIME)")
-    demo.set_defaults(func=demo_command)
-    sub.add_parser("list", help="list every config group and its options").set_defaults(
-        func=list_command)
-    data = sub.add_parser("data", help="download or verify datasets in the data directory")
+    command("list", "list every config group and its options", list_command)
+    data = command("data", "download or verify datasets in the data directory", data_command)
     data.add_argument("action", choices=["download", "verify"])
-    data.add_argument("names", nargs="*", help="datasets (verify: default all)")
+    data.add_argument("names", nargs="*", help="datasets: mnist, cifar10, ptb, uci, digits "
+                      "(verify: default all)")
     data.add_argument("--data-dir", help="default: $DROPBENCH_DATA or ~/.cache/dropbench")
-    data.set_defaults(func=data_command)
-    report = sub.add_parser("report", help="figures and tables from run dirs and sweep dirs")
+    report = command("report", "figures and tables from run dirs and sweep dirs", report_command)
     report.add_argument("paths", nargs="+", help="run dirs or sweep dirs (searched recursively)")
     report.add_argument("--out", help="output dir (default: PATH/report)")
     report.add_argument("--format", default="png", help="figure formats: png,svg,pdf")
@@ -313,19 +318,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "dropout.name,dropout.p (default: the keys that vary, seed excluded)")
     report.add_argument("--baseline", help="the configuration the others are compared with, "
                         "e.g. dropout.p=0 (default: no dropout, else the lowest rate)")
-    report.set_defaults(func=report_command)
-    status = sub.add_parser(
-        "status", help="every job of a sweep: status, epoch, val metric at the best epoch, ETA")
+    status = command("status", "every job of a sweep: status, epoch, val metric at the best "
+                     "epoch, ETA", status_command)
     status.add_argument("sweep_dir", help="a sweep dir (multirun/DATE/TIME), running or done")
     status.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS",
                         help="refresh every SECONDS (default 5) until every job has ended")
-    status.set_defaults(func=status_command)
-    compare = sub.add_parser("diff", help="what differs between two runs (or two sweeps, job by "
-                             "job): config, manifest, final metrics")
-    compare.add_argument("run_a")
-    compare.add_argument("run_b")
-    compare.set_defaults(func=diff_command)
-    sub.add_parser("bench", help="speed benchmark vs. plain PyTorch loops (`bench -h`)")
+    compare = command("diff", "what differs between two runs (or two sweeps, job by job): "
+                      "config, manifest, final metrics", diff_command)
+    compare.add_argument("run_a", help="a run dir, or a sweep dir")
+    compare.add_argument("run_b", help="a run dir, or a sweep dir of the same kind as run_a")
+    command("bench", "speed benchmark vs. plain PyTorch loops (`bench -h`)")
     return parser
 
 

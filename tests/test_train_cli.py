@@ -123,6 +123,18 @@ def test_list_version_and_hydra_passthrough(cli):
     assert "dropbench train" in cli("train", "--help").stdout
 
 
+def test_every_subcommands_help_says_what_it_does_and_data_names_every_dataset():
+    from dropbench.cli import build_parser
+    from dropbench.data.manage import CHECKS
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        assert sub.description, f"`dropbench {name} -h` says nothing of what it does"
+    names = next(a for a in commands["data"]._actions if a.dest == "names").help
+    assert all(dataset in names for dataset in CHECKS)
+
+
 def test_data_verify_reports_missing_mnist(cli, tmp_path):
     r = cli("data", "verify", "--data-dir", tmp_path / "empty")
     assert r.returncode == 2
