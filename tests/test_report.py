@@ -226,7 +226,7 @@ def test_rate_sweep_draws_one_line_per_other_setting(tmp_path):
     grid = figures["curves_grid"]
     panels = [a for a in grid.axes if a.get_visible()]
     assert len(panels) == 4 and all(len(a.lines) == 3 for a in panels)
-    assert legend_texts(grid) == ["train (dropout active)", "train-eval", "validation"]
+    assert legend_texts(grid) == ["train (training mode)", "train-eval", "validation"]
     assert [a.get_title() for a in panels] == ["gaussian p=0.2", "gaussian p=0.5",
                                                "standard p=0.2", "standard p=0.5"]
     # losses 1/3 to 1.15: under a decade, so a linear axis
@@ -244,6 +244,25 @@ def test_no_rate_axis_when_the_rate_does_not_vary(tmp_path):
     ticks = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels()),
                        strict=True))
     assert [name for _, name in ticks] == ["standard", "gaussian"]  # bottom to top
+
+
+def test_the_test_axis_names_the_tested_epoch_and_stays_within_100_percent(tmp_path):
+    """Runs tested at their best epoch, which happened to be their last, are labelled by the
+    classifiers' rule; two equal accuracies (a range matplotlib widens by 5 % either way)
+    still end at 100 %."""
+    for name in ("standard", "gaussian"):
+        run = make_run(tmp_path / name, name=name, test_acc=0.986)
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "tested_epoch": 3}))
+    figures, _ = figures_for(tmp_path)
+    test_axis = figures["by_configuration"].axes[1]
+    assert test_axis.get_xlabel().startswith("test (at best val)")
+    low, high = test_axis.get_xlim()
+    assert 0 <= low < 98.6 < high <= 100
+    # a protocol that tests the last epoch where the best came earlier says so
+    runs = pd.DataFrame({"tested_epoch": [40, 40], "epochs_run": [40, 40], "best_epoch": [40, 32]})
+    assert plots.test_label(runs) == "test (last epoch)"
+    assert plots.test_label(runs.assign(best_epoch=40)) == "test (at best val)"
 
 
 def test_overfitting_curves_pick_few_groups_when_many(tmp_path):

@@ -30,8 +30,9 @@ CAPTIONS = {
     "configuration without dropout that sets the fewest other keys.",
     "gap_vs_rate": "Generalisation gap at the last epoch against the dropout rate: how much worse "
     "validation is than train-eval (positive = overfitting).",
-    "curves_grid": "Loss per epoch for every configuration: train with dropout active "
-    "(dotted), train-eval (dashed) and validation (solid), mean over seeds, their range shaded.",
+    "curves_grid": "Loss per epoch for every configuration: train in training mode, with the "
+    "configuration's dropout if it has any (dotted), train-eval (dashed) and validation "
+    "(solid), mean over seeds, their range shaded.",
     "parallel_coordinates": "One line per run across the config keys that vary, ending at its "
     "best validation metric; the colour is that metric too, so the settings of the best runs "
     "stand out (numeric axes span each key's range, on a log scale when it spans a factor of "

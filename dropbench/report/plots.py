@@ -39,7 +39,8 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
 LINESTYLES = ["-", "--", "-.", ":"]
 # Splits inside one panel: told apart by line style and marker first, colour second.
 SPLITS = {
-    "train": dict(label="train (dropout active)", color="0.55", linestyle=":", marker=None),
+    # in training mode: with the configuration's dropout, if it has any
+    "train": dict(label="train (training mode)", color="0.55", linestyle=":", marker=None),
     "train_eval": dict(label="train-eval", color="#1f5fa0", linestyle="--", marker="s"),
     "val": dict(label="validation", color="#c0392b", linestyle="-", marker="o"),
 }
@@ -57,14 +58,26 @@ def metric_label(m: str, what: str = "") -> str:
 
 
 def test_label(runs: pd.DataFrame) -> str:
-    """Which weights the test scores are of: the last epoch's where every run says so
-    (summary.json `tested_epoch`: a regression follows its protocol), else the best val
-    epoch's."""
-    if "tested_epoch" in runs and "epochs_run" in runs and len(runs) and (
-            pd.to_numeric(runs["tested_epoch"], errors="coerce")
-            == pd.to_numeric(runs["epochs_run"], errors="coerce")).all():
+    """Which weights the test scores are of: the last epoch's where every run tested its last
+    epoch and some run's best val epoch came earlier (summary.json `tested_epoch`: a
+    regression follows its protocol), else the best val epoch's (where best and last are one
+    epoch for every run, both are true, and the best is the classifiers' rule)."""
+    if not {"tested_epoch", "epochs_run", "best_epoch"} <= set(runs) or not len(runs):
+        return "test (at best val)"
+    tested, last, best = (pd.to_numeric(runs[c], errors="coerce")
+                          for c in ("tested_epoch", "epochs_run", "best_epoch"))
+    if (tested == last).all() and (tested != best).any():
         return "test (last epoch)"
     return "test (at best val)"
+
+
+def within_percent(ax, axis: str = "y") -> None:
+    """Keep a percentage axis inside 0-100: matplotlib widens a range around values that are
+    all equal by 5 % either way, which showed accuracies above 100 %."""
+    low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    limits = (max(low, 0.0), min(high, 100.0))
+    if limits != (low, high):
+        (ax.set_ylim if axis == "y" else ax.set_xlim)(*limits)
 
 
 # extra test scores a sweep figure shows when the runs have them: (summary key, label)
@@ -285,6 +298,8 @@ def sweep_figure(runs, rate_col, by, panels, heading) -> Figure:
                 level += list(stats["mean"].dropna())
             pad_to_noise(ax, float(np.mean(level)) if level else 0.0,
                          max(spread) if spread else 0.0)
+            if scale == metric_scale("acc"):
+                within_percent(ax)
         ax.set(xlabel=f"dropout rate {rate_col.split('.', 1)[-1]} (drop probability)",
                ylabel=ylabel)
         if tick_labels is not None:
@@ -366,6 +381,8 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
                        linestyle=":", linewidth=1)
         ax.set_xlabel(xlabel)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        if scale == metric_scale("acc"):
+            within_percent(ax, "x")
         ax.grid(axis="y", visible=False)
     axes[0, 0].set_yticks(rows, [names[g] for g in groups])
     axes[0, 0].set_ylim(-0.7, len(groups) - 0.3)
