@@ -50,6 +50,9 @@ METRICS_COLUMNS = ("epoch", "lr", "seconds", "train_loss", "train_{m}", "train_e
 BEST_VAL_LOSS = "best_val_loss"
 TEST_LOSS = "test_loss"
 SCORE_PREFIXES = ("best_val_", "test_")
+# summary.json's `val_is` of a run validated on its own training rows (a UCI protocol refit,
+# dataset.validation=false): its "val" scores are training scores
+VAL_IS_TRAIN = "train"
 
 
 def best_val_key(metric: str) -> str:

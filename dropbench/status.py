@@ -43,6 +43,7 @@ class Job:
     epochs: int | None = None
     metric: str | None = None
     best_val: float | None = None
+    val_is_train: bool = False  # validated on its own training rows: best_val is a training score
     elapsed_s: float = 0.0
     eta_s: float | None = None
     note: str = ""
@@ -116,6 +117,7 @@ def read_job_files(run_dir: Path, sweep_dir: Path, now: float) -> Job:
     epochs_s = float(summary.get("wall_s") or sum(r.get("seconds", 0.0) for r in rows))
     job.epochs_s = job.elapsed_s = epochs_s
     job.best_val = best_val(summary, rows, job.metric)
+    job.val_is_train = summary.get("val_is") == rundir.VAL_IS_TRAIN
     try:  # Hydra writes the job's config when the job starts: wall-clock time since then
         started = (run_dir / ".hydra" / "config.yaml").stat().st_mtime
         job.elapsed_s = max(epochs_s, (updated if job.status in FINAL else now) - started)
@@ -315,7 +317,8 @@ def duration(seconds: float | None) -> str:
 
 
 def shown_value(job: Job) -> str:
-    return units.shown(job.metric, job.best_val)
+    value = units.shown(job.metric, job.best_val)
+    return value + " (train rows)" if job.val_is_train and job.best_val is not None else value
 
 
 def varying(jobs: list[Job]) -> list[list[str]]:
@@ -374,7 +377,10 @@ def job_line(job: Job, jobs: list[Job], total: int | None) -> str:
     own = [o for o in job.overrides if o not in shared]
     name = f"job {job.name}" + (f" ({' '.join(own)})" if own else "")
     result = job.status + (f" ({job.note})" if job.note else "")
-    if job.best_val is not None:
+    if job.best_val is not None and job.val_is_train:  # no held-out rows: say what it is
+        result += f", {job.metric} on its own training rows at best epoch " \
+                  f"{units.shown(job.metric, job.best_val)} (no held-out validation)"
+    elif job.best_val is not None:
         result += f", {units.at_best_epoch(job.metric)} {shown_value(job)}"
     return f"{name}: {result}, {duration(job.elapsed_s)} | {progress_line(jobs, total)}"
 

@@ -301,6 +301,24 @@ def test_runs_validated_on_their_training_data_get_no_overfitting_curve_or_gap(t
     assert any("2 of 3 configurations are validated" in n for n in notes)
 
 
+def test_the_hyperparameter_view_leaves_out_runs_validated_on_their_training_data(tmp_path):
+    """Its colour is the best val metric: a refit's is a training score, which would look
+    best. Four held-out configurations (rate x lr) keep their lines; two refits get none."""
+    for i, (p, lr) in enumerate([(0.0, 0.1), (0.5, 0.1), (0.0, 0.01), (0.5, 0.01)]):
+        make_run(tmp_path / str(i), p=p, extra_config={"optim": {"lr": lr}})
+    for i, p in enumerate([0.25, 0.75]):
+        run = make_run(tmp_path / f"refit{i}", p=p, val=0.0,
+                       extra_config={"optim": {"lr": 0.05}})
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "val_is": "train"}))
+    figures, notes = figures_for(tmp_path)
+    view = figures["parallel_coordinates"]
+    runs = [line for line in view.axes[0].lines if line.get_marker() == "o"]  # not the axes
+    assert len(runs) == 4
+    assert "Hyperparameters of 4 runs" in view.texts[0].get_text()
+    assert any("the hyperparameter view leave them out" in n for n in notes)
+
+
 def test_the_reference_without_dropout_is_the_plainest_one(tmp_path):
     """Among configurations without dropout, figures refer to the one that sets the fewest
     other keys: plain `none`, not `none max_norm=1`, which sorts first."""

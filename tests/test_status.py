@@ -78,6 +78,27 @@ def test_every_job_with_status_epoch_best_and_eta(running_sweep):
     assert lines[-1] == "2/4 done (completed 1, failed 1), 1 running, 1 pending; ETA 31s"
 
 
+def test_a_job_validated_on_its_training_rows_says_so(tmp_path):
+    """A UCI refit (summary.json val_is=train) has no held-out rows: its best "val" score is
+    a training score, and the progress line and the table say so."""
+    from dropbench.status import job_line
+
+    sweep = tmp_path / "sweep"
+    multirun_yaml(sweep, ["dropout.p=0,0.5"])
+    for i, p in enumerate(["0", "0.5"]):
+        run = job(sweep, str(i), [f"dropout.p={p}"], T0 - 100, T0 - 60, p=float(p))
+        if i:
+            summary = json.loads((run / "summary.json").read_text())
+            (run / "summary.json").write_text(json.dumps({**summary, "val_is": "train"}))
+            os.utime(run / "summary.json", (T0 - 60, T0 - 60))
+    jobs, total = sweep_jobs(sweep, now=T0)
+    held_out, refit = sorted(jobs, key=lambda j: j.name)
+    assert "val acc at best epoch 83.00 %" in job_line(held_out, jobs, total)
+    line = job_line(refit, jobs, total)
+    assert "acc on its own training rows at best epoch" in line and "val acc" not in line
+    assert "83.00 % (train rows)" in render(jobs, total)
+
+
 def test_a_silent_running_job_is_flagged(running_sweep):
     jobs, _ = sweep_jobs(running_sweep, now=T0 + 600)
     running = next(j for j in jobs if j.status == "running")

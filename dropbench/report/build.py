@@ -95,7 +95,8 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
                      f"validated on their own training data (summary.json val_is=train: a UCI "
                      f"protocol refit, or dataset.validation=false), so their train-eval and "
                      f"validation curves coincide and their \"best val\" scores are training "
-                     f"scores: the overfitting curves and the gap leave them out.")
+                     f"scores: the overfitting curves, the gap and the hyperparameter view "
+                     f"leave them out.")
     if len(shown) < len(held_out):
         notes.append(f"Overfitting curves show {len(shown)} of {len(held_out)} configurations "
                      f"(no-dropout ones and the lowest validation loss); the grid shows all.")
@@ -112,9 +113,11 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
                      "grouping with --by).")
     figures["curves_grid"] = plots.curves_grid(epochs, groups, names, m)
     # keys that differ where they apply (a key only some schemes have is "n/a" elsewhere)
-    keys = differing(runs, varying_settings(runs, col.config_columns))
-    if len(keys) >= 2 and len(groups) >= HPARAM_MIN_GROUPS and hparams.has_scores(runs, m):
-        figures["parallel_coordinates"] = hparams.parallel_coordinates(runs, keys, m)
+    # coloured by the best val metric: only runs whose val is held out compare on it
+    scored = runs[~blind]
+    keys = differing(scored, varying_settings(scored, col.config_columns))
+    if len(keys) >= 2 and len(held_out) >= HPARAM_MIN_GROUPS and hparams.has_scores(scored, m):
+        figures["parallel_coordinates"] = hparams.parallel_coordinates(scored, keys, m)
     else:
         notes.append(f"Hyperparameter view (parallel coordinates) left out: it needs two or "
                      f"more config keys that vary between {HPARAM_MIN_GROUPS} or more "

@@ -125,16 +125,13 @@ def metric_of(summary: dict, metrics: pd.DataFrame) -> str:
     return names[0]
 
 
-# summary.json's `val_is` of a run validated on its own training rows (a UCI protocol refit,
-# dataset.validation=false): its train-eval and validation curves coincide
-TRAINING_AS_VALIDATION = "train"
 
 
 def validated_on_training_data(runs: pd.DataFrame) -> pd.Series:
     """Per run: whether its validation split is its training data."""
     if "val_is" not in runs:
         return pd.Series(False, index=runs.index)
-    return runs["val_is"].eq(TRAINING_AS_VALIDATION)
+    return runs["val_is"].eq(rundir.VAL_IS_TRAIN)
 
 
 def gap(worse_side: float, better_side: float, metric: str) -> float:
@@ -172,7 +169,7 @@ def derived_fields(summary: dict, metrics: pd.DataFrame, m: str) -> dict:
     }
     if f"val_{m}" in metrics:
         fields[rundir.best_val_key(m)] = summary.get(rundir.best_val_key(m), best_row[f"val_{m}"])
-    if summary.get("val_is") == TRAINING_AS_VALIDATION:
+    if summary.get("val_is") == rundir.VAL_IS_TRAIN:
         return fields
     fields[rundir.final_gap_key("loss")] = gap(last["val_loss"], last["train_eval_loss"], "loss")
     if f"val_{m}" in metrics and f"train_eval_{m}" in metrics:
