@@ -119,6 +119,24 @@ def option(default, doc: str):
     return _field(default, doc)
 
 
+def describe(f) -> str:
+    """A field's one-line help and what it admits, as `train --help` shows it next to the key:
+    "drop probability of the hidden units; in [0, 1)"."""
+    meta = f.metadata
+    if "rate" in meta:
+        admits = "in [0, 1)" + (", or a list with one per place" if meta["rate"] in SPREADS
+                                else "")
+    elif "choices" in meta:
+        admits = "one of " + ", ".join(meta["choices"])
+    elif "bound" in meta:
+        admits = str(meta["bound"]) + (f", or null: {meta['null']}" if meta.get("null") else "")
+    elif "each" in meta:
+        admits = f"integers {meta['each']}"
+    else:
+        admits = ""
+    return "; ".join(part for part in (meta.get("doc", ""), admits) if part)
+
+
 # --- checking --------------------------------------------------------------------------------
 def check_rate(p: Any, what: str) -> float:
     try:

@@ -184,7 +184,8 @@ def main(argv=None) -> None:
     parser.add_argument("--work", type=Path, default=REPO / "outputs" / "results",
                         help="where the runs go (replaced)")
     parser.add_argument("--out", type=Path, default=REPO / "docs",
-                        help="results.md and results/*.png are written here")
+                        help="results.md and results/*.png are written here (default: the "
+                        "repository's docs/, whose page they replace)")
     parser.add_argument("--jobs", type=int, default=2, help="sweeps run at once (one thread "
                         "each)")
     parser.add_argument("--page-only", action="store_true", help="rebuild the page from the "

@@ -115,6 +115,11 @@ def test_train_help_shows_groups_and_the_composed_config():
     assert out.startswith("dropbench train: train one run")
     assert "dropout: " in out and "standard" in out and "hydra/launcher: " in out
     assert "name: lenet" in out and "p: 0.3" in out
+    # every declared key carries its one-line help and range (ranges.py), the chosen model's too
+    p = next(line for line in out.splitlines() if line.strip().startswith("p: 0.3"))
+    assert "  # " in p and "in [0, 1)" in p
+    assert any(line.strip().startswith("channels:") and "integers >= 1" in line
+               for line in out.splitlines())
     assert "--hydra-help" in out  # the footer points to Hydra's own options
 
 

@@ -36,6 +36,15 @@ def test_dropbench_list_names_the_scheme_and_the_model_with_their_package(tmp_pa
         assert any("from dropbench-curriculum" in line for line in following), lines[at:at + 4]
 
 
+def test_train_help_offers_the_plugins_options_and_shows_its_keys_help(tmp_path):
+    shown = dropbench("train", "--help", "dropout=curriculum", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    groups = {line.split(":")[0]: line for line in shown.stdout.splitlines() if ": " in line}
+    assert "curriculum" in groups["dropout"] and "resmlp" in groups["model"]
+    gamma = next(line for line in shown.stdout.splitlines() if line.strip().startswith("gamma:"))
+    assert "# " in gamma and "> 0" in gamma  # its one-line help and its range
+
+
 def test_two_epochs_of_resmlp_with_curriculum_dropout(tmp_path):
     run = tmp_path / "run"
     done = dropbench("train", "model=resmlp", "dropout=curriculum", "dropout.p_input=0.1",
