@@ -229,8 +229,8 @@ def data_command(args) -> None:
             print(f"{name}: {manage.download(name, root)}")
         return
     results = manage.verify(args.names, root)
-    for name, ok, detail in results:
-        print(f"{name:<10} {'ok' if ok else 'MISSING':<8} {detail}")
+    for name, ok, detail in results:  # not ok: missing or damaged, as the detail says
+        print(f"{name:<10} {'ok' if ok else 'NOT OK':<8} {detail}")
     if not all(ok for _, ok, _ in results):
         sys.exit(2)  # data that is not there is an error the lines above say how to fix
 

@@ -90,7 +90,7 @@ def refuse_shared_job_dirs(jobs: list[list[str]]) -> None:
             other = [o for o in overrides if o not in first[name]]
             keys = sorted({jobdir.config_path(o) for o in one + other})
             raise DropbenchError(
-                f"jobs {','.join(one)} and {','.join(other)} would share the job dir {name}: "
+                f"jobs {','.join(one)} and {','.join(other)} would share one job dir ({name}): "
                 f"{', '.join(keys)} {'says' if len(keys) == 1 else 'say'} how a run is carried "
                 "out, not what it trains; give each job a numbered dir with "
                 "hydra.sweep.subdir='${hydra.job.num}' (docs/run-dir.md)")

@@ -276,6 +276,7 @@ def test_a_sweep_over_threads_alone_is_refused_before_it_writes(cli, tmp_path):
     line = r.stderr.strip()
     assert "\n" not in line and "Traceback" not in line
     assert "trainer.threads" in line and "hydra.sweep.subdir" in line
+    assert "would share one job dir (" in line
     assert not (tmp_path / "sweep").exists()
     # the way the message names: numbered job dirs
     r = cli("train", "-m", "trainer.threads=1,2", "trainer.epochs=1", "model.hidden=[16]",

@@ -263,3 +263,9 @@ def test_list_and_the_run_log_say_how_a_scheme_deviates(cli, tmp_path):
     log = (tmp_path / "run" / "train.log").read_text()
     assert "dropout=dropconnect deviates from its paper: weight-scaling (mean) inference" in log
     assert "one mask per mini-batch" not in log  # per_example=true is the paper's masking
+    # a scheme that builds nothing (every rate 0) deviates from nothing
+    off = cli("train", "dropout=dropconnect", "dropout.p=0", "trainer.epochs=1",
+              "trainer.progress=false", "hydra.run.dir=off")
+    assert off.returncode == 0, off.stderr
+    log = (tmp_path / "off" / "train.log").read_text()
+    assert "dropout built: none" in log and "deviates" not in log

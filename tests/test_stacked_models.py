@@ -250,7 +250,7 @@ def test_a_batched_lenet_adam_sweep_resumes_as_it_runs_straight(cli, tmp_path):
         assert r.returncode == 0, r.stderr
     r = cli(*args, "trainer.epochs=2", "hydra.sweep.dir=straight")
     assert r.returncode == 0, r.stderr
-    assert "2 in 1 stacked batches" in r.stdout + r.stderr
+    assert "2 in 1 stacked batch," in r.stdout + r.stderr
 
     def metrics(run):
         with open(run / "metrics.csv") as f:

@@ -131,8 +131,8 @@ def test_the_protocol_batched_gives_the_basic_launchers_results(cli, tmp_path):
         sweeps[launcher] = sweep
         if launcher == "batched_wide":
             log = r.stdout + r.stderr
-            assert "Launching 12 jobs: 12 in 1 stacked batches, 0 one by one" in log
-            assert "Launching 3 jobs: 3 in 1 stacked batches" in log and "alone" not in log
+            assert "Launching 12 jobs: 12 in 1 stacked batch, 0 one by one" in log
+            assert "Launching 3 jobs: 3 in 1 stacked batch," in log and "alone" not in log
     batched, basic = sweeps["batched_wide"], sweeps["basic"]
     assert_rows_close(read_csv(batched / "protocol.csv"), read_csv(basic / "protocol.csv"),
                       "protocol.csv")

@@ -138,7 +138,7 @@ def test_every_subcommands_help_says_what_it_does_and_data_names_every_dataset()
 def test_data_verify_reports_missing_mnist(cli, tmp_path):
     r = cli("data", "verify", "--data-dir", tmp_path / "empty")
     assert r.returncode == 2
-    assert "digits" in r.stdout and "MISSING" in r.stdout
+    assert "digits" in r.stdout and "NOT OK" in r.stdout
 
 
 def test_ctrl_c_checkpoints_and_marks_interrupted(tmp_path):

@@ -175,7 +175,8 @@ def prepare(cfg, run_dir: Path, overrides, hydra_cfg, lock: RunDirLock, resume: 
     log.info("model: %s (%d parameters) on %s", cfg.model.name, run.summary["n_params"], device)
     for line in format_built(run.summary["dropout_built"]):
         log.info(line)
-    for deviation in declaration(cfg.dropout.name).deviations_in(cfg.dropout):
+    deviations = declaration(cfg.dropout.name).deviations_in(cfg.dropout)
+    for deviation in deviations if run.summary["dropout_built"] else ():  # none built: moot
         log.info("dropout=%s deviates from its paper: %s", cfg.dropout.name, deviation)
     return run
 

@@ -224,8 +224,10 @@ def significance_parts(runs, groups, by, m, baseline,
                              baseline=shown["baseline"].map(names))
     text = (f"{quantity}: each configuration minus its baseline, over seeds; 95 % confidence "
             f"interval and two-sided p-value from a t test (paired by seed when both sides "
-            f"have the same seeds, else Welch), Holm-corrected across the {len(table)} "
-            f"comparisons; significant means Holm p < 0.05.")
+            f"have the same seeds, else Welch), "
+            + (f"Holm-corrected across the {len(table)} comparisons; significant means Holm "
+               f"p < 0.05." if len(table) > 1 else "one comparison, so no correction; "
+               "significant means p < 0.05."))
     return table, [text + "\n", tables.markdown(shown)], [html.paragraph(text), html.table(shown)]
 
 

@@ -51,8 +51,9 @@ def launch(hydra_context, task_function, config, max_batch: int, job_overrides,
     units = plan([task_config(c) for c in configs], max_batch,
                  chdir=bool(config.hydra.job.chdir))
     batched = sum(len(u.jobs) for u in units if u.batched)
-    log.info("Launching %d jobs: %d in %d stacked batches, %d one by one", len(configs),
-             batched, sum(u.batched for u in units), len(configs) - batched)
+    stacks = sum(u.batched for u in units)
+    log.info("Launching %d jobs: %d in %d stacked batch%s, %d one by one", len(configs),
+             batched, stacks, "" if stacks == 1 else "es", len(configs) - batched)
     results = {}
     for unit in units:
         for i in unit.jobs:
