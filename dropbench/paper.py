@@ -3,8 +3,9 @@ schema: Hydra checks each file against it when a config is composed.
 
 A preset names one row per dropout scheme it can run. The report (report/tables.py) compares a
 run with a row only when the run's dataset and model match what the paper used (`dataset`,
-`model`: the keys that define them) and the run's scheme has a row; every other run of the
-preset is listed as not comparable, with the reason.
+`model`: the keys that define them), the run kept the preset's own protocol (`protocol`: its
+epochs, its validation split) and the run's scheme has a row; every other run of the preset is
+listed as not comparable, with the reason.
 """
 
 from dataclasses import dataclass, field
@@ -27,4 +28,7 @@ class PaperConfig:
     ref: str = MISSING  # the paper, as it is cited
     dataset: dict[str, Any] = field(default_factory=dict)  # dataset keys the paper's data has
     model: dict[str, Any] = field(default_factory=dict)  # model keys of the paper's network
+    # keys of the preset's own protocol, nested as in the config (its epochs, its validation
+    # split): a run that changes them is not the result the preset compares with the paper
+    protocol: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, PaperRow] = field(default_factory=dict)  # dropout scheme -> its row

@@ -30,7 +30,7 @@ def summary_fields_at(metric: str, value: float) -> dict:
 
 def run_from(cfg, run_dir, seed=0, **summary_fields):
     """A finished run dir with `cfg`'s dataset, model, dropout and paper, and these results."""
-    keys = ("dataset", "model", "dropout", "paper")
+    keys = ("dataset", "model", "dropout", "trainer", "paper")
     config = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in keys}
     run = make_run(run_dir, seed=seed, extra_config=config)
     summary = pd.read_json(run / "summary.json", typ="series").to_dict()
@@ -103,6 +103,31 @@ def test_a_scheme_without_a_row_and_a_resized_model_are_not_comparable(compose, 
     notes = set(table["comparison"])
     assert notes == {"not comparable: the paper has no dropout=variational row (its rows: none)",
                      "not comparable: model.hidden=[100, 100]; the paper used [200, 200]"}
+
+
+def test_a_run_shorter_than_the_preset_or_on_another_split_is_not_comparable(compose,
+                                                                             tmp_path):
+    """A quick look at a preset (fewer epochs; the 10k-digit sample, which needs a smaller
+    validation split) is not the result the paper reports, whatever its number."""
+    for overrides in (["trainer.epochs=2"], ["dataset.val_size=1000"]):
+        cfg = compose(["+experiment=lenet_mnist", "dropout=none", *overrides])
+        run_from(cfg, tmp_path / overrides[0], test_acc=0.99)
+    table = paper_rows(tmp_path).set_index("configuration")
+    assert table["paper"].isna().all()
+    assert set(table["comparison"]) == {
+        "not comparable: trainer.epochs=2; the preset's protocol sets 30",
+        "not comparable: dataset.val_size=1000; the preset's protocol sets 10000"}
+    # the shown table names the configurations as the summary table does
+    md = (tmp_path / "report" / "summary.md").read_text()
+
+    def configurations(section: str) -> set[str]:
+        rows = md.split(f"## {section}")[1].split("\n## ")[0].splitlines()
+        header = next(r for r in rows if r.startswith("| "))
+        column = [c.strip() for c in header.split("|")].index("configuration")
+        return {[c.strip() for c in r.split("|")][column] for r in rows
+                if r.startswith("| ") and r != header and not r.startswith("|---")}
+
+    assert configurations("Paper vs. ours") == configurations("Summary per configuration")
 
 
 def test_a_run_one_point_worse_than_the_paper_reads_plus_one(compose, tmp_path):

@@ -303,7 +303,8 @@ def write_report(paths, out=None, formats=("png",), by=None, job_errors=None,
     paper = tables.paper_table(col.runs, groups)
     if not paper.empty:
         paper.to_csv(out / "paper_vs_ours.csv", index=False)
-        shown = tables.paper_markdown_frame(paper)
+        shown = tables.paper_markdown_frame(paper.assign(
+            configuration=paper["configuration"].map(names)))  # the names the tables use
         md += ["## Paper vs. ours\n", tables.markdown(shown)]
         table_parts += [html.subheading("Paper vs. ours"), html.table(shown)]
     calibration = tables.calibration_table(col.runs, groups)

@@ -145,7 +145,9 @@ def paper_metric(runs: pd.DataFrame, name: str) -> pd.Series | None:
     return 100.0 * values if name.endswith("_acc") else values
 
 
-PAPER_KEYS = ("dataset", "model")  # paper.<k>.<key> must equal the run's <k>.<key>
+# paper.<block>.<key> must equal the run's <key>: (block, how the reason names the wanted value)
+PAPER_KEYS = (("dataset", "the paper used"), ("model", "the paper used"),
+              ("protocol", "the preset's protocol sets"))
 
 
 def paper_columns(runs: pd.DataFrame, prefix: str) -> list[str]:
@@ -154,17 +156,19 @@ def paper_columns(runs: pd.DataFrame, prefix: str) -> list[str]:
 
 def not_comparable(run: pd.Series, runs: pd.DataFrame) -> str | None:
     """Why `run` (one row of `runs`) cannot be compared with its preset's paper, or None when
-    its dataset and model are the paper's and its scheme has a row (dropbench/paper.py)."""
+    its dataset and model are the paper's, it kept the preset's protocol and its scheme has a
+    row (dropbench/paper.py)."""
     reasons = []
-    for kind in PAPER_KEYS:
-        for column in paper_columns(runs, f"paper.{kind}."):
-            key = f"{kind}.{column[len(f'paper.{kind}.'):]}"
+    for block, source in PAPER_KEYS:
+        prefix = f"paper.{block}."
+        for column in paper_columns(runs, prefix):
+            key = column[len(prefix):] if block == "protocol" else f"{block}.{column[len(prefix):]}"
             want = run[column]
             if not isinstance(want, str) and pd.isna(want):
                 continue  # a key another paper names, not this run's
             have = run[key] if key in run else None
             if format_value(have) != format_value(want):
-                reasons.append(f"{key}={format_value(have)}; the paper used {format_value(want)}")
+                reasons.append(f"{key}={format_value(have)}; {source} {format_value(want)}")
     scheme = format_value(run.get("dropout.name"))
     if pd.isna(run.get(f"paper.rows.{scheme}.value", float("nan"))):
         rows = sorted({c.split(".")[2] for c in paper_columns(runs, "paper.rows.")
