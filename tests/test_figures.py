@@ -382,6 +382,9 @@ def test_the_reliability_diagram_and_the_shift_panels_are_legible(tmp_path):
     assert problems(fig) == []
     titles = [" ".join(ax.get_title().split()) for ax in fig.axes if ax.get_title()]
     assert [t.split(": ")[1].split(",")[0] for t in titles] == ["weight scaling", "MC dropout"] * 2
+    # a wrapped title keeps "ECE 1.4 %" on one line: no "%" left alone on the next
+    lines = [line for ax in fig.axes for line in ax.get_title().splitlines()]
+    assert all("%" not in line or "ECE" in line for line in lines), lines
     assert "empty bin" in legend_labels(fig)
     rng = np.random.default_rng(0)
     models = ["no dropout", "dropout, weight scaling", "MC dropout"]

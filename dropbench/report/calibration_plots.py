@@ -52,8 +52,8 @@ def reliability_diagram(bins: pd.DataFrame, groups: list[str],
             pooled = pooled_all[pooled_all["method"] == method]
             acc_ax, count_ax = axes[2 * row, col], axes[2 * row + 1, col]
             draw_bins(acc_ax, count_ax, pooled)
-            acc_ax.set_title(wrap(f"{names[g]}: {METHODS[method]}, ECE "
-                                  f"{100 * pooled_ece(pooled):.1f} %", 3.4), fontsize=8)
+            ece = f"ECE\u00a0{100 * pooled_ece(pooled):.1f}\u00a0%"  # no-break: one word
+            acc_ax.set_title(wrap(f"{names[g]}: {METHODS[method]}, {ece}", 3.4), fontsize=8)
             if col == 0:
                 acc_ax.set_ylabel("accuracy")
                 count_ax.set_ylabel("examples")
@@ -66,7 +66,8 @@ def reliability_diagram(bins: pd.DataFrame, groups: list[str],
                Patch(facecolor="white", edgecolor="0.5", hatch="///", label="empty bin")]
     legend_below(fig, handles)
     extra = len([g for g in groups if g in set(bins["group"])]) - len(shown)
-    more = f"; {extra} more configurations in summary.csv" if extra > 0 else ""
+    more = (f"; {extra} more configuration{'s' if extra > 1 else ''} in the calibration table"
+            if extra > 0 else "")
     title(fig, f"Reliability on the test split (15 bins, seeds pooled){more}")
     return fig
 
