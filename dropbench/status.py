@@ -32,6 +32,7 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 NOTE_WIDTH = 48  # a failed job's error is cut to this in the table (the line has all of it)
 STALE_AFTER_S = 120.0  # a running job silent for 3 epochs + this long is flagged
 HEARTBEAT_MISSED = 3  # heartbeats a job on another host may miss before it is flagged
+KILLED = "killed?"  # ends the note of an unfinished job that no process trains any more
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Job:
     metric: str | None = None
     best_val: float | None = None
     val_is_train: bool = False  # validated on its own training rows: best_val is a training score
+    presumed_killed: bool = False  # unfinished, and no process trains it (its note says why)
     elapsed_s: float = 0.0
     eta_s: float | None = None
     note: str = ""
@@ -130,9 +132,12 @@ def read_job_files(run_dir: Path, sweep_dir: Path, now: float) -> Job:
         per_epoch = epochs_s / job.epoch
         job.eta_s = max(0.0, (epochs - job.epoch) * per_epoch - since)
         if since > 3 * per_epoch + STALE_AFTER_S:
-            job.note = f"no update for {duration(since)}: killed?"
+            job.note = f"no update for {duration(since)}: {KILLED}"
     if job.status == "running":
         job.note = liveness(run_dir, now) or job.note
+    job.presumed_killed = job.note.endswith(KILLED)
+    if job.presumed_killed:  # nobody trains it: no time left to estimate
+        job.eta_s = None
     if bad_rows:
         job.note = job.note or bad_rows
     return job
@@ -171,11 +176,11 @@ def liveness(run_dir: Path, now: float) -> str | None:
     host = signed.get("host") if isinstance(signed, dict) else None
     if host == socket.gethostname() and Path("/proc/locks").is_file():
         if rundir.local_flock_holder(stat.st_ino) is None:
-            return f"process {signed.get('pid')} is gone: killed?"
+            return f"process {signed.get('pid')} is gone: {KILLED}"
         return None
     age = now - stat.st_mtime
     if age > HEARTBEAT_MISSED * rundir.HEARTBEAT_S:
-        return f"no heartbeat for {duration(age)}: killed?"
+        return f"no heartbeat for {duration(age)}: {KILLED}"
     return None
 
 
@@ -186,7 +191,7 @@ def never_locked(run_dir: Path, now: float) -> str | None:
     except OSError:
         return None
     if age > HEARTBEAT_MISSED * rundir.HEARTBEAT_S:
-        return f"never started training ({duration(age)} ago): killed?"
+        return f"never started training ({duration(age)} ago): {KILLED}"
     return None
 
 
@@ -328,10 +333,14 @@ def varying(jobs: list[Job]) -> list[list[str]]:
 
 
 def sweep_eta(jobs: list[Job]) -> float | None:
-    """Epochs left times the mean epoch time, shared among the jobs running now."""
+    """Epochs left times the mean epoch time, shared among the jobs running now; None when
+    every job still running looks killed (nothing is training)."""
     started = [j for j in jobs if j.epoch]
     if not started or not any(j.status not in FINAL for j in jobs):
         return None if not started else 0.0
+    running = [j for j in jobs if j.status == "running"]
+    if running and all(j.presumed_killed for j in running):
+        return None
     per_epoch = sum(j.epochs_s for j in started) / sum(j.epoch for j in started)
     known = [j.epochs for j in jobs if j.epochs]
     typical = sum(known) / len(known) if known else None

@@ -103,6 +103,11 @@ def test_a_silent_running_job_is_flagged(running_sweep):
     jobs, _ = sweep_jobs(running_sweep, now=T0 + 600)
     running = next(j for j in jobs if j.status == "running")
     assert running.note == "no update for 10m04s: killed?"
+    # nothing trains it: no ETA for the job, nor for a sweep whose only running job it is
+    assert running.presumed_killed and running.eta_s is None
+    assert "ETA" not in render(jobs, None).splitlines()[-1]
+    fresh, _ = sweep_jobs(running_sweep, now=T0)
+    assert "ETA" in render(fresh, None).splitlines()[-1]
 
 
 def test_search_sweepers_give_a_total_of_trials(tmp_path):
