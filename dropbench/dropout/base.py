@@ -34,6 +34,7 @@ class RateDropout(nn.Module):
     Each call draws a fresh mask for every element (describe.py: how masks are shared)."""
 
     drops, mask_examples, mask_steps = "units", "per example", "per step"
+    drops_at = {"attention": "attention weights"}  # where one mask element removes another thing
     # noise(shape, p, dtype, device, generator) -> the tensor `drop` multiplies an input of
     # `shape` by, drawn as `drop` draws it. A scheme that gives it can be trained in a stacked
     # sweep (dropbench/sweep/stackable.py), which draws each member's noise from the member's

@@ -5,8 +5,9 @@ Every module the registry hands out for a nonzero rate carries `dropout_scheme` 
     mask_examples  "per example" (each example its own mask) or "per batch" (one mask for all)
     mask_steps     "per step" (a fresh mask at every time step) or "per sequence" (one mask
                    for a whole BPTT window); only stated at sequence and recurrent places
-and `drops`, what one mask element removes (units, channels, blocks, weights, words, ...), and
-`p`, its rate (concrete dropout: the current learned rate).
+and `drops`, what one mask element removes (units, channels, blocks, weights, words, ...),
+`drops_at` ({place kind: what it removes there} where a place kind changes that), and `p`, its
+rate (concrete dropout: the current learned rate).
 """
 
 import torch
@@ -25,7 +26,8 @@ def describe_dropout(model: nn.Module) -> list[dict]:
         rate = module.p.detach() if isinstance(module.p, torch.Tensor) else module.p
         entry = {"module": name, "place": place.role, "key": place.key, "kind": place.kind,
                  "scheme": module.dropout_scheme, "rate": round(float(rate), 6),
-                 "drops": getattr(module, "drops", "units"),
+                 "drops": getattr(module, "drops_at", {}).get(
+                     place.kind, getattr(module, "drops", "units")),
                  "masks": getattr(module, "mask_examples", "per example")}
         if place.kind in TIME_KINDS:
             entry["masks"] += ", " + getattr(module, "mask_steps", "per step")

@@ -54,6 +54,7 @@ def drop_block(x: torch.Tensor, p: float, block_size: int, training: bool = True
 
 class DropBlock(nn.Module):
     drops = "blocks"
+    drops_at = {"dense": "units (1x1 maps)"}  # a fully connected input has no square to drop
     couples_examples = True  # the survivors' scale counts kept units over the whole batch
 
     def __init__(self, p: float, block_size: int, ramp_epochs: int = 0):
