@@ -174,7 +174,7 @@ def test_report_shows_the_dropout_each_configuration_built(tmp_path):
     ("mlp", "dropconnect", {"p": 0.5}, {"hidden": "weights, per batch"}),
     ("mlp", "dropconnect", {"p": 0.5, "per_example": True}, {"hidden": "weights, per example"}),
     ("lenet", "spatial", {"p": 0.1},
-     {"conv": "channels, per example", "fc": "channels, per example"}),
+     {"conv": "channels, per example", "fc": "units (1x1 channels), per example"}),
     ("lenet", "dropblock", {"p": 0.1},
      {"conv": "blocks, per example", "fc": "units (1x1 maps), per example"}),
     ("vit", "standard", {"p_attn": 0.1}, {"attention": "attention weights, per example"}),

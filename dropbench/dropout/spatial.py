@@ -31,6 +31,7 @@ class SpatialDropout(RateDropout):
     drop = staticmethod(spatial_dropout)
     noise = staticmethod(spatial_noise)
     drops = "channels"
+    drops_at = {"dense": "units (1x1 channels)"}  # a fully connected input's unit is a channel
 
 
 FACTORIES = {"spatial": Factories(activation=lambda p, cfg: SpatialDropout(p))}
