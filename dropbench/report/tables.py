@@ -145,9 +145,11 @@ def paper_metric(runs: pd.DataFrame, name: str) -> pd.Series | None:
     return 100.0 * values if name.endswith("_acc") else values
 
 
-# paper.<block>.<key> must equal the run's <key>: (block, how the reason names the wanted value)
-PAPER_KEYS = (("dataset", "the paper used"), ("model", "the paper used"),
-              ("protocol", "the preset's protocol sets"))
+# (block, the run's key prefix, how a reason names the wanted value): paper.<block>.<rest>
+# must equal the run's <prefix><rest> (paper.model.hidden: model.hidden; paper.protocol.
+# trainer.epochs: trainer.epochs)
+PAPER_KEYS = (("dataset", "dataset.", "the paper used"), ("model", "model.", "the paper used"),
+              ("protocol", "", "the preset's protocol sets"))
 
 
 def paper_columns(runs: pd.DataFrame, prefix: str) -> list[str]:
@@ -159,10 +161,10 @@ def not_comparable(run: pd.Series, runs: pd.DataFrame) -> str | None:
     its dataset and model are the paper's, it kept the preset's protocol and its scheme has a
     row (dropbench/paper.py)."""
     reasons = []
-    for block, source in PAPER_KEYS:
+    for block, run_prefix, source in PAPER_KEYS:
         prefix = f"paper.{block}."
         for column in paper_columns(runs, prefix):
-            key = column[len(prefix):] if block == "protocol" else f"{block}.{column[len(prefix):]}"
+            key = run_prefix + column[len(prefix):]
             want = run[column]
             if not isinstance(want, str) and pd.isna(want):
                 continue  # a key another paper names, not this run's
