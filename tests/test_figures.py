@@ -396,3 +396,21 @@ def test_the_reliability_diagram_and_the_shift_panels_are_legible(tmp_path):
     assert problems(shift) == []
     assert [ax.get_ylabel() for ax in shift.axes] == [
         "accuracy (%)", "NLL (nats)", "ECE (%)", "predictive entropy (nats)"]
+
+
+@pytest.mark.parametrize("low, high, least", [(0.02, 2.5, 5), (0.001, 2.5, 3)])
+def test_a_log_loss_axis_labels_enough_ticks_to_read_a_value(low, high, least):
+    """Decades alone left a loss panel spanning 0.02-2.5 two labels (0.1 and 1); up to two and
+    a half decades it is labelled 1-2-5, beyond that by decades (still three or more)."""
+    from dropbench.report.plots import log_axis_if_wide, new_figure
+
+    fig, axes = new_figure(1)
+    ax = axes[0, 0]
+    ax.plot([0, 1], [low, high])
+    assert log_axis_if_wide(ax, [low, high])
+    FigureCanvasAgg(fig).draw()
+    bottom, top = ax.get_ylim()
+    labelled = [t for t in ax.yaxis.get_major_ticks()
+                if t.label1.get_text() and bottom <= t.get_loc() <= top]
+    assert len(labelled) >= least, [t.label1.get_text() for t in labelled]
+    assert not problems(fig)

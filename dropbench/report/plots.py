@@ -142,7 +142,8 @@ def log_axis_if_wide(ax, values) -> bool:
         return False
     ax.set_yscale("log")
     span = values.max() / values.min()
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0,) if span > 100 else (1.0, 2.0, 5.0)))
+    # 1-2-5 labels up to two and a half decades: decades alone can leave a panel two labels
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0,) if span > 300 else (1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel(fitted_ylabel(ax, f"{ax.get_ylabel()}, log scale".replace("\n", " ")))
