@@ -1,7 +1,7 @@
 """How a metric reads in text meant for people: accuracy in percent, perplexity and losses as
-plain numbers. The train log, `dropbench status`, the sweep's progress lines and the report's
-tables all use these; the files meant for programs (summary.json, metrics.csv, summary.csv)
-keep accuracy as a fraction (docs/run-dir.md).
+plain numbers. The train log, `dropbench status` and `diff`, the sweep's progress lines and
+the report's tables all use these; the files meant for programs (summary.json, metrics.csv,
+summary.csv) keep accuracy as a fraction (docs/run-dir.md).
 """
 
 import math
