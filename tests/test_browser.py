@@ -36,7 +36,8 @@ window.addEventListener('load', () => {
     for (let i = 0; i < px.length; i += 4) if (Math.min(px[i], px[i + 1], px[i + 2]) < INK) ink++;
     const box = img.getBoundingClientRect();
     return {name: img.alt, width: img.naturalWidth, height: img.naturalHeight,
-            ink: ink / Math.max(1, px.length / 4),
+            ink: ink / Math.max(1, px.length / 4), room: img.closest('figure').clientWidth,
+            keyed: img.closest('.with-key') !== null,
             box: [box.left + scrollX, box.top + scrollY, box.width, box.height]};
   });
   const tables = [...document.querySelectorAll('table')].map(t => t.rows.length);
@@ -66,10 +67,13 @@ def report(tmp_path):
     summary table wider than the window."""
     curve = {"curve": [{"samples": t, "test_acc": 0.9 + t / 1000} for t in (1, 10, 50)]}
     for i, (p, lr) in enumerate([(0.0, 0.01), (0.0, 0.1), (0.5, 0.01), (0.5, 0.1)] * 2):
+        # momentum and weight decay move with lr: names long enough to be numbered
+        optim = {"lr": lr, "momentum": 0.9 + lr / 2, "weight_decay": lr / 100}
         make_run(tmp_path / "sweep" / str(i), p=p, seed=i // 4, test_acc=0.85 + p / 10 + i / 100,
-                 extra_config={"optim": {"lr": lr}}, eval_block=curve)
-    by = ["dropout.p", "optim.lr", "dropout.name", "dropout.p_input", "model.name",
-          "model.hidden", "dataset.name", "trainer.epochs", "device"]
+                 extra_config={"optim": optim}, eval_block=curve)
+    by = ["dropout.p", "optim.lr", "dropout.name", "dropout.p_input", "optim.momentum",
+          "optim.weight_decay", "model.name", "model.hidden", "dataset.name", "trainer.epochs",
+          "device"]
     return write_report([tmp_path / "sweep"], by=by)
 
 
@@ -91,6 +95,9 @@ def test_report_renders_every_figure_and_table_in_chromium(report, tmp_path):
     for name, figure in figures.items():
         assert figure["width"] > 300 and figure["height"] > 200, name  # decoded PNG
         assert 0.01 < figure["ink"] < 0.9, name  # drawn, not blank (nor all black)
+        # shown as wide as the page allows: a key table beside it shrank it, text and all
+        assert figure["box"][2] >= 0.95 * min(figure["width"], figure["room"]), (name, figure)
+    assert any(f["keyed"] for f in figures.values())  # the long names are numbered here
     # tables: the summary (a header row + one row per (p, lr)) and the comparisons
     assert len(found["tables"]) >= 2 and found["tables"][0] == 1 + 4
 

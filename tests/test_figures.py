@@ -318,7 +318,7 @@ def test_names_leave_out_unset_keys_and_the_usual_value():
                                     "standard", "standard max_norm=3"]
 
 
-def test_long_names_are_numbered_with_a_key_beside_the_figure(tmp_path):
+def test_long_names_are_numbered_with_a_key_under_the_figure(tmp_path):
     root = sweep(tmp_path / "s", [
         (dropout_config("standard", p=p, p_input=q),
          {"extra": {"optim": {"lr": lr, "momentum": 0.9 + lr}}})

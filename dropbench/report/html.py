@@ -12,8 +12,7 @@ body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; 
 h1 { font-size: 1.5em; overflow-wrap: anywhere; } h2 { font-size: 1.2em; margin-top: 2em; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: 0.9em; }
-.with-key { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
-.with-key img { flex: 1 1 600px; min-width: 0; }
+.with-key img { display: block; }  /* the key goes under it: the figure keeps the width */
 .scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; font-size: 0.8em; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; text-align: right; }
@@ -25,7 +24,8 @@ td:first-child, td:last-child { white-space: normal; min-width: 8em; }
 
 
 def figure(name: str, png: bytes, caption: str, key: pd.DataFrame | None = None) -> str:
-    """The figure, and beside it `key`: the table that explains numbered configurations."""
+    """The figure, and under it `key`: the table that explains numbered configurations (beside
+    it, the figure shrank to share the page's width, and its text with it)."""
     data = base64.b64encode(png).decode("ascii")
     image = f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
     if key is not None:
