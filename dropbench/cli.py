@@ -293,12 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "unexpected error (for `train`, as HYDRA_FULL_ERROR=1 does)")
     sub = parser.add_subparsers(dest="command",
                                 metavar="{train,demo,list,data,report,status,diff,bench}")
+
     def command(name: str, summary: str, func=None) -> argparse.ArgumentParser:
         """A subcommand whose `-h` opens with the line the command list shows for it."""
-        parser = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:])
+        subcommand = sub.add_parser(name, help=summary,
+                                    description=summary[0].upper() + summary[1:])
         if func is not None:
-            parser.set_defaults(func=func)
-        return parser
+            subcommand.set_defaults(func=func)
+        return subcommand
 
     command("train", "train a run or a sweep (Hydra overrides follow)")
     demo = command("demo", "overfitting with vs without dropout, offline, in a minute: runs, "
