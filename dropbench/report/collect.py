@@ -125,8 +125,6 @@ def metric_of(summary: dict, metrics: pd.DataFrame) -> str:
     return names[0]
 
 
-
-
 def validated_on_training_data(runs: pd.DataFrame) -> pd.Series:
     """Per run: whether its validation split is its training data."""
     if "val_is" not in runs:

@@ -25,7 +25,7 @@ td:first-child, td:last-child { white-space: normal; min-width: 8em; }
 
 def figure(name: str, png: bytes, caption: str, key: pd.DataFrame | None = None) -> str:
     """The figure, and under it `key`: the table that explains numbered configurations (beside
-    it, the figure shrank to share the page's width, and its text with it)."""
+    it, the figure would shrink to share the page's width, and its text with it)."""
     data = base64.b64encode(png).decode("ascii")
     image = f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
     if key is not None:

@@ -73,7 +73,7 @@ def test_label(runs: pd.DataFrame) -> str:
 
 def within_percent(ax, axis: str = "y") -> None:
     """Keep a percentage axis inside 0-100: matplotlib widens a range around values that are
-    all equal by 5 % either way, which showed accuracies above 100 %."""
+    all equal by 5 % either way, past 100 % for accuracies near it."""
     low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
     limits = (max(low, 0.0), min(high, 100.0))
     if limits != (low, high):
