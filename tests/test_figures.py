@@ -330,6 +330,18 @@ def test_long_names_are_numbered_with_a_key_under_the_figure(tmp_path):
     assert 'class="with-key"' in page and "p=0.25 p_input=0.1 lr=0.1 momentum=1" in page
 
 
+def test_the_numbered_reference_line_also_names_its_configuration(tmp_path):
+    """"mean of 1" alone sends the reader to the key; "mean of 1 (none)" says it."""
+    root = sweep(tmp_path / "s", [(dropout_config("none"), {})] + [
+        (dropout_config("standard", p=p, p_input=q),
+         {"extra": {"optim": {"lr": lr, "momentum": 0.9 + lr}}})
+        for p, q, lr in [(0.5, 0.2, 0.05), (0.25, 0.1, 0.1)]], seeds=(0,))
+    figure = figures_of(root)["by_configuration_acc"]
+    assert sorted(t.get_text() for t in figure.axes[0].get_yticklabels()) == ["1", "2", "3"]
+    assert legend_labels(figure)[-1].startswith("mean of 1 (none ")  # and its other keys
+    assert not problems(figure)
+
+
 def test_language_model_axes_are_linear_with_plain_ticks_and_noise_wide(tmp_path):
     figures = figures_of(language_model(tmp_path / "lm"))
     loss_ax, ppl_ax = figures["overfitting_curves_ppl"].axes

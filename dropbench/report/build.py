@@ -107,7 +107,8 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
             figures["gap_vs_rate"] = plots.gap_vs_rate(runs[~blind], rate, by, m)
     else:
         if len(groups) > 1:
-            figures["by_configuration"] = plots.by_configuration(runs, groups, m, names)
+            figures["by_configuration"] = plots.by_configuration(runs, groups, m, names,
+                                                                 labels.full)
         notes.append("Rate sweep and gap vs. rate left out: no dropout rate (dropout.p*) takes "
                      "two or more values within one line of configurations (choose the "
                      "grouping with --by).")

@@ -24,7 +24,7 @@ NO_DROPOUT = " (no dropout)"
 @dataclass(frozen=True)
 class Labels:
     """`names[group]`: the name figures show; `key`: (name, full description) rows, set when
-    the names are numbers, to print beside the figures."""
+    the names are numbers, to print with the figures."""
 
     names: dict[str, str]
     full: dict[str, str]  # the descriptions, also where `names` are numbers

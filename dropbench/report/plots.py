@@ -356,10 +356,11 @@ def gap_vs_rate(runs: pd.DataFrame, rate_col: str, by: list[str], m: str) -> Fig
 
 # --- 3b. configurations compared on a categorical axis -----------------------------------------
 def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
-                     names: dict[str, str]) -> Figure:
+                     names: dict[str, str], full: dict[str, str] | None = None) -> Figure:
     """Best validation and test metric per configuration, one row each (a categorical axis):
-    every seed as a small dot, mean ± 1 sample std as a bar, and the first configuration
-    without dropout as a dotted reference line in both panels."""
+    every seed as a small dot, mean ± 1 sample std as a bar, and the plainest configuration
+    without dropout as a dotted reference line in both panels, its legend entry also giving
+    its `full` name where `names` numbers it ("mean of 1 (none)")."""
     scale = metric_scale(m)
     panels = [(rundir.best_val_key(m), metric_label(m, "validation at best epoch")),
               (rundir.test_key(m), metric_label(m, test_label(runs)))]
@@ -391,8 +392,11 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
                       label="one seed"),
                Line2D([], [], color="#1f5fa0", marker="D", label="mean ± 1 sample std")]
     if off:
+        reference = names[off[0]]
+        if full and full[off[0]] != reference:
+            reference += f" ({full[off[0]]})"
         handles.append(Line2D([], [], color="#c0392b", linestyle=":",
-                              label=f"mean of {names[off[0]]}"))
+                              label=f"mean of {reference}"))
     legend_below(fig, handles)
     title(fig, f"Configurations compared: every seed and their mean ({n_seeds(runs)})")
     return fig
