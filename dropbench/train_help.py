@@ -8,8 +8,8 @@ machine); this prints the same information from the config tree's files and one 
 
 from dataclasses import fields, is_dataclass
 
-from dropbench import registry
-from dropbench.config import Config, config_dir, model_schemas, objective_schemas, register_schemas
+from dropbench.config import Config, block_schema, config_dir, register_schemas
+from dropbench.dropout.catalog import declaration
 from dropbench.groups import GROUPS
 from dropbench.ranges import describe
 
@@ -47,10 +47,9 @@ def print_train_help(args: list[str]) -> None:
 def key_help(cfg) -> dict[str, str]:
     """{dotted key: describe(field)} of every declared field of the composed config: the
     top-level schema's, and those of the chosen model family, dropout scheme and objective."""
-    scheme = registry.SCHEMES.find(cfg.dropout.get("name"))
-    blocks = {"model": model_schemas().get(cfg.model.get("name")),
-              "dropout": scheme.declaration.params if scheme else None,
-              "objective": objective_schemas().get(cfg.objective.get("name"))}
+    blocks = {"model": block_schema("model", cfg.model),
+              "dropout": declaration(cfg.dropout.name).params,
+              "objective": block_schema("objective", cfg.objective)}
     found = {}
 
     def walk(schema: type, prefix: str) -> None:
