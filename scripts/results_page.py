@@ -185,7 +185,7 @@ def curves_left_out(study_dir: Path, by: list[str]) -> list[str]:
     as in the tables: chosen by the report's own rule, on its own order and names."""
     col = collect([study_dir])
     groups = assign_groups(col, by)
-    names = figure_labels(col.runs, groups, by).names
+    names = figure_labels(col.runs, groups, by).full  # as the tables name them
     shown, _ = overfitting_configurations(col.runs, groups, names)
     return [names[g] for g in groups if g not in shown]
 

@@ -335,6 +335,19 @@ def test_the_reference_without_dropout_is_the_plainest_one(tmp_path):
     assert [labels.names[g] for g in off][0] == "none" and len(off) == 2
     assert labels.names[groups[0]] != "none"  # the group order alone would pick the other
     assert legend_texts(figures["by_configuration"])[-1] == "mean of none"
+    # with long names the figures number the configurations; the plainest is still the one
+    for seed in (0, 1):
+        make_run(tmp_path / f"d{seed}", p=0.25, seed=seed,
+                 extra_config={"optim": {"lr": 0.05, "momentum": 0.95, "weight_decay": 1e-4}})
+    col = collect([tmp_path])
+    by = varying_settings(col.runs, col.config_columns)
+    groups = assign_groups(col, by)
+    figures, _, labels = build_figures(col, groups, by, "acc")
+    assert labels.numbered
+    reference = legend_texts(figures["by_configuration"])[-1]
+    plainest = plots.without_dropout(col.runs, groups, labels.full)[0]
+    assert reference == f"mean of {labels.names[plainest]} ({labels.full[plainest]})"
+    assert "max_norm" not in labels.full[plainest]
 
 
 def test_mc_figure_from_eval_block_against_weight_scaling(tmp_path):

@@ -68,13 +68,13 @@ def figure_labels(runs: pd.DataFrame, groups: list[str], by: list[str]) -> Label
 
 
 def overfitting_configurations(runs: pd.DataFrame, groups: list[str],
-                               names: dict[str, str]) -> tuple[list[str], list[str]]:
+                               full: dict[str, str]) -> tuple[list[str], list[str]]:
     """(the configurations the overfitting curves show, those with a held-out validation
     split): a configuration validated on its training data has no overfitting curve, the
-    two coincide."""
+    two coincide. `full`: the configurations' descriptions, which rank the plainest."""
     blind = validated_on_training_data(runs)
     held_out = [g for g in groups if not blind[runs["group"] == g].all()]
-    return plots.overfitting_groups(runs[~blind], held_out, names=names), held_out
+    return plots.overfitting_groups(runs[~blind], held_out, names=full), held_out
 
 
 def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
@@ -86,7 +86,7 @@ def build_figures(col: Collection, groups: list[str], by: list[str], m: str):
     labels = figure_labels(runs, groups, by)
     names = labels.names
     figures, notes = {}, []
-    shown, held_out = overfitting_configurations(runs, groups, names)
+    shown, held_out = overfitting_configurations(runs, groups, labels.full)
     blind = validated_on_training_data(runs)
     if shown:
         figures["overfitting_curves"] = plots.overfitting_curves(epochs, shown, m, names)

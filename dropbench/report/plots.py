@@ -182,7 +182,8 @@ def without_dropout(runs: pd.DataFrame, groups: list[str],
                     names: dict[str, str] | None = None) -> list[str]:
     """The configurations without dropout, the plainest first when named: the one whose name
     sets the fewest other keys (`none` before `none max_norm=1`), so a figure's reference is
-    the run without dropout or any other regulariser where there is one."""
+    the run without dropout or any other regulariser where there is one. `names`: the full
+    descriptions (Labels.full), not numbers."""
     off = [g for g in groups if runs.loc[runs["group"] == g, "dropout_off"].all()]
     return sorted(off, key=lambda g: len(names[g].split())) if names else off
 
@@ -368,7 +369,7 @@ def by_configuration(runs: pd.DataFrame, groups: list[str], m: str,
     fig, axes = new_figure(2, width=3.2 + 0.035 * longest,
                            height=1.3 + 0.32 * len(groups), sharey=True)
     rows = np.arange(len(groups))[::-1]  # the first configuration on top
-    off = without_dropout(runs, groups, names)
+    off = without_dropout(runs, groups, full or names)
     for ax, (column, xlabel) in zip(axes[0], panels, strict=True):
         values = pd.to_numeric(runs[column], errors="coerce") * scale if column in runs \
             else pd.Series(np.nan, index=runs.index)
